@@ -1,0 +1,3 @@
+"""synthesia-watchd: a drop-folder dubbing daemon for the Synthesia API."""
+
+__version__ = "0.1.0"
