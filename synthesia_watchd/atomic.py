@@ -1,0 +1,137 @@
+"""Write a file so that no reader ever sees it half-written, and never clobber a stranger.
+
+Bytes go to a hidden temp name in the destination folder (same filesystem, so the final rename
+is atomic), are fsynced, then linked into place. The temp file is created with mode 0666 and
+the process umask applies, unlike ``tempfile.mkstemp`` (0600), so NAS users get the
+group-readable outputs they expect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from .errors import OutputConflict
+
+PART_SUFFIX = ".part"
+
+
+def temp_name_for(dest: Path) -> Path:
+    """A hidden, unique temp name beside ``dest`` that our own watcher ignores."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or link in ``folder`` durable (no-op where directories can't be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class AtomicWriter:
+    """Context manager: write to a temp file, then ``commit()`` it to ``dest``.
+
+    Leaving the block without commit (an exception, a shutdown) removes the temp file, so a
+    final name only ever holds a complete file. ``sha256`` and ``bytes_written`` describe what
+    was written.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.tmp = temp_name_for(dest)
+        self.bytes_written = 0
+        self._hash = hashlib.sha256()
+        self._fh: BinaryIO | None = None
+        self._committed = False
+
+    def __enter__(self) -> AtomicWriter:
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._fh = os.fdopen(fd, "wb")
+        return self
+
+    def write(self, data: bytes) -> None:
+        assert self._fh is not None
+        self._fh.write(data)
+        self._hash.update(data)
+        self.bytes_written += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def commit(self, *, replace_identical: bool = True) -> None:
+        """fsync and move into place; raise OutputConflict if a different file is there.
+
+        An existing file with the same content counts as success (a resumed download).
+        """
+        assert self._fh is not None
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        try:
+            os.link(self.tmp, self.dest)  # fails if dest exists: no silent clobbering
+        except FileExistsError:
+            if replace_identical and file_sha256(self.dest) == self.sha256:
+                self._discard()
+                self._committed = True
+                return
+            self._discard()
+            raise OutputConflict(
+                f"{self.dest.name}: a different file already exists at this output name; "
+                "move it away or delete it, then retry the job"
+            ) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            # Filesystems without hard links (some SMB/FUSE mounts): check, then rename.
+            if self.dest.exists():
+                if file_sha256(self.dest) == self.sha256:
+                    self._discard()
+                    self._committed = True
+                    return
+                self._discard()
+                raise OutputConflict(
+                    f"{self.dest.name}: a different file already exists at this output name"
+                ) from None
+            os.replace(self.tmp, self.dest)
+        else:
+            self._discard()
+        fsync_dir(self.dest.parent)
+        self._committed = True
+
+    def _discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+        if not self._committed:
+            self._discard()
