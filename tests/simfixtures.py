@@ -1,0 +1,1 @@
+"""Fixtures that start the loopback Synthesia simulator (filled in with the simulator)."""
