@@ -8,6 +8,7 @@ group-readable outputs they expect.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import hashlib
@@ -48,6 +49,48 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
+    """(sha256 hex, MD5 base64, bytes read) in one pass over the file.
+
+    sha256 identifies content in the ledger (dedup); MD5 is what POST /v2/assets takes as
+    contentMD5 so Synthesia can check the upload's integrity.
+    """
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    total = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            sha.update(block)
+            md5.update(block)
+            total += len(block)
+    return sha.hexdigest(), base64.b64encode(md5.digest()).decode("ascii"), total
+
+
+def link_or_copy(src: Path, dest: Path) -> str:
+    """Place an existing output at a new name without clobbering: hard link, else copy.
+
+    Returns the sha256 of what now sits at ``dest``. An identical file already there counts
+    as success; a different one raises OutputConflict.
+    """
+    try:
+        os.link(src, dest)
+        fsync_dir(dest.parent)
+        return file_sha256(dest)
+    except FileExistsError:
+        if file_sha256(dest) == file_sha256(src):
+            return file_sha256(dest)
+        raise OutputConflict(
+            f"{dest.name}: a different file already exists at this output name"
+        ) from None
+    except OSError:
+        pass  # cross-device or no hard links here: copy instead
+    with open(src, "rb") as fh, AtomicWriter(dest) as out:
+        while block := fh.read(1 << 20):
+            out.write(block)
+        out.commit()
+        return out.sha256
 
 
 class AtomicWriter:
