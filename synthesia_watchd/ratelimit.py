@@ -1,0 +1,177 @@
+"""Pace requests ahead of Synthesia's documented limits instead of bouncing off them.
+
+Synthesia limits each endpoint separately, with minute/hour/day windows that differ for writes
+(POST/PUT) and reads (GET) (CONTRACT.md A10). A sliding-window log is exact: it keeps the send
+time of every request inside the longest window, so "at most N in any S seconds" holds for every
+S-second interval, not only for aligned buckets. A burst goes out at once up to the limit and
+then waits exactly until the oldest request leaves the window.
+
+On top of the windows sits one shared gate: when any worker receives a 429 the client calls
+``block_until(reset)`` and every worker, for every endpoint, waits until then; hammering a
+limited API from other threads would only extend the penalty.
+
+The core (``reserve``) is pure over an injected clock; threading appears only in ``acquire``,
+which blocks on a stop event so a shutdown never waits for a window to open.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ShutdownRequested
+
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86_400.0
+
+WRITE = "write"
+READ = "read"
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most ``limit`` requests in any interval of ``seconds``."""
+
+    limit: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.seconds <= 0:
+            raise ValueError(f"invalid rate window {self.limit}/{self.seconds}s")
+
+
+#: Tier 3 (Creator), the lowest documented tier; per endpoint (CONTRACT.md A10).
+CREATOR_TIER: dict[str, tuple[Window, ...]] = {
+    WRITE: (Window(60, MINUTE), Window(300, HOUR), Window(1000, DAY)),
+    READ: (Window(60, MINUTE), Window(20_000, DAY)),
+}
+
+_CONFIG_CLASSES = {"writes": WRITE, "reads": READ}
+_CONFIG_WINDOWS = {"per_minute": MINUTE, "per_hour": HOUR, "per_day": DAY}
+
+
+def _field(obj: Any, name: str) -> Any:
+    """Read ``name`` from a mapping or an object with that attribute; None when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+class RateLimiter:
+    """Sliding-window pacing per (limit class, endpoint) plus a shared 429 gate; thread-safe.
+
+    ``margin`` seconds are added to every computed wait: our clock and the server's window
+    boundaries never line up exactly, and arriving a hair late is cheaper than a 429.
+    """
+
+    def __init__(
+        self,
+        classes: Mapping[str, Sequence[Window]] = CREATOR_TIER,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        margin: float = 0.05,
+    ) -> None:
+        if margin < 0:
+            raise ValueError("margin must be >= 0")
+        self._classes = {name: tuple(windows) for name, windows in classes.items()}
+        self._clock = clock
+        self._margin = margin
+        self._lock = threading.Lock()
+        self._logs: dict[tuple[str, str], list[float]] = {}
+        self._gate = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(classes={self._classes!r}, margin={self._margin})"
+
+    @classmethod
+    def from_rate_limits(cls, rate_limits: Mapping[str, Any] | Any, **kw: Any) -> RateLimiter:
+        """Build from config: ``{"writes": {"per_minute": 60, ...}, "reads": {...}}``.
+
+        Works with mappings or objects carrying those attributes. A class left out keeps the
+        Creator-tier windows (the safe default); a window set to None is not limited.
+        """
+        classes: dict[str, tuple[Window, ...]] = {}
+        for key, name in _CONFIG_CLASSES.items():
+            section = _field(rate_limits, key)
+            if section is None:
+                classes[name] = CREATOR_TIER[name]
+                continue
+            windows = []
+            for field_name, seconds in _CONFIG_WINDOWS.items():
+                limit = _field(section, field_name)
+                if limit is not None:
+                    windows.append(Window(int(limit), seconds))
+            classes[name] = tuple(windows)
+        return cls(classes, **kw)
+
+    @classmethod
+    def unlimited(cls, **kw: Any) -> RateLimiter:
+        """No windows at all (the 429 gate still works): for tests and dry runs."""
+        return cls({WRITE: (), READ: ()}, **kw)
+
+    def reserve(self, limit_class: str, endpoint: str, now: float | None = None) -> float:
+        """0.0 and record the request if it may go now; else the seconds to wait (nothing kept).
+
+        ``endpoint`` is the path template (``GET /v2/dubbing/{id}``), never a concrete id: the
+        server counts per endpoint, and concrete ids would make every log a fresh empty one.
+        """
+        try:
+            windows = self._classes[limit_class]
+        except KeyError:
+            raise ValueError(f"unknown limit class {limit_class!r}") from None
+        with self._lock:
+            current = self._clock() if now is None else now
+            wait = max(0.0, self._gate - current)
+            log = self._logs.setdefault((limit_class, endpoint), [])
+            if windows:
+                longest = max(w.seconds for w in windows)
+                del log[: bisect.bisect_right(log, current - longest)]
+            for window in windows:
+                start = bisect.bisect_right(log, current - window.seconds)
+                inside = len(log) - start
+                if inside >= window.limit:
+                    # The request that must leave the window before one more may enter.
+                    leaving = log[start + inside - window.limit]
+                    wait = max(wait, leaving + window.seconds - current + self._margin)
+            if wait > 0:
+                return wait
+            if windows:
+                bisect.insort(log, current)
+            return 0.0
+
+    def acquire(
+        self, limit_class: str, endpoint: str, *, stop: threading.Event | None = None
+    ) -> float:
+        """Block until the request may go (and record it); return the seconds waited.
+
+        Waits on ``stop`` so a shutdown interrupts at once with ShutdownRequested.
+        """
+        event = stop if stop is not None else threading.Event()
+        waited = 0.0
+        while True:
+            if event.is_set():
+                raise ShutdownRequested("stopping while waiting for the rate limiter")
+            wait = self.reserve(limit_class, endpoint)
+            if wait <= 0:
+                return waited
+            if event.wait(wait):
+                raise ShutdownRequested("stopping while waiting for the rate limiter")
+            waited += wait
+
+    def block_until(self, until: float) -> None:
+        """Hold every request of every class until ``until`` (clock time); never shortens."""
+        with self._lock:
+            self._gate = max(self._gate, until)
+
+    def blocked_for(self, now: float | None = None) -> float:
+        """Seconds the shared 429 gate still holds (0.0 when open)."""
+        with self._lock:
+            current = self._clock() if now is None else now
+            return max(0.0, self._gate - current)
