@@ -686,6 +686,14 @@ class Ledger:
             params.append(json.dumps([s.value for s in _states(states)]))
         return self._jobs(where, params, "ORDER BY id DESC")
 
+    def jobs_with_hash(self, sha256: str, states: Iterable[JobState] | None = None) -> list[Job]:
+        """Every job for this content hash, oldest first (twins of a file waiting their turn)."""
+        where, params = "sha256 = ?", [sha256]
+        if states is not None:
+            where += " AND state IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps([s.value for s in _states(states)]))
+        return self._jobs(where, params, "ORDER BY id")
+
     def find_reusable(
         self,
         sha256: str,

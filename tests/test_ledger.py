@@ -378,6 +378,16 @@ def test_find_job_and_jobs_for_path(ledger: Ledger) -> None:
     assert [j.id for j in ledger.jobs_for_path("inbox", "a.mp4", [S.CANCELLED])] == [old.id]
 
 
+def test_jobs_with_hash_oldest_first(ledger: Ledger) -> None:
+    """jobs_with_hash lists every job of that content, oldest first, optionally by state."""
+    a = add(ledger, "a.mp4", sha256="same")
+    add(ledger, "other.mp4", sha256="different")
+    b = add(ledger, "b.mp4", sha256="same")
+    walk(ledger, a.id, S.CANCELLED)
+    assert [j.id for j in ledger.jobs_with_hash("same")] == [a.id, b.id]
+    assert [j.id for j in ledger.jobs_with_hash("same", [S.QUEUED])] == [b.id]
+
+
 def test_find_reusable_needs_done_same_target_set_and_done_outputs(ledger: Ledger) -> None:
     """Reuse only a done job with the same hash, language and target set, outputs all done."""
     done = add(ledger, "a.mp4", sha256="same", targets=["de", "fr"])
