@@ -165,6 +165,10 @@ class RateLimiter:
                 raise ShutdownRequested("stopping while waiting for the rate limiter")
             waited += wait
 
+    def clock(self) -> float:
+        """The limiter's own clock, the time base of ``block_until``."""
+        return self._clock()
+
     def block_until(self, until: float) -> None:
         """Hold every request of every class until ``until`` (clock time); never shortens."""
         with self._lock:
