@@ -1,0 +1,594 @@
+"""The ``synthesia-watchd`` command: argparse over the core, ``main(argv) -> int``.
+
+Exit codes (stable; scripts depend on them):
+
+====  ==========================================================================
+0     success (``health``: the daemon's heartbeat is fresh)
+1     finished, but something failed (a job failed, ``health`` is stale)
+2     usage or configuration error (the message names file, key and line)
+3     the API key is missing or rejected
+4     the ledger cannot be opened safely (network filesystem, newer schema)
+130   interrupted (Ctrl-C)
+====  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, build_config, dump_effective, load_config
+from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
+from .ledger import Job, Ledger
+from .logsetup import configure_logging
+from .states import ACTIVE, TERMINAL, JobState, OutputState
+
+DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes (see the module docstring)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    AUTH = 3
+    LEDGER = 4
+    INTERRUPTED = 130
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _find_config(arg: str | None) -> Path | None:
+    if arg:
+        return Path(arg)
+    env = os.environ.get("SYNTHESIA_WATCHD_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
+    path = _find_config(getattr(args, "config", None))
+    if path is None:
+        if required:
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        "<none>",
+                        "",
+                        None,
+                        "no config file: pass -c CONFIG or set SYNTHESIA_WATCHD_CONFIG",
+                    )
+                ]
+            )
+        return build_config({})
+    return load_config(path)
+
+
+def _open_ledger(args: argparse.Namespace) -> Ledger:
+    if getattr(args, "ledger", None):
+        return Ledger(Path(args.ledger))
+    return Ledger(_load(args, required=False).ledger)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d"
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "watch": job.watch,
+        "source": job.source_path,
+        "state": job.state.value,
+        "size": job.size,
+        "sha256": job.sha256,
+        "source_language": job.source_language,
+        "detected_language": job.detected_language,
+        "targets": list(job.targets),
+        "attempts": job.attempts,
+        "next_attempt_at": job.next_attempt_at,
+        "asset_id": job.asset_id,
+        "project_id": job.project_id,
+        "last_error": job.last_error,
+        "last_error_context": job.last_error_context,
+        "created_at": job.created_at,
+        "state_changed_at": job.state_changed_at,
+    }
+
+
+def _print(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    config = _load(args)
+    configure_logging(level=config.log_level, fmt=config.log_format)
+    if args.dry_run:
+        from .dryrun import dry_run
+
+        return dry_run(config, paths=None)
+    daemon = Daemon(config, once=args.once)
+    result = daemon.run()
+    if args.once:
+        bad = result.counts.get("failed", 0) + result.counts.get("needs_attention", 0)
+        if result.exit_code == 0 and bad:
+            return ExitStatus.FAILED
+    return result.exit_code
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    _print(f"# {config.source}: valid")
+    _print(dump_effective(config).rstrip())
+    if config.api_key is None:
+        _print(
+            "# no API key found (SYNTHESIA_API_KEY, api_key_file, "
+            "$CREDENTIALS_DIRECTORY/synthesia_api_key): only the simulator or --dry-run work"
+        )
+        return ExitStatus.OK
+    if args.offline:
+        return ExitStatus.OK
+    import threading
+
+    from .daemon import build_client
+    from .ratelimit import RateLimiter
+
+    client = build_client(
+        config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
+    )
+    assert client is not None
+    client.check_auth()
+    _print(f"# API key from {config.api_key_source}: accepted by {config.api_url}")
+    return ExitStatus.OK
+
+
+def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
+    raw = ledger.get_meta("daemon")
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
+    """Everything `status` shows, as plain data (also the `--json` output)."""
+    now = time.time() if now is None else now
+    counts = ledger.counts()
+    record = _daemon_record(ledger) or {}
+    beat_age = now - record["time"] if "time" in record else None
+    running = beat_age is not None and beat_age < 60 and not record.get("stopping")
+    active = [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "step": j.state.value,
+            "age_seconds": round(now - j.state_changed_at, 1),
+            "attempts": j.attempts,
+            "last_error": j.last_error,
+            "detected_language": j.detected_language,
+        }
+        for j in ledger.list_jobs(states=ACTIVE, limit=50)
+    ]
+    attention = [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "state": j.state.value,
+            "reason": j.last_error_context or j.last_error,
+        }
+        for j in ledger.list_jobs(states=(JobState.NEEDS_ATTENTION,), limit=50)
+    ]
+    oldest = ledger.oldest_queued_at()
+    return {
+        "daemon": {
+            "running": running,
+            "pid": record.get("pid"),
+            "heartbeat_age_seconds": round(beat_age, 1) if beat_age is not None else None,
+        },
+        "paused": record.get("paused", {}) if running else {},
+        "watches": record.get("watches", []) if running else [],
+        "counts": counts,
+        "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
+        "active": active,
+        "needs_attention": attention,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _open_ledger(args) as ledger:
+        data = status_data(ledger)
+    if args.json:
+        _print(json.dumps(data, indent=2))
+        return ExitStatus.OK
+    d = data["daemon"]
+    if d["running"]:
+        _print(f"daemon: running (pid {d['pid']}, heartbeat {d['heartbeat_age_seconds']}s ago)")
+    else:
+        _print(
+            "daemon: not running"
+            + (
+                f" (last heartbeat {_age(d['heartbeat_age_seconds'])} ago)"
+                if d["heartbeat_age_seconds"] is not None
+                else ""
+            )
+        )
+    for kind, reason in data["paused"].items():
+        _print(f"PAUSED ({kind}): {reason}")
+    for w in data["watches"]:
+        line = f"watch {w['name']}: {w['mode']}"
+        if w.get("paused"):
+            line += f", PAUSED: {w.get('pause_reason')}"
+        if w.get("pending"):
+            line += f", {w['pending']} file(s) settling"
+        _print(line)
+    counts = data["counts"]
+    _print(
+        "jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        if any(counts.values())
+        else "jobs: none yet"
+    )
+    if data["oldest_queued_age_seconds"] is not None:
+        _print(f"oldest queued: {_age(data['oldest_queued_age_seconds'])}")
+    for j in data["active"]:
+        extra = f"  (attempt {j['attempts']}: {j['last_error']})" if j["last_error"] else ""
+        lang = f" [{j['detected_language']}]" if j.get("detected_language") else ""
+        _print(
+            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}{extra}"
+        )
+    for j in data["needs_attention"]:
+        _print(f"  #{j['id']} NEEDS ATTENTION {j['file']}: {j['reason']}")
+    return ExitStatus.OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    states = [JobState(s) for s in args.state] if args.state else None
+    with _open_ledger(args) as ledger:
+        jobs = ledger.list_jobs(states=states, watch=args.watch, limit=args.limit)
+    if args.json:
+        _print(json.dumps([_job_dict(j) for j in jobs], indent=2))
+        return ExitStatus.OK
+    now = time.time()
+    for j in jobs:
+        _print(
+            f"#{j.id:<6} {j.state.value:<15} {_age(now - j.state_changed_at):>6}  "
+            f"{j.watch}: {j.source_path}"
+        )
+    return ExitStatus.OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _open_ledger(args) as ledger:
+        try:
+            job = ledger.get(args.job)
+        except KeyError:
+            sys.stderr.write(f"no job #{args.job}\n")
+            return ExitStatus.FAILED
+        outs = ledger.outputs(job.id)
+        events = ledger.events(job.id)
+    if args.json:
+        data = _job_dict(job)
+        data["outputs"] = [
+            {
+                "language": o.language,
+                "kind": o.kind,
+                "state": o.state.value,
+                "path": o.path,
+                "bytes": o.bytes,
+                "sha256": o.sha256,
+                "error_code": o.error_code,
+            }
+            for o in outs
+        ]
+        data["events"] = [
+            {"at": e.at, "from": e.from_state, "to": e.to_state, "why": e.why} for e in events
+        ]
+        _print(json.dumps(data, indent=2))
+        return ExitStatus.OK
+    _print(f"job #{job.id}: {job.state.value}")
+    for key, value in _job_dict(job).items():
+        if value not in (None, [], "") and key not in ("id", "state"):
+            _print(f"  {key}: {value}")
+    _print("outputs:")
+    for o in outs:
+        _print(f"  {o.language:<8} {o.kind:<9} {o.state.value:<8} {o.path or o.error_code or ''}")
+    _print("history:")
+    for e in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
+        arrow = f"{e.from_state or '-'} -> {e.to_state or '-'}"
+        _print(f"  {when}  {arrow:<30} {e.why}")
+    return ExitStatus.OK
+
+
+def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False) -> str:
+    """Put a finished-but-unhappy job back to work; returns what was done."""
+    now = time.time()
+    if job.state is JobState.PARTIAL:
+        failed = sorted(
+            {o.language for o in ledger.outputs(job.id) if o.state is OutputState.FAILED}
+        )
+        new = ledger.add_job(
+            watch=job.watch,
+            source_path=job.source_path,
+            size=job.size,
+            mtime_ns=job.mtime_ns,
+            sha256=job.sha256,
+            source_language=job.source_language,
+            targets=failed,
+            output_dir=job.output_dir,
+            settings=job.settings,
+            kinds=sorted({o.kind for o in ledger.outputs(job.id)}),
+            why=f"retry of the failed languages of job {job.id}",
+        )
+        ledger.note(job.id, f"failed languages {failed} retried as job {new.id}")
+        return f"job #{job.id}: failed languages {', '.join(failed)} queued as job #{new.id}"
+    if job.state is JobState.NEEDS_ATTENTION:
+        if job.project_id:
+            ledger.transition(
+                job.id,
+                job.state,
+                JobState.DUBBING,
+                why="retry by operator",
+                next_attempt_at=now,
+                attempts=0,
+            )
+            return f"job #{job.id}: polling project {job.project_id} again"
+        if job.asset_id and (job.submit_started_at is not None or resubmit):
+            if not resubmit:
+                raise WatchdError(
+                    f"job #{job.id} may already have a project at Synthesia (its submit was "
+                    "ambiguous); check your workspace, then run `retry --resubmit` to pay again"
+                )
+            ledger.transition(
+                job.id,
+                job.state,
+                JobState.UPLOADED,
+                why="resubmit confirmed by operator",
+                submit_started_at=None,
+                next_attempt_at=now,
+                attempts=0,
+            )
+            return f"job #{job.id}: will be submitted again"
+        ledger.transition(
+            job.id,
+            job.state,
+            JobState.QUEUED,
+            why="retry by operator",
+            next_attempt_at=now,
+            attempts=0,
+        )
+        return f"job #{job.id}: queued again"
+    if job.state in (JobState.FAILED, JobState.CANCELLED):
+        ledger.transition(
+            job.id,
+            job.state,
+            JobState.QUEUED,
+            why="retry by operator",
+            next_attempt_at=now,
+            attempts=0,
+            asset_id=None,
+            project_id=None,
+            submit_started_at=None,
+        )
+        return f"job #{job.id}: queued again"
+    if job.state in ACTIVE:
+        ledger.update(job.id, expected=job.state, next_attempt_at=now, why="retry now")
+        return f"job #{job.id}: {job.state.value}, retrying now"
+    raise WatchdError(f"job #{job.id} is {job.state.value}: nothing to retry")
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    with _open_ledger(args) as ledger:
+        if args.failed:
+            jobs = ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=1_000_000)
+        elif args.job is not None:
+            jobs = [ledger.get(args.job)]
+        else:
+            sys.stderr.write("retry: give a job id or --failed\n")
+            return ExitStatus.USAGE
+        for job in jobs:
+            _print(retry_job(ledger, job, resubmit=args.resubmit))
+    return ExitStatus.OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _open_ledger(args) as ledger:
+        job = ledger.get(args.job)
+        if job.state in TERMINAL:
+            sys.stderr.write(f"job #{job.id} is already {job.state.value}\n")
+            return ExitStatus.FAILED
+        note = " (Synthesia keeps the project it already started)" if job.project_id else ""
+        ledger.transition(job.id, job.state, JobState.CANCELLED, why="cancelled by operator")
+        _print(f"job #{job.id}: cancelled{note}")
+    return ExitStatus.OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .metrics import Heartbeat
+
+    config = _load(args, required=False)
+    ok, reason = Heartbeat.check(config.state_dir / "heartbeat", max_age=args.max_age)
+    (_print if ok else lambda t: sys.stderr.write(t + "\n"))(reason)
+    return ExitStatus.OK if ok else ExitStatus.FAILED
+
+
+def cmd_dub(args: argparse.Namespace) -> int:
+    from .oneshot import dub
+
+    return dub(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    return demo(args)
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from .simulator import main as sim_main
+
+    argv = ["--port", str(args.port)]
+    if args.s3_port:
+        argv += ["--s3-port", str(args.s3_port)]
+    if args.dub_seconds is not None:
+        argv += ["--dub-seconds", str(args.dub_seconds)]
+    return sim_main(argv)
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="synthesia-watchd",
+        description="Watch drop folders and dub every new video through the Synthesia API.",
+        epilog="Exit codes: 0 ok, 1 something failed, 2 usage/config error, 3 API key "
+        "missing or rejected, 4 ledger unusable, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "-c",
+            "--config",
+            help="config file (default: $SYNTHESIA_WATCHD_CONFIG "
+            "or /etc/synthesia-watchd/config.yaml)",
+        )
+
+    def with_ledger(sp: argparse.ArgumentParser) -> None:
+        with_config(sp)
+        sp.add_argument("--ledger", help="ledger file (default: from the config)")
+
+    sp = sub.add_parser("run", help="run the daemon in the foreground")
+    with_config(sp)
+    sp.add_argument(
+        "--once", action="store_true", help="scan, process until nothing is left to do, exit"
+    )
+    sp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="discover and check files, report what would be sent and billed; no API call",
+    )
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("check-config", help="validate a config and print it (secrets masked)")
+    with_config(sp)
+    sp.add_argument("--offline", action="store_true", help="do not test the API key")
+    sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("status", help="job counts, active jobs, pauses")
+    with_ledger(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("jobs", help="list jobs, newest first")
+    with_ledger(sp)
+    sp.add_argument("--state", action="append", choices=[s.value for s in JobState])
+    sp.add_argument("--watch")
+    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_jobs)
+
+    sp = sub.add_parser("show", help="one job with its outputs and history")
+    with_ledger(sp)
+    sp.add_argument("job", type=int)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_show)
+
+    sp = sub.add_parser("retry", help="retry a job (or every failed one)")
+    with_ledger(sp)
+    sp.add_argument("job", type=int, nargs="?")
+    sp.add_argument("--failed", action="store_true", help="every failed or partial job")
+    sp.add_argument(
+        "--resubmit",
+        action="store_true",
+        help="confirm resubmitting an ambiguous submit (may pay twice)",
+    )
+    sp.set_defaults(func=cmd_retry)
+
+    sp = sub.add_parser("cancel", help="cancel a job")
+    with_ledger(sp)
+    sp.add_argument("job", type=int)
+    sp.set_defaults(func=cmd_cancel)
+
+    sp = sub.add_parser("health", help="exit 0 when the daemon's heartbeat is fresh")
+    with_config(sp)
+    sp.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    sp.set_defaults(func=cmd_health)
+
+    sp = sub.add_parser("dub", help="dub files or folders now, through the same engine")
+    with_config(sp)
+    sp.add_argument("paths", nargs="+", type=Path)
+    sp.add_argument("-t", "--targets", help="comma-separated target languages, e.g. fr-FR,es-ES")
+    sp.add_argument("-s", "--source-language", help="source language (or auto)")
+    sp.add_argument("-o", "--output", type=Path, help="output folder (default: beside each file)")
+    sp.add_argument("--dry-run", action="store_true", help="report what would be billed")
+    sp.set_defaults(func=cmd_dub)
+
+    sp = sub.add_parser("demo", help="dub a generated video end to end on the built-in simulator")
+    sp.add_argument("--dub-seconds", type=float, default=2.0)
+    sp.add_argument("--dir", type=Path, help="keep the demo files here (default: a temp folder)")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
+    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--s3-port", type=int, default=0)
+    sp.add_argument("--dub-seconds", type=float)
+    sp.set_defaults(func=cmd_simulator)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run one command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        sys.stderr.write(f"config error:\n{exc}\n")
+        return ExitStatus.USAGE
+    except AuthError as exc:
+        sys.stderr.write(f"API key problem: {exc}\n")
+        return ExitStatus.AUTH
+    except LedgerError as exc:
+        sys.stderr.write(f"ledger error: {exc}\n")
+        return ExitStatus.LEDGER
+    except (StaleTransition, KeyError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return ExitStatus.FAILED
+    except WatchdError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return ExitStatus.FAILED
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""The composition root: builds every part, owns signals, startup and shutdown order.
+
+Startup: open the ledger, recover jobs interrupted by a crash, start the watchers (catch-up
+scan), tell systemd READY. Then one loop: take what the watchers found, dispatch due jobs,
+beat the heartbeat, sleep until something is due. Signal handlers only set flags; this loop
+acts on them (SIGTERM/SIGINT: warm stop, a second one: cold; SIGHUP: reload).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import __version__
+from .api import SynthesiaClient
+from .atomic import PART_SUFFIX
+from .config import Config, load_config
+from .errors import AuthError, ConfigError, WatchdError
+from .ledger import Ledger
+from .logsetup import add_secret, get_logger
+from .metrics import Heartbeat, Metrics, MetricsServer
+from .pipeline import Pauses, Pipeline
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy
+from .scheduler import Scheduler
+from .sdnotify import Notifier
+from .states import ACTIVE, JobState, OutputState
+from .upload import upload_file
+from .watcher import StableFile, Vanished, WatchSet
+
+log = get_logger(component="daemon")
+
+HEARTBEAT_SECONDS = 5.0
+AUTH_RECHECK_SECONDS = 30.0
+#: The longest the loop sleeps: how quickly it notices a signal flag.
+MAX_SLEEP = 0.5
+
+
+@dataclass
+class RunResult:
+    """What a run ended with, for exit codes and `--once` summaries."""
+
+    exit_code: int
+    counts: Mapping[str, int]
+
+
+def build_client(
+    config: Config, limiter: RateLimiter, stop: threading.Event, metrics: Metrics | None
+) -> SynthesiaClient | None:
+    """The API client for a config, or None when no key is configured."""
+    if config.api_key is None or not config.api_key.reveal():
+        return None
+    add_secret(config.api_key.reveal())
+    return SynthesiaClient(
+        config.api_key.reveal(),
+        api_url=config.api_url,
+        limiter=limiter,
+        retry=RetryPolicy(),
+        timeout=(config.connect_timeout, config.read_timeout),
+        allowed_download_hosts=config.allowed_download_hosts,
+        stop=stop,
+        on_response=metrics.observe_api if metrics is not None else None,
+    )
+
+
+def upload_with_redaction(path: Path, credentials: Any, **kw: Any) -> None:
+    """upload_file, after registering the temporary secrets with the log redactor."""
+    add_secret(credentials.secret_access_key)
+    add_secret(credentials.session_token)
+    upload_file(path, credentials, **kw)
+
+
+class Daemon:
+    """One running synthesia-watchd: ``run()`` until stopped, or ``once``: until drained."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        once: bool = False,
+        watch: bool = True,
+        client: SynthesiaClient | None = None,
+        now: Callable[[], float] = time.time,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.once = once
+        self.use_watchers = watch
+        self.now = now
+        self.stop = threading.Event()
+        self.notifier = notifier or Notifier()
+        self.metrics = Metrics()
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ledger = Ledger(config.ledger)
+        self.limiter = RateLimiter.from_rate_limits(config.rate_limits)
+        self.pauses = Pauses()
+        self.client = client or build_client(config, self.limiter, self.stop, self.metrics)
+        self.pipeline = Pipeline(
+            ledger=self.ledger,
+            config=config,
+            client=self.client,
+            uploader=upload_with_redaction,
+            stop=self.stop,
+            pauses=self.pauses,
+            metrics=self.metrics,
+            now=now,
+        )
+        self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self.wake = self.watchset.wakeup
+        self.scheduler = Scheduler(
+            self.pipeline,
+            self.ledger,
+            max_uploads=config.max_uploads,
+            max_downloads=config.max_downloads,
+            max_active_jobs=config.max_active_jobs,
+            wake=self.wake,
+        )
+        self.heartbeat = Heartbeat(config.state_dir / "heartbeat")
+        self.metrics_server: MetricsServer | None = None
+        self._signals: list[int] = []
+        self._last_beat = 0.0
+        self._last_auth_check = 0.0
+        self._auth_checking = False
+        self._stop_requested = 0
+        #: Set once the catch-up scan is done and the daemon is ready.
+        self.started = threading.Event()
+        #: Called once per loop pass (the `dub` progress bar).
+        self.on_tick: Callable[[Daemon], None] | None = None
+
+    # --- signals -----------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only a flag: no locks, no logging, no I/O here (they can deadlock a signal handler).
+        self._signals.append(signum)
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._stop_requested += 1
+            if self._stop_requested >= 2:
+                os._exit(130)  # second signal: cold stop; the ledger is consistent at any point
+
+    def request_stop(self) -> None:
+        """Ask for a warm stop from another thread (the demo, tests): same path as SIGTERM."""
+        self._signals.append(signal.SIGTERM)
+        self.wake.set()
+
+    def install_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            sig = self._signals.pop(0)
+            if sig in (signal.SIGTERM, signal.SIGINT) and not self.stop.is_set():
+                log.info(
+                    "stopping: finishing in-flight work",
+                    timeout=self.config.shutdown_timeout,
+                    signal=signal.Signals(sig).name,
+                )
+                self.stop.set()
+            elif sig == signal.SIGHUP:
+                self.reload()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config and key; watches change, in-flight jobs keep settings."""
+        if self.config.source is None:
+            log.warning("reload ignored: this run has no config file")
+            return
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config.source)
+        except ConfigError as exc:
+            log.error("reload failed; keeping the running config", errors=str(exc))
+            self.notifier.ready(self.status_line())
+            return
+        self.config = new
+        # The limiter is kept: pacing state survives a reload on purpose.
+        client = build_client(new, self.limiter, self.stop, self.metrics)
+        self.client = client
+        self.pipeline.reconfigure(new, client)
+        self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
+        if self.use_watchers:
+            self.watchset.reconfigure(new.watches)
+        if self.pauses.get("auth"):
+            self._last_auth_check = 0.0  # re-check the (maybe new) key right away
+        log.info("config reloaded", watches=[w.name for w in new.watches])
+        self.notifier.ready(self.status_line())
+
+    # --- startup -----------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Make every interrupted job resumable from its last durable step (after a crash).
+
+        Running jobs hold no lease to reclaim: the ledger says where each stands. Leftover
+        temp files of interrupted downloads are removed (they never sit under a final
+        name); due times are reset so resumed work starts at once.
+        """
+        now = self.now()
+        for job in self.ledger.list_jobs(states=ACTIVE, limit=1_000_000):
+            if job.state is JobState.DOWNLOADING:
+                for out in self.ledger.outputs(job.id):
+                    if out.state is OutputState.PENDING:
+                        self._remove_temp_files(Path(job.output_dir), job.source_path)
+            if job.next_attempt_at > now and job.state is not JobState.DUBBING:
+                with contextlib.suppress(WatchdError):
+                    self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
+
+    @staticmethod
+    def _remove_temp_files(folder: Path, source_path: str) -> None:
+        stem = Path(source_path).stem
+        with contextlib.suppress(OSError):
+            for tmp in folder.glob(f".{stem}.dubbed-*{PART_SUFFIX}"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    def start(self) -> None:
+        self.recover()
+        if self.config.metrics_listen:
+            self.metrics_server = MetricsServer(
+                self.metrics, self.config.metrics_listen, health=self.health
+            )
+            self.metrics_server.start()
+        if self.client is None:
+            self.pauses.set(
+                "auth",
+                "no API key: set SYNTHESIA_API_KEY, api_key_file or "
+                "$CREDENTIALS_DIRECTORY/synthesia_api_key",
+            )
+            log.error("no API key configured: jobs are recorded but nothing is sent")
+        if self.use_watchers:
+            self.watchset.start()
+        log.info(
+            "started",
+            version=__version__,
+            watches=[w.name for w in self.config.watches],
+            ledger=str(self.config.ledger),
+            pid=os.getpid(),
+        )
+        self.beat(force=True)
+        self.notifier.ready(self.status_line())
+        self.started.set()
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def loop_once(self, now: float | None = None) -> float:
+        """One pass of the main loop; returns how long it may sleep."""
+        now = self.now() if now is None else now
+        self._handle_signals()
+        if self.stop.is_set():
+            return 0.0
+        for item in self.watchset.poll():
+            if isinstance(item, StableFile):
+                watch = self.pipeline.watch(item.watch)
+                if watch is not None:
+                    self.scheduler.submit_intake(
+                        self.pipeline.intake, watch, item.path, item.size, item.mtime_ns
+                    )
+            elif isinstance(item, Vanished):
+                for job_id in self.pipeline.source_vanished(item.watch, item.path):
+                    log.info("job cancelled: source vanished", job_id=job_id, file=item.path.name)
+        self._maybe_recheck_auth(now)
+        if not self.pauses.get("auth"):
+            self.scheduler.dispatch(now)
+        self.beat()
+        due = self.scheduler.next_due()
+        deadline = self.watchset.next_deadline()
+        sleep = MAX_SLEEP
+        if due is not None:
+            sleep = min(sleep, max(due - now, 0.0))
+        if deadline is not None:
+            sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
+        return sleep
+
+    def _maybe_recheck_auth(self, now: float) -> None:
+        reason = self.pauses.get("auth")
+        if not reason or self.client is None or self._auth_checking:
+            return
+        if now - self._last_auth_check < AUTH_RECHECK_SECONDS:
+            return
+        self._last_auth_check = now
+        self._auth_checking = True
+        client = self.client
+
+        def check() -> None:
+            try:
+                client.check_auth()
+            except AuthError:
+                pass
+            except WatchdError as exc:
+                log.warning("auth re-check inconclusive", error=str(exc))
+            else:
+                if self.pauses.clear("auth"):
+                    log.info("API key accepted again: resuming work")
+            finally:
+                self._auth_checking = False
+
+        self.scheduler.submit_task("api", check)
+
+    def drained(self) -> bool:
+        """For --once: nothing running, nothing pending at the watchers, no active job."""
+        if self.scheduler.busy():
+            return False
+        if any(w.pending for w in self.watchset.status()):
+            return False
+        active = self.ledger.count_in(ACTIVE)
+        return active == 0 or bool(self.pauses.get("auth"))
+
+    def run(self) -> RunResult:
+        """Run until stopped (or drained with ``once``); returns the exit code and counts."""
+        self.install_signals()
+        try:
+            self.start()
+            while not self.stop.is_set():
+                sleep = self.loop_once()
+                if self.on_tick is not None:
+                    self.on_tick(self)
+                if self.once and self.drained():
+                    break
+                if sleep > 0:
+                    self.wake.wait(sleep)
+                    self.wake.clear()
+        finally:
+            ok = self.shutdown()
+        counts = self.ledger.counts()
+        self.ledger.close()
+        code = 0 if ok else 1
+        if self.once and self.pauses.get("auth"):
+            code = 3
+        return RunResult(code, counts)
+
+    def shutdown(self) -> bool:
+        """Stop taking work, let in-flight calls finish or abort, checkpoint the ledger."""
+        self.stop.set()
+        self.notifier.stopping()
+        if self.use_watchers:
+            self.watchset.stop()
+        finished = self.scheduler.shutdown(self.config.shutdown_timeout)
+        if not finished:
+            log.warning(
+                "some work did not stop within shutdown_timeout; it resumes on restart",
+                timeout=self.config.shutdown_timeout,
+            )
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        self.beat(force=True, stopping=True)
+        with contextlib.suppress(Exception):
+            self.ledger.checkpoint()
+        log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
+        return True
+
+    # --- health and status -------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        counts = self.ledger.counts()
+        parts = [
+            f"{counts.get(s.value, 0)} {s.value}"
+            for s in (JobState.QUEUED, JobState.DUBBING, JobState.DONE, JobState.FAILED)
+        ]
+        paused = self.pauses.snapshot()
+        if paused:
+            parts.append("PAUSED: " + "; ".join(paused.values()))
+        return ", ".join(parts)
+
+    def beat(self, *, force: bool = False, stopping: bool = False) -> None:
+        """Heartbeat file, systemd STATUS/WATCHDOG, metrics and the status record."""
+        mono = time.monotonic()
+        if not force and mono - self._last_beat < HEARTBEAT_SECONDS:
+            return
+        self._last_beat = mono
+        counts = self.ledger.counts()
+        self.metrics.set_job_counts(counts)
+        oldest = self.ledger.oldest_queued_at()
+        self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
+        paused = self.pauses.snapshot()
+        for kind in ("auth", "budget"):
+            self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
+        record = {
+            "pid": os.getpid(),
+            "time": self.now(),
+            "stopping": stopping,
+            "paused": paused,
+            "watches": [
+                {
+                    "name": w.name,
+                    "mode": w.mode,
+                    "reason": w.reason,
+                    "paused": w.paused,
+                    "pause_reason": w.pause_reason,
+                    "pending": w.pending,
+                }
+                for w in self.watchset.status()
+            ],
+        }
+        self.ledger.set_meta("daemon", json.dumps(record))
+        self.heartbeat.beat(record)
+        self.metrics.heartbeat_timestamp.set(self.now())
+        self.notifier.status(self.status_line())
+        self.notifier.watchdog()
+
+    def health(self) -> tuple[bool, str]:
+        return Heartbeat.check(self.heartbeat.path, max_age=HEARTBEAT_SECONDS * 6)

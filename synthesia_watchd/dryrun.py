@@ -1,0 +1,123 @@
+"""``--dry-run``: what would be sent and billed, with no API call and no ledger write.
+
+Discovers files the way the watcher does (same name filters), checks each one's content
+(magic bytes) and settling state, hashes it, and asks the ledger (read-only) whether the work
+is already done or would be satisfied from identical earlier outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from . import atomic, filters, media
+from .config import Config, WatchConfig
+from .errors import ContentError, LedgerError
+from .ledger import Ledger
+from .states import JobState
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One file and what a real run would do with it."""
+
+    watch: str
+    path: Path
+    size: int
+    action: str  # "dub" | "done" | "reuse" | "settling" | "reject" | "in_progress"
+    detail: str
+    targets: tuple[str, ...]
+
+
+def discover(watch: WatchConfig) -> Iterable[Path]:
+    """Every file under a watch's input that the watcher would consider."""
+    root = watch.input
+    if not root.is_dir():
+        return
+    for folder, dirs, files in os.walk(root):
+        rel_dir = PurePath(folder).relative_to(root)
+        dirs[:] = (
+            [
+                d
+                for d in dirs
+                if not filters.is_ignored_dir(rel_dir / d, exclude=watch.exclude)
+                and (Path(folder) / d) != watch.output_root
+            ]
+            if watch.recursive
+            else []
+        )
+        for name in sorted(files):
+            if not filters.is_ignored(rel_dir / name, include=watch.include, exclude=watch.exclude):
+                yield Path(folder) / name
+
+
+def plan_file(watch: WatchConfig, path: Path, ledger: Ledger | None, now: float) -> PlanItem:
+    """Decide what a run would do with one file."""
+    st = path.stat()
+    targets = tuple(watch.targets)
+    base = {"watch": watch.name, "path": path, "size": st.st_size, "targets": targets}
+    if now - st.st_mtime < watch.stable_seconds:
+        return PlanItem(action="settling", detail="still being written", **base)
+    try:
+        media.content_type_for(path)
+    except ContentError as exc:
+        return PlanItem(action="reject", detail=str(exc), **base)
+    if ledger is not None:
+        job = ledger.find_job(watch.name, str(path), st.st_size, st.st_mtime_ns)
+        if job is not None:
+            busy = job.state not in (
+                JobState.DONE,
+                JobState.FAILED,
+                JobState.CANCELLED,
+                JobState.PARTIAL,
+                JobState.NEEDS_ATTENTION,
+            )
+            return PlanItem(
+                action="in_progress" if busy else "done",
+                detail=f"job #{job.id} is {job.state.value}",
+                **base,
+            )
+        sha, _, _ = atomic.file_digests(path)
+        twin = ledger.find_reusable(sha, watch.source_language, targets)
+        if twin is not None:
+            return PlanItem(
+                action="reuse", detail=f"identical to job #{twin.id}: no charge", **base
+            )
+    return PlanItem(action="dub", detail=f"{len(targets)} language(s)", **base)
+
+
+def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) -> int:
+    """Print the plan for every watch (or the given files); returns an exit code."""
+    now = time.time()
+    ledger = None
+    if config.ledger.exists():
+        try:
+            ledger = Ledger(config.ledger)
+        except LedgerError as exc:
+            sys.stderr.write(f"ledger not consulted: {exc}\n")
+    items: list[PlanItem] = []
+    pairs = paths if paths is not None else [(w, p) for w in config.watches for p in discover(w)]
+    try:
+        for watch, path in pairs:
+            items.append(plan_file(watch, path, ledger, now))
+    finally:
+        if ledger is not None:
+            ledger.close()
+    out = sys.stdout
+    out.write("dry run: nothing is sent to Synthesia\n")
+    for it in items:
+        out.write(f"  {it.action:<11} {it.watch}: {it.path}  ({it.size} bytes; {it.detail})\n")
+    dubs = [i for i in items if i.action == "dub"]
+    langs = sum(len(i.targets) for i in dubs)
+    nbytes = sum(i.size for i in dubs)
+    out.write(
+        f"would create {len(dubs)} dubbing project(s), {langs} dubbed language(s), "
+        f"upload {nbytes} bytes; {sum(i.action == 'reuse' for i in items)} reused free, "
+        f"{sum(i.action == 'reject' for i in items)} rejected, "
+        f"{sum(i.action == 'settling' for i in items)} still settling\n"
+    )
+    return 0

@@ -1,0 +1,115 @@
+"""``dub PATH...``: the classic script's one-shot use, through the daemon's engine and ledger.
+
+Files named on the command line are taken as complete (the operator says so); folders are
+walked with the watcher's filters. Everything else is the daemon: same pipeline, same ledger
+(so a file dubbed before is not paid for again), same error handling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import Config, build_config, load_config
+from .dryrun import discover, dry_run
+from .ledger import Job
+from .states import TERMINAL, JobState
+
+
+def _config_for(args: argparse.Namespace) -> tuple[Config, list[Path]]:
+    files: list[Path] = []
+    roots: list[Path] = []
+    for raw in args.paths:
+        p = Path(raw).expanduser().resolve()
+        if p.is_dir():
+            roots.append(p)
+        elif p.is_file():
+            files.append(p)
+            roots.append(p.parent)
+        else:
+            raise FileNotFoundError(f"{raw}: no such file or folder")
+    root = Path(os.path.commonpath([str(r) for r in roots]))
+    base = load_config(Path(args.config)) if args.config else None
+    watch: dict[str, Any] = {"name": "dub", "input": str(root), "recursive": True}
+    if args.targets:
+        watch["targets"] = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.source_language:
+        watch["source_language"] = args.source_language
+    if args.output:
+        watch["output"] = str(Path(args.output).expanduser().resolve())
+    data: dict[str, Any] = {"watches": [watch]}
+    if base is not None:
+        data["synthesia"] = {"api_url": base.api_url}
+        data["ledger"] = str(base.ledger)
+        data["state_dir"] = str(base.state_dir)
+        data["on_ambiguous_submit"] = base.on_ambiguous_submit
+        if "targets" not in watch and base.watches:
+            watch["targets"] = list(base.watches[0].targets)
+    config = build_config(data, filename="<command line>")
+    w = config.watches[0]
+    for r in roots:
+        if r not in files and r.is_dir() and r not in [f.parent for f in files]:
+            files.extend(discover_files(w, r))
+    return config, sorted(set(files))
+
+
+def discover_files(watch: Any, folder: Path) -> list[Path]:
+    return [p for p in discover(watch) if folder in p.parents or p.parent == folder]
+
+
+def _progress(daemon: Any, job_ids: list[int]) -> None:
+    if not sys.stderr.isatty():
+        return
+    jobs = [daemon.ledger.get(j) for j in job_ids]
+    done = sum(j.state in TERMINAL for j in jobs)
+    steps = ", ".join(sorted({j.state.value for j in jobs if j.state not in TERMINAL}))
+    width = 24
+    filled = int(width * done / max(len(jobs), 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(jobs)} {steps:<40}")
+    sys.stderr.flush()
+
+
+def dub(args: argparse.Namespace) -> int:
+    """Run the one-shot dub; exit 0 when every file ended done."""
+    from .daemon import Daemon
+    from .logsetup import configure_logging
+
+    config, files = _config_for(args)
+    configure_logging(level=config.log_level, fmt=config.log_format)
+    watch = config.watches[0]
+    if args.dry_run:
+        return dry_run(config, [(watch, f) for f in files])
+    if not files:
+        sys.stderr.write("no video files found\n")
+        return 1
+    daemon = Daemon(config, once=True, watch=False)
+    job_ids: list[int] = []
+    for f in files:
+        st = f.stat()
+        job = daemon.pipeline.intake(watch, f, st.st_size, st.st_mtime_ns)
+        if job is None:
+            job = daemon.ledger.find_job(watch.name, str(f), st.st_size, st.st_mtime_ns)
+        if job is not None:
+            job_ids.append(job.id)
+    daemon.on_tick = lambda d: _progress(d, job_ids)
+    result = daemon.run()
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    ok = True
+    from .ledger import Ledger
+
+    with Ledger(config.ledger) as ledger:
+        for jid in job_ids:
+            job: Job = ledger.get(jid)
+            ok &= job.state is JobState.DONE
+            sys.stdout.write(f"{job.state.value:<15} {job.source_path}\n")
+            for o in ledger.outputs(jid):
+                sys.stdout.write(f"    {o.language:<8} {o.path or o.error_code or o.state.value}\n")
+            if job.last_error and job.state is not JobState.DONE:
+                sys.stdout.write(f"    reason: {job.last_error}\n")
+    if result.exit_code:
+        return result.exit_code
+    return 0 if ok else 1

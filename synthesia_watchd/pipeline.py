@@ -1,0 +1,945 @@
+"""One stage of one job at a time, and the single table that turns errors into outcomes.
+
+Every stage reads the job from the ledger, does one side effect against Synthesia or the
+disk, and records the result as one compare-and-set transition *before* anything could repeat
+that side effect. The scheduler decides when a stage runs; this module decides what it does.
+Nothing here sleeps or holds a thread while Synthesia works: a stage that has to wait records
+``next_attempt_at`` and returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import atomic, media, outputs
+from .api import CreatedAsset, DubbedAsset, Project, SynthesiaClient
+from .config import Config, PostAction, WatchConfig
+from .contract import MAX_TITLE_LENGTH
+from .errors import (
+    AmbiguousSubmit,
+    ApiError,
+    AuthError,
+    ContentError,
+    DownloadUrlExpired,
+    OutputConflict,
+    PermanentError,
+    RateLimited,
+    ShutdownRequested,
+    StaleTransition,
+    TransientError,
+    UnsafePathError,
+    UploadCredentialsExpired,
+    WatchdError,
+)
+from .ledger import Job, Ledger
+from .logsetup import get_logger, job_context
+from .retry import backoff_delay
+from .states import IN_FLIGHT, JobState, OutputState
+
+log = get_logger(component="pipeline")
+
+#: How long a job waits before re-checking when it is blocked (slots full, budget, auth).
+WAIT_SECONDS = 5.0
+#: Retries of transient failures back off up to this cap; they never give up on their own.
+RETRY_BASE, RETRY_CAP = 5.0, 600.0
+#: A fresh asset is created at most this many times in a row before the job fails.
+MAX_FRESH_ASSETS = 5
+#: Unexpected exceptions (bugs, odd OS errors) are retried this many times, then fail the job.
+MAX_INTERNAL_ERRORS = 5
+
+_OUTPUT_SUFFIX = {"video": "mp4", "vtt": "vtt", "srt": "srt", "thumbnail": "jpg"}
+
+
+class Uploader(Protocol):
+    """What the pipeline needs from upload.upload_file (a seam for the dry run)."""
+
+    def __call__(
+        self,
+        path: Path,
+        credentials: Any,
+        *,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None: ...
+
+
+@dataclass
+class Pauses:
+    """Reasons all API work is on hold (auth, budget); shared by every worker."""
+
+    reasons: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, kind: str, reason: str) -> bool:
+        with self.lock:
+            new = self.reasons.get(kind) != reason
+            self.reasons[kind] = reason
+            return new
+
+    def clear(self, kind: str) -> bool:
+        with self.lock:
+            return self.reasons.pop(kind, None) is not None
+
+    def get(self, kind: str) -> str | None:
+        with self.lock:
+            return self.reasons.get(kind)
+
+    def snapshot(self) -> dict[str, str]:
+        with self.lock:
+            return dict(self.reasons)
+
+
+def job_settings(watch: WatchConfig) -> dict[str, Any]:
+    """The per-watch options frozen into a job when it is created.
+
+    In-flight jobs keep the settings they started with across a SIGHUP reload.
+    """
+
+    def action(a: PostAction) -> dict[str, Any]:
+        return {"kind": a.kind, "path": str(a.path) if a.path else None}
+
+    return {
+        "input_root": str(watch.input),
+        "output_root": str(watch.output_root),
+        "outputs": list(watch.outputs),
+        "lipsync": watch.lipsync,
+        "video_duration": watch.video_duration,
+        "visibility": watch.visibility,
+        "title": watch.title,
+        "poll_interval": watch.poll_interval,
+        "on_success": action(watch.on_success),
+        "on_failure": action(watch.on_failure),
+    }
+
+
+def output_kinds(settings: Mapping[str, Any]) -> list[str]:
+    """Ledger output kinds for the ``outputs:`` option (video, captions, thumbnail)."""
+    kinds = []
+    for item in settings.get("outputs", ["video"]):
+        kinds.extend(["vtt", "srt"] if item == "captions" else [item])
+    return kinds or ["video"]
+
+
+def render_title(template: str, *, stem: str, name: str, watch: str, targets: Sequence[str]) -> str:
+    """Fill the title template and cap it at the contract's 256 characters."""
+    try:
+        title = template.format(stem=stem, name=name, watch=watch, lang_list=", ".join(targets))
+    except (KeyError, IndexError, ValueError):
+        title = stem
+    return (title or stem or "Untitled")[:MAX_TITLE_LENGTH]
+
+
+def output_file(job: Job, language: str, kind: str) -> Path:
+    """Where one output of a job goes: ``<stem>.dubbed-<lang>.<ext>`` in its output folder.
+
+    The language is always one we asked for (from the config, validated against the
+    contract), sanitised again here; the result must stay inside the output folder.
+    """
+    lang = outputs.sanitize_language(language)
+    folder = Path(job.output_dir)
+    dest = folder / f"{Path(job.source_path).stem}.dubbed-{lang}.{_OUTPUT_SUFFIX[kind]}"
+    if dest.resolve().parent != folder.resolve():
+        raise UnsafePathError(f"output name for {language!r} escapes {folder}")
+    return dest
+
+
+def match_assets(project: Project, targets: Sequence[str]) -> dict[str, DubbedAsset]:
+    """Map each language we asked for to the dubbed asset the API returned for it.
+
+    Anything else the API returns is ignored: only languages we asked for are written. An
+    exact (case-insensitive) match wins; otherwise a unique base-language match (``fr`` for
+    ``fr-FR``) is accepted, since the contract leaves the item language format open.
+    """
+    by_lang: dict[str, DubbedAsset] = {}
+    lowered = {a.language.lower(): a for a in project.assets if a.language}
+    for t in targets:
+        hit = lowered.get(t.lower())
+        if hit is None:
+            base = t.split("-")[0].lower()
+            cands = [a for k, a in lowered.items() if k.split("-")[0] == base]
+            hit = cands[0] if len(cands) == 1 else None
+        if hit is not None:
+            by_lang[t] = hit
+    return by_lang
+
+
+def local_midnight(now: float) -> float:
+    """Start of the operator's local day, for daily limits."""
+    dt = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return dt.timestamp()
+
+
+class Pipeline:
+    """Runs stages of jobs; safe to call from several worker threads at once."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        config: Config,
+        client: SynthesiaClient | None,
+        uploader: Uploader | None,
+        stop: threading.Event,
+        pauses: Pauses | None = None,
+        metrics: Any = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self.config = config
+        self.client = client
+        self.uploader = uploader
+        self.stop = stop
+        self.pauses = pauses or Pauses()
+        self.metrics = metrics
+        self.now = now
+        # Temporary S3 credentials live only in memory: never in the ledger or logs.
+        self._credentials: dict[int, CreatedAsset] = {}
+        self._submit_lock = threading.Lock()
+        self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def reconfigure(self, config: Config, client: SynthesiaClient | None) -> None:
+        """Take a reloaded config; jobs already created keep their frozen settings."""
+        self.config = config
+        self._watches = {w.name: w for w in config.watches}
+        if client is not None:
+            self.client = client
+
+    def watch(self, name: str) -> WatchConfig | None:
+        return self._watches.get(name)
+
+    # --- intake ------------------------------------------------------------------------------
+
+    def intake(self, watch: WatchConfig, path: Path, size: int, mtime_ns: int) -> Job | None:
+        """Record a stable file as a job, or recognise it as already known.
+
+        Checks the content (magic bytes) before anything is spent, hashes it, and satisfies
+        identical content from an earlier done job without an API call.
+        """
+        src = str(path)
+        known = self.ledger.find_job(watch.name, src, size, mtime_ns)
+        if known is not None:
+            if known.state is JobState.CANCELLED:
+                return self.ledger.transition(
+                    known.id,
+                    JobState.CANCELLED,
+                    JobState.QUEUED,
+                    why="source is back",
+                    next_attempt_at=self.now(),
+                )
+            return None
+        settings = job_settings(watch)
+        out_dir = outputs.output_dir(watch, path)
+        common = dict(
+            watch=watch.name,
+            source_path=src,
+            size=size,
+            mtime_ns=mtime_ns,
+            source_language=watch.source_language,
+            targets=list(watch.targets),
+            output_dir=str(out_dir),
+            kinds=output_kinds(settings),
+        )
+        try:
+            content_type = media.content_type_for(path)
+            sha256, md5, read = atomic.file_digests(path)
+        except ContentError as exc:
+            job = self.ledger.add_job(sha256=None, settings=settings, **common)
+            self._fail(job, str(exc), None, step="intake")
+            return self.ledger.get(job.id)
+        except FileNotFoundError:
+            return None  # deleted between stable and intake: forgotten
+        if read != size:
+            return None  # still changing after all; the watcher reports the new version
+        settings["content_type"] = content_type
+        settings["content_md5"] = md5
+        job = self.ledger.add_job(sha256=sha256, settings=settings, **common)
+        with job_context(job.id, path.name, "intake"):
+            log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
+        self._try_reuse(job)
+        return self.ledger.get(job.id)
+
+    def _try_reuse(self, job: Job) -> bool:
+        """Satisfy a job from identical earlier work: same bytes, language and targets."""
+        if job.sha256 is None:
+            return False
+        kinds = output_kinds(job.settings)
+        twin = self.ledger.find_reusable(job.sha256, job.source_language, job.targets, kinds)
+        if twin is None or twin.id == job.id:
+            return False
+        sources = {(o.language, o.kind): o for o in self.ledger.outputs(twin.id)}
+        placed: list[tuple[str, str, Path, str, int]] = []
+        for out in self.ledger.outputs(job.id):
+            prev = sources.get((out.language, out.kind))
+            if prev is None or not prev.path or not Path(prev.path).is_file():
+                return False  # the earlier outputs are gone: dub again
+            dest = output_file(job, out.language, out.kind)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            digest = atomic.link_or_copy(Path(prev.path), dest)
+            placed.append((out.language, out.kind, dest, digest, dest.stat().st_size))
+        for lang, kind, dest, digest, nbytes in placed:
+            self.ledger.set_output(
+                job.id,
+                lang,
+                kind,
+                state=OutputState.DONE,
+                path=str(dest),
+                bytes=nbytes,
+                sha256=digest,
+            )
+        self.ledger.transition(
+            job.id,
+            JobState.QUEUED,
+            JobState.DONE,
+            why=f"identical content already dubbed by job {twin.id}; outputs reused, no API call",
+        )
+        with job_context(job.id, Path(job.source_path).name, "reuse"):
+            log.info("job done from earlier outputs", twin=twin.id)
+        self._after_done(self.ledger.get(job.id))
+        return True
+
+    def source_vanished(self, watch: str, path: Path) -> list[int]:
+        """Cancel jobs that have not uploaded yet whose source file disappeared."""
+        cancelled = []
+        for job in self.ledger.jobs_for_path(
+            watch, str(path), states=(JobState.QUEUED, JobState.ASSET_CREATED)
+        ):
+            with contextlib.suppress(StaleTransition):
+                self.ledger.transition(
+                    job.id, job.state, JobState.CANCELLED, why="source file vanished"
+                )
+                self._credentials.pop(job.id, None)
+                cancelled.append(job.id)
+        return cancelled
+
+    # --- stages ------------------------------------------------------------------------------
+
+    def step(self, job_id: int) -> None:
+        """Run the stage the job is in; every error ends in ``classify``."""
+        job = self.ledger.get(job_id)
+        name = Path(job.source_path).name
+        with job_context(job.id, name, job.state.value):
+            try:
+                stage = self._STAGES.get(job.state)
+                if stage is not None:
+                    stage(self, job)
+            except ShutdownRequested:
+                raise
+            except StaleTransition as exc:
+                log.info("job moved on under us", detail=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the one boundary: every error gets an outcome
+                self.classify(self.ledger.get(job_id), exc)
+
+    def _require_client(self) -> SynthesiaClient:
+        if self.client is None:
+            raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
+        return self.client
+
+    def _source_unchanged(self, job: Job) -> bool:
+        try:
+            st = Path(job.source_path).stat()
+        except FileNotFoundError:
+            return False
+        return st.st_size == job.size and st.st_mtime_ns == job.mtime_ns
+
+    def _budget_block(self, job: Job) -> str | None:
+        """Why the daily limits hold this job back, or None when it may be submitted."""
+        cfg = self.config
+        if cfg.max_jobs_per_day is None and cfg.max_bytes_per_day is None:
+            return None
+        jobs, nbytes = self.ledger.usage_since(local_midnight(self.now()))
+        if cfg.max_jobs_per_day is not None and jobs >= cfg.max_jobs_per_day:
+            return f"daily job limit reached ({jobs}/{cfg.max_jobs_per_day}); resumes at midnight"
+        if cfg.max_bytes_per_day is not None and nbytes + job.size > cfg.max_bytes_per_day:
+            return (
+                f"daily byte limit reached ({nbytes}/{cfg.max_bytes_per_day} bytes); "
+                "resumes at midnight"
+            )
+        return None
+
+    def _stage_queued(self, job: Job) -> None:
+        if self._try_reuse(job):
+            return
+        if not self._source_unchanged(job):
+            exists = Path(job.source_path).exists()
+            why = (
+                "source changed before upload; the new version is a new job"
+                if exists
+                else ("source file vanished before upload")
+            )
+            self.ledger.transition(job.id, JobState.QUEUED, JobState.CANCELLED, why=why)
+            return
+        twin = self._active_twin(job)
+        if twin is not None:
+            self.ledger.update(
+                job.id,
+                expected=JobState.QUEUED,
+                next_attempt_at=self.now() + WAIT_SECONDS,
+            )
+            return
+        client = self._require_client()
+        stem = Path(job.source_path).stem
+        title = render_title(
+            job.settings.get("title", "{stem}"),
+            stem=stem,
+            name=Path(job.source_path).name,
+            watch=job.watch,
+            targets=job.targets,
+        )
+        asset = client.create_asset(
+            content_type=job.settings.get("content_type")
+            or media.content_type_for(Path(job.source_path)),
+            content_length=job.size,
+            title=title,
+            detect_language=job.source_language == "auto",
+            content_md5=job.settings.get("content_md5"),
+        )
+        self._credentials[job.id] = asset
+        job = self.ledger.transition(
+            job.id,
+            JobState.QUEUED,
+            JobState.ASSET_CREATED,
+            why="asset created",
+            asset_id=asset.id,
+            next_attempt_at=self.now(),
+        )
+        self._stage_asset_created(job)
+
+    def _active_twin(self, job: Job) -> Job | None:
+        """An older unfinished job for the same content: wait for it instead of paying twice."""
+        if job.sha256 is None:
+            return None
+        for other in self.ledger.jobs_with_hash(job.sha256):
+            if (
+                other.id < job.id
+                and other.state
+                not in (
+                    JobState.DONE,
+                    JobState.FAILED,
+                    JobState.CANCELLED,
+                    JobState.PARTIAL,
+                    JobState.NEEDS_ATTENTION,
+                )
+                and other.source_language == job.source_language
+                and sorted(other.targets) == sorted(job.targets)
+            ):
+                return other
+        return None
+
+    def _stage_asset_created(self, job: Job) -> None:
+        asset = self._credentials.get(job.id)
+        if asset is None or asset.id != job.asset_id:
+            self.ledger.transition(
+                job.id,
+                JobState.ASSET_CREATED,
+                JobState.QUEUED,
+                why="upload credentials lost in a restart; creating a fresh asset",
+                next_attempt_at=self.now(),
+            )
+            return
+        if self.uploader is None:
+            raise AuthError("no uploader configured")
+        progress = _Progress(job.size, self.metrics)
+        try:
+            self.uploader(
+                Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
+            )
+        except FileNotFoundError:
+            self.ledger.transition(
+                job.id,
+                JobState.ASSET_CREATED,
+                JobState.CANCELLED,
+                why="source file vanished during upload",
+            )
+            return
+        self._credentials.pop(job.id, None)
+        self.ledger.transition(
+            job.id,
+            JobState.ASSET_CREATED,
+            JobState.UPLOADED,
+            why=f"uploaded {job.size} bytes ({progress.rate_text()})",
+            next_attempt_at=self.now(),
+        )
+
+    def submit_allowed(self) -> bool:
+        """Whether a project slot at Synthesia is free (workers.max_active_jobs)."""
+        return self.ledger.count_in(IN_FLIGHT) < self.config.max_active_jobs
+
+    def _stage_uploaded(self, job: Job) -> None:
+        if job.submit_started_at is not None:
+            # We died (or lost the answer) after sending POST /v2/dubbing: never repeat blindly.
+            raise AmbiguousSubmit(
+                "POST /v2/dubbing was sent but its answer was never recorded",
+                operation="POST /v2/dubbing",
+            )
+        if job.source_language == "auto" and not job.detected_language:
+            if not self._await_detection(job):
+                return
+            job = self.ledger.get(job.id)
+        block = self._budget_block(job)
+        if block is not None:
+            if self.pauses.set("budget", block):
+                log.warning("daily limit reached: jobs wait", reason=block)
+            self.ledger.update(
+                job.id,
+                expected=JobState.UPLOADED,
+                next_attempt_at=self.now() + 60,
+                last_error=block,
+            )
+            return
+        self.pauses.clear("budget")
+        client = self._require_client()
+        with self._submit_lock:
+            if not self.submit_allowed():
+                self.ledger.update(
+                    job.id,
+                    expected=JobState.UPLOADED,
+                    next_attempt_at=self.now() + WAIT_SECONDS,
+                )
+                return
+            # Durable marker first: if we die before recording the project id, we know.
+            job = self.ledger.update(
+                job.id, expected=JobState.UPLOADED, submit_started_at=self.now()
+            )
+            stem = Path(job.source_path).stem
+            title = render_title(
+                job.settings.get("title", "{stem}"),
+                stem=stem,
+                name=Path(job.source_path).name,
+                watch=job.watch,
+                targets=job.targets,
+            )
+            try:
+                project_id = client.start_dubbing(
+                    asset_id=job.asset_id or "",
+                    title=title,
+                    source_language=job.detected_language or job.source_language,
+                    target_languages=list(job.targets),
+                    lipsync=job.settings.get("lipsync") or None,
+                    video_duration=job.settings.get("video_duration"),
+                    visibility=job.settings.get("visibility"),
+                )
+            except AmbiguousSubmit:
+                raise
+            except BaseException:
+                # The server refused or was never reached: the submit is not ambiguous.
+                self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
+                raise
+            self.ledger.transition(
+                job.id,
+                JobState.UPLOADED,
+                JobState.DUBBING,
+                why=f"dubbing project {project_id} started",
+                project_id=project_id,
+                submit_started_at=None,
+                attempts=0,
+                next_attempt_at=self.now() + float(job.settings.get("poll_interval", 10)),
+            )
+        log.info("dubbing started", project_id=project_id, targets=list(job.targets))
+
+    def _await_detection(self, job: Job) -> bool:
+        """For ``source_language: auto``: wait for the asset's detected language."""
+        info = self._require_client().get_asset(job.asset_id or "")
+        if info.status == "error":
+            raise PermanentError(
+                f"Synthesia could not process the asset: {info.error_code or 'unknown'}",
+                error=info.error_code or "asset_error",
+                context="GET /v2/assets/{id}",
+            )
+        if info.status != "ready" or info.detected_language is None:
+            self.ledger.update(
+                job.id, expected=JobState.UPLOADED, next_attempt_at=self.now() + WAIT_SECONDS
+            )
+            return False
+        if info.detected_language == "und":
+            raise PermanentError(
+                "Synthesia could not detect the spoken language (und); set source_language",
+                error="language_detect",
+                context=info.detected_language,
+            )
+        self.ledger.update(
+            job.id,
+            expected=JobState.UPLOADED,
+            why=f"detected language {info.detected_language}",
+            detected_language=info.detected_language,
+        )
+        return True
+
+    def _poll_delay(self, job: Job) -> float:
+        """Poll cadence: poll_interval at first, then a quarter of the time waited, capped."""
+        base = float(job.settings.get("poll_interval", 10))
+        waited = max(0.0, self.now() - job.state_changed_at)
+        return min(self.config.poll_interval_max, max(base, waited / 4))
+
+    def _stage_dubbing(self, job: Job) -> None:
+        pending = [
+            o.language for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING
+        ]
+        targets = sorted(set(pending)) or list(job.targets)
+        project = self._require_client().get_project(job.project_id or "", targets)
+        if project.status == "error":
+            raise PermanentError(
+                f"Synthesia failed the dubbing project: {project.error_code or 'unknown'}",
+                error=project.error_code or "error",
+                context=f"project {project.id}",
+            )
+        found = match_assets(project, targets)
+        settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
+        if project.status != "complete" and not settled:
+            self.ledger.update(
+                job.id,
+                expected=JobState.DUBBING,
+                next_attempt_at=self.now() + self._poll_delay(job),
+            )
+            return
+        for t in targets:
+            asset = found.get(t)
+            if asset is None or asset.status == "error":
+                code = asset.error_code if asset else "missing_from_project"
+                for o in self.ledger.outputs(job.id):
+                    if o.language == t and o.state is OutputState.PENDING:
+                        self.ledger.set_output(
+                            job.id,
+                            t,
+                            o.kind,
+                            state=OutputState.FAILED,
+                            error_code=code,
+                            dubbed_asset_id=asset.id if asset else None,
+                        )
+        self.ledger.transition(
+            job.id,
+            JobState.DUBBING,
+            JobState.DOWNLOADING,
+            why="dubbing complete",
+            next_attempt_at=self.now(),
+            attempts=0,
+        )
+        self._stage_downloading(self.ledger.get(job.id), project)
+
+    def _stage_downloading(self, job: Job, project: Project | None = None) -> None:
+        client = self._require_client()
+        todo = [o for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING]
+        if todo and project is None:
+            project = client.get_project(job.project_id or "", sorted({o.language for o in todo}))
+        refreshed = False
+        for out in todo:
+            if self.stop.is_set():
+                raise ShutdownRequested
+            assert project is not None
+            asset = match_assets(project, [out.language]).get(out.language)
+            url = _asset_url(asset, out.kind) if asset else None
+            if asset is None or asset.status != "complete":
+                self.ledger.set_output(
+                    job.id,
+                    out.language,
+                    out.kind,
+                    state=OutputState.FAILED,
+                    error_code=(asset.error_code if asset else None) or "missing_from_project",
+                )
+                continue
+            if url is None:
+                self.ledger.set_output(
+                    job.id,
+                    out.language,
+                    out.kind,
+                    state=OutputState.FAILED,
+                    error_code=f"no_{out.kind}_url",
+                    dubbed_asset_id=asset.id,
+                )
+                continue
+            dest = output_file(job, out.language, out.kind)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                result = client.download(url, dest, progress=self._count_download)
+            except DownloadUrlExpired:
+                if refreshed:
+                    raise
+                # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
+                refreshed = True
+                project = client.get_project(
+                    job.project_id or "", sorted({o.language for o in todo})
+                )
+                asset = match_assets(project, [out.language]).get(out.language)
+                url = _asset_url(asset, out.kind) if asset else None
+                if url is None:
+                    raise
+                result = client.download(url, dest, progress=self._count_download)
+            self.ledger.set_output(
+                job.id,
+                out.language,
+                out.kind,
+                state=OutputState.DONE,
+                path=str(dest),
+                bytes=result.bytes,
+                sha256=result.sha256,
+                dubbed_asset_id=asset.id,
+            )
+            log.info(
+                "output written",
+                language=out.language,
+                kind=out.kind,
+                bytes=result.bytes,
+                path=str(dest),
+            )
+        self._finish(self.ledger.get(job.id))
+
+    def _count_download(self, n: int) -> None:
+        if self.metrics is not None:
+            self.metrics.bytes_downloaded.inc(n)
+
+    def _finish(self, job: Job) -> None:
+        outs = self.ledger.outputs(job.id)
+        failed = [o for o in outs if o.state is OutputState.FAILED]
+        if any(o.state is OutputState.PENDING for o in outs):
+            return
+        done_paths = [Path(o.path) for o in outs if o.state is OutputState.DONE and o.path]
+        problems = outputs.verify_outputs(done_paths)
+        if problems:
+            raise TransientError("outputs failed verification: " + "; ".join(problems))
+        if not failed:
+            self.ledger.transition(
+                job.id,
+                JobState.DOWNLOADING,
+                JobState.DONE,
+                why=f"{len(done_paths)} output(s) written and verified",
+                last_error=None,
+                last_error_context=None,
+            )
+            log.info("job done", outputs=len(done_paths))
+            self._after_done(self.ledger.get(job.id))
+            return
+        reasons = ", ".join(f"{o.language}/{o.kind}: {o.error_code}" for o in failed)
+        self.ledger.transition(
+            job.id,
+            JobState.DOWNLOADING,
+            JobState.PARTIAL,
+            why=f"some languages failed at Synthesia ({reasons}); `retry` re-polls them",
+            last_error=f"languages failed: {reasons}",
+        )
+        log.warning("job partial", failed=reasons, written=len(done_paths))
+
+    def _after_done(self, job: Job) -> None:
+        """on_success, only once every output is verified on disk."""
+        action = _action(job.settings.get("on_success"))
+        if action.kind == "keep":
+            return
+        watch = self.watch(job.watch)
+        paths = [Path(o.path) for o in self.ledger.outputs(job.id) if o.path]
+        try:
+            moved = outputs.apply_on_success(
+                action, Path(job.source_path), watch or _FrozenWatch(job), paths
+            )
+        except (OSError, WatchdError) as exc:
+            self.ledger.note(job.id, f"on_success {action.kind} skipped: {exc}")
+            log.warning("on_success skipped", reason=str(exc))
+            return
+        self.ledger.note(
+            job.id, f"on_success: source {action.kind}d" + (f" to {moved}" if moved else "")
+        )
+
+    _STAGES: dict[JobState, Callable[[Pipeline, Job], None]] = {
+        JobState.QUEUED: _stage_queued,
+        JobState.ASSET_CREATED: _stage_asset_created,
+        JobState.UPLOADED: _stage_uploaded,
+        JobState.DUBBING: _stage_dubbing,
+        JobState.DOWNLOADING: _stage_downloading,
+    }
+
+    # --- the one error -> outcome table -------------------------------------------------------
+
+    def classify(self, job: Job, exc: BaseException) -> None:
+        """Turn any error from a stage into the job's next state (see ARCHITECTURE.md)."""
+        now = self.now()
+        msg = str(exc)
+        if isinstance(exc, AuthError):
+            if self.pauses.set("auth", f"Synthesia rejected the API key ({msg})"):
+                log.error(
+                    "API key rejected: all API work paused; fix the key and send SIGHUP",
+                    status=getattr(exc, "status", None),
+                )
+            self._retry_later(job, now + 30, msg, count=False)
+        elif isinstance(exc, RateLimited):
+            self._retry_later(job, now + exc.retry_after, msg, count=False)
+        elif isinstance(exc, UploadCredentialsExpired):
+            self._credentials.pop(job.id, None)
+            if job.attempts + 1 >= MAX_FRESH_ASSETS:
+                self._fail(job, f"upload kept failing with rejected credentials: {msg}", None)
+                return
+            self.ledger.transition(
+                job.id,
+                job.state,
+                JobState.QUEUED,
+                why=f"upload credentials expired; creating a fresh asset ({msg})",
+                attempts=job.attempts + 1,
+                next_attempt_at=now,
+            )
+        elif isinstance(exc, AmbiguousSubmit):
+            self._ambiguous(job, msg)
+        elif isinstance(exc, OutputConflict):
+            self.ledger.transition(
+                job.id,
+                job.state,
+                JobState.NEEDS_ATTENTION,
+                why=msg,
+                last_error=msg,
+            )
+            log.error("output name taken by a different file", reason=msg)
+        elif isinstance(exc, (PermanentError, ContentError, UnsafePathError)):
+            context = getattr(exc, "context", None)
+            self._fail(job, msg, context)
+        elif isinstance(exc, (TransientError, ApiError)):
+            delay = backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP)
+            self._retry_later(job, now + delay, msg)
+            log.warning("retrying later", reason=msg, in_seconds=round(delay, 1))
+        elif isinstance(exc, OSError):
+            delay = backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP)
+            self._retry_later(job, now + delay, f"{type(exc).__name__}: {exc}")
+            log.warning("file error, retrying later", reason=str(exc))
+        else:
+            log.exception("unexpected error in job", exc_info=exc)
+            if job.attempts + 1 >= MAX_INTERNAL_ERRORS:
+                self._fail(job, f"internal error: {type(exc).__name__}: {msg}", None)
+            else:
+                self._retry_later(
+                    job,
+                    now + backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP),
+                    f"internal error: {type(exc).__name__}: {msg}",
+                )
+
+    def _retry_later(self, job: Job, when: float, reason: str, *, count: bool = True) -> None:
+        with contextlib.suppress(StaleTransition):
+            self.ledger.update(
+                job.id,
+                expected=job.state,
+                why=f"retry: {reason}" if count else None,
+                next_attempt_at=when,
+                last_error=reason,
+                attempts=job.attempts + 1 if count else job.attempts,
+            )
+
+    def _ambiguous(self, job: Job, msg: str) -> None:
+        if self.config.on_ambiguous_submit == "retry":
+            self.ledger.update(
+                job.id,
+                expected=job.state,
+                submit_started_at=None,
+                next_attempt_at=self.now(),
+                why="submit answer lost; resubmitting (on_ambiguous_submit: retry)",
+            )
+            return
+        reason = (
+            "POST /v2/dubbing was sent but no answer came back: Synthesia may have started (and "
+            "billed) a project. Check your Synthesia workspace; then `synthesia-watchd retry "
+            f"{job.id} --resubmit` to submit again, or `cancel {job.id}`"
+        )
+        self.ledger.transition(
+            job.id,
+            job.state,
+            JobState.NEEDS_ATTENTION,
+            why=reason,
+            last_error=msg,
+            last_error_context=reason,
+        )
+        log.error("ambiguous submit: needs attention", reason=msg)
+
+    def _fail(self, job: Job, reason: str, context: str | None, step: str | None = None) -> None:
+        job = self.ledger.transition(
+            job.id,
+            job.state,
+            JobState.FAILED,
+            why=reason,
+            last_error=reason,
+            last_error_context=context,
+        )
+        with job_context(job.id, Path(job.source_path).name, step or "failed"):
+            log.error("job failed", reason=reason, context=context)
+        action = _action(job.settings.get("on_failure"))
+        if action.kind == "keep" or not Path(job.source_path).exists():
+            return
+        watch = self.watch(job.watch)
+        try:
+            moved = outputs.apply_on_failure(
+                action,
+                Path(job.source_path),
+                watch or _FrozenWatch(job),
+                error=reason,
+                context=context,
+                now=self.now(),
+            )
+        except OSError as exc:
+            self.ledger.note(job.id, f"on_failure move failed: {exc}")
+            return
+        if moved is not None:
+            self.ledger.note(job.id, f"on_failure: source moved to {moved}")
+
+
+def _asset_url(asset: DubbedAsset | None, kind: str) -> str | None:
+    if asset is None:
+        return None
+    if kind == "video":
+        return asset.download
+    if kind in ("vtt", "srt"):
+        return (asset.captions or {}).get(kind)
+    if kind == "thumbnail":
+        return (asset.thumbnail or {}).get("image")
+    return None
+
+
+def _action(data: Any) -> PostAction:
+    if isinstance(data, Mapping):
+        path = data.get("path")
+        return PostAction(kind=data.get("kind", "keep"), path=Path(path) if path else None)
+    return PostAction(kind="keep", path=None)
+
+
+class _FrozenWatch:
+    """The parts of a watch a post-action needs, rebuilt from a job's frozen settings.
+
+    Used when the watch was removed by a reload while the job was in flight.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.name = job.watch
+        self.input = Path(job.settings.get("input_root", Path(job.source_path).parent))
+        self.output = Path(job.settings.get("output_root", job.output_dir))
+
+    @property
+    def output_root(self) -> Path:
+        return self.output
+
+
+class _Progress:
+    """Upload progress: a log line every 10 % or 15 s with percent and MB/s."""
+
+    def __init__(self, total: int, metrics: Any) -> None:
+        self.total = max(total, 1)
+        self.metrics = metrics
+        self.done = 0
+        self.started = time.monotonic()
+        self.last_log = self.started
+        self.last_pct = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            if self.metrics is not None:
+                self.metrics.bytes_uploaded.inc(n)
+            pct = int(self.done * 100 / self.total)
+            now = time.monotonic()
+            if pct >= self.last_pct + 10 or now - self.last_log >= 15:
+                self.last_pct, self.last_log = pct - pct % 10, now
+                if pct < 100:
+                    log.info("uploading", percent=pct, rate=self.rate_text())
+
+    def rate_text(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        return f"{self.done / elapsed / 1e6:.1f} MB/s"

@@ -1,0 +1,178 @@
+"""Bounded pools and due-job dispatch.
+
+The ledger is the queue: a job is due when its ``next_attempt_at`` has passed. Each dispatch
+hands due jobs to the pool of their stage (uploads, short API calls, downloads) up to that
+pool's bound, and never hands out a job that is already running. A job waiting on Synthesia
+is only a row with a time in it, so a thousand dubbing projects hold no thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from .errors import ShutdownRequested
+from .ledger import Ledger
+from .logsetup import get_logger
+from .pipeline import Pipeline
+from .states import ACTIVE, IN_FLIGHT, JobState
+
+log = get_logger(component="scheduler")
+
+#: Short API calls (submit, poll) run here; each holds a thread for one request only.
+API_THREADS = 4
+INTAKE_THREADS = 2
+
+_POOL_OF: dict[JobState, str] = {
+    JobState.QUEUED: "upload",
+    JobState.ASSET_CREATED: "upload",
+    JobState.UPLOADED: "api",
+    JobState.DUBBING: "api",
+    JobState.DOWNLOADING: "download",
+}
+
+
+class Scheduler:
+    """Runs pipeline stages on bounded thread pools; one instance per daemon."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        ledger: Ledger,
+        *,
+        max_uploads: int,
+        max_downloads: int,
+        max_active_jobs: int,
+        wake: threading.Event | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.ledger = ledger
+        self.limits = {"upload": max_uploads, "api": API_THREADS, "download": max_downloads}
+        self.max_active_jobs = max_active_jobs
+        self.pools = {
+            "upload": ThreadPoolExecutor(max_uploads, thread_name_prefix="upload"),
+            "api": ThreadPoolExecutor(API_THREADS, thread_name_prefix="api"),
+            "download": ThreadPoolExecutor(max_downloads, thread_name_prefix="download"),
+            "intake": ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake"),
+        }
+        self.wake = wake or threading.Event()
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[str, Future[None]]] = {}
+        self._intake: set[Future[Any]] = set()
+        self._extra: set[Future[Any]] = set()
+
+    def set_limits(self, *, max_active_jobs: int) -> None:
+        """Reload-time change of the project bound (pool sizes need a restart)."""
+        self.max_active_jobs = max_active_jobs
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def running_ids(self) -> set[int]:
+        with self._lock:
+            return set(self._running)
+
+    def running_in(self, pool: str) -> int:
+        with self._lock:
+            return sum(1 for p, _ in self._running.values() if p == pool)
+
+    def busy(self) -> bool:
+        """Whether any stage, intake or side task is still running."""
+        with self._lock:
+            return bool(self._running or self._intake or self._extra)
+
+    def _done(self, job_id: int, fut: Future[None]) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+        exc = fut.exception() if not fut.cancelled() else None
+        if exc is not None and not isinstance(exc, ShutdownRequested):
+            log.error("stage crashed", job_id=job_id, error=repr(exc))
+        self.wake.set()
+
+    # --- dispatch ----------------------------------------------------------------------------
+
+    def submit_intake(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Hash and record a stable file off the main loop."""
+        fut = self.pools["intake"].submit(fn, *args)
+        with self._lock:
+            self._intake.add(fut)
+
+        def done(f: Future[Any]) -> None:
+            with self._lock:
+                self._intake.discard(f)
+            exc = f.exception() if not f.cancelled() else None
+            if exc is not None:
+                log.error("intake failed", error=repr(exc))
+            self.wake.set()
+
+        fut.add_done_callback(done)
+
+    def submit_task(self, pool: str, fn: Callable[..., Any], *args: Any) -> None:
+        """A side task (an auth re-check) on a pool, tracked so shutdown waits for it."""
+        fut = self.pools[pool].submit(fn, *args)
+        with self._lock:
+            self._extra.add(fut)
+
+        def done(f: Future[Any]) -> None:
+            with self._lock:
+                self._extra.discard(f)
+            self.wake.set()
+
+        fut.add_done_callback(done)
+
+    def dispatch(self, now: float) -> int:
+        """Hand every due job to its pool, within the bounds; returns how many started."""
+        started = 0
+        running = self.running_ids()
+        # Uploads run ahead of free project slots by at most one upload per upload worker, so
+        # a burst of drops does not create hundreds of assets whose credentials then expire.
+        pipeline_depth = self.ledger.count_in(
+            (JobState.ASSET_CREATED, JobState.UPLOADED, *IN_FLIGHT)
+        )
+        free_upload = self.limits["upload"] - self.running_in("upload")
+        lookahead = self.max_active_jobs + self.limits["upload"] - pipeline_depth
+        n = min(free_upload, max(lookahead, 0))
+        if free_upload > 0:
+            # Resumed uploads first (their asset exists), then new work.
+            jobs = self.ledger.due((JobState.ASSET_CREATED,), now, free_upload, running)
+            jobs += self.ledger.due((JobState.QUEUED,), now, max(n - len(jobs), 0), running)
+            for job in jobs[:free_upload]:
+                started += self._start("upload", job.id)
+        free_api = self.limits["api"] - self.running_in("api")
+        if free_api > 0:
+            for job in self.ledger.due(
+                (JobState.DUBBING, JobState.UPLOADED), now, free_api, running
+            ):
+                started += self._start("api", job.id)
+        free_dl = self.limits["download"] - self.running_in("download")
+        if free_dl > 0:
+            for job in self.ledger.due((JobState.DOWNLOADING,), now, free_dl, running):
+                started += self._start("download", job.id)
+        return started
+
+    def _start(self, pool: str, job_id: int) -> int:
+        with self._lock:
+            if job_id in self._running:
+                return 0
+            fut = self.pools[pool].submit(self.pipeline.step, job_id)
+            self._running[job_id] = (pool, fut)
+        fut.add_done_callback(lambda f, j=job_id: self._done(j, f))
+        return 1
+
+    def next_due(self) -> float | None:
+        """When the next job becomes due (the main loop sleeps until then)."""
+        return self.ledger.next_due_at(ACTIVE)
+
+    # --- shutdown ----------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop taking work and wait up to ``timeout`` for running stages; True if all ended."""
+        with self._lock:
+            futures = (
+                [f for _, f in self._running.values()] + list(self._intake) + list(self._extra)
+            )
+        _, not_done = wait(futures, timeout=timeout)
+        for pool in self.pools.values():
+            pool.shutdown(wait=not not_done, cancel_futures=True)
+        return not not_done
