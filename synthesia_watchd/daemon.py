@@ -9,6 +9,7 @@ acts on them (SIGTERM/SIGINT: warm stop, a second one: cold; SIGHUP: reload).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from . import __version__
 from .api import SynthesiaClient
 from .atomic import PART_SUFFIX
 from .config import Config, load_config
-from .errors import AuthError, ConfigError, WatchdError
+from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
@@ -79,6 +80,36 @@ def upload_with_redaction(path: Path, credentials: Any, **kw: Any) -> None:
     upload_file(path, credentials, **kw)
 
 
+class InstanceLock:
+    """One daemon per ledger: an exclusive ``flock`` beside the ledger file.
+
+    Compare-and-set on job state alone would let two daemons on one ledger both submit the
+    same uploaded job, and pay twice. The kernel drops the lock when the process dies, even
+    by SIGKILL, so a crash never leaves a stale lock behind.
+    """
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.path = ledger_path.with_name(ledger_path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
+            os.close(self._fd)
+            raise LedgerError(
+                f"another synthesia-watchd (pid {other or '?'}) is already running on "
+                f"{ledger_path}; stop it first, or give this one its own `ledger`"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+
+
 class Daemon:
     """One running synthesia-watchd: ``run()`` until stopped, or ``once``: until drained."""
 
@@ -100,7 +131,12 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.ledger = Ledger(config.ledger)
+        self.lock = InstanceLock(config.ledger)
+        try:
+            self.ledger = Ledger(config.ledger)
+        except BaseException:
+            self.lock.release()
+            raise
         self.limiter = RateLimiter.from_rate_limits(config.rate_limits)
         self.pauses = Pauses()
         self.client = client or build_client(config, self.limiter, self.stop, self.metrics)
@@ -330,6 +366,7 @@ class Daemon:
             ok = self.shutdown()
         counts = self.ledger.counts()
         self.ledger.close()
+        self.lock.release()
         code = 0 if ok else 1
         if self.once and self.pauses.get("auth"):
             code = 3
