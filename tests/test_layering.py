@@ -1,0 +1,97 @@
+"""The module table in docs/ARCHITECTURE.md, enforced: who may import which library."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "synthesia_watchd"
+
+#: Third-party libraries and the one module (or package) allowed to import each.
+OWNERS = {
+    "requests": {"api"},
+    "boto3": {"upload", "simulator"},
+    "botocore": {"upload", "simulator"},
+    "watchdog": {"watcher"},
+    "yaml": {"config"},
+    "prometheus_client": {"metrics"},
+    "moto": {"simulator"},
+    "werkzeug": {"simulator"},
+    "structlog": {"logsetup"},
+}
+#: Pure leaves: standard library (and each other) only.
+PURE = {
+    "contract",
+    "errors",
+    "states",
+    "media",
+    "fsinfo",
+    "atomic",
+    "retry",
+    "ratelimit",
+    "filters",
+    "stability",
+}
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).with_suffix("")
+        out.append((rel.parts[0], path))
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(("owner", "path"), _modules(), ids=lambda v: str(v))
+def test_third_party_imports_stay_with_their_owner(owner: str, path: Path) -> None:
+    """Each library is imported only by the module that owns it."""
+    for lib in _imports(path):
+        allowed = OWNERS.get(lib)
+        if allowed is not None:
+            assert owner in allowed, f"{path.name} imports {lib}; only {allowed} may"
+
+
+@pytest.mark.parametrize("name", sorted(PURE))
+def test_pure_leaves_import_only_the_standard_library(name: str) -> None:
+    """Pure leaves stay free of third-party code and of the daemon's core."""
+    import sys
+
+    tree = ast.parse((PKG / f"{name}.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.module in PURE, f"{name} imports .{node.module}"
+                continue
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for m in mods:
+                top = m.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__", f"{name} imports {m}"
+
+
+def test_simulator_imports_nothing_from_the_daemon() -> None:
+    """The simulator is a stand-in for Synthesia: it shares only the contract data."""
+    for path in (PKG / "simulator").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                if node.level >= 2 or mod.startswith("synthesia_watchd"):
+                    target = mod.removeprefix("synthesia_watchd.")
+                    assert target in {"contract", "media"}, f"{path.name} imports {mod}"
