@@ -1,0 +1,323 @@
+"""``Simulator``: the loopback Synthesia API plus its S3, started and stopped as one object."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from synthesia_watchd.contract import DETECTED_LANGUAGES
+
+from .faults import ENDPOINTS, Faults, Gate, Recorded
+from .limits import RateLimiter
+from .model import Asset, Project
+from .s3 import REGION, S3Gateway, S3Server, make_admin_client
+from .server import ApiServer, rate_limited_reply
+from .service import Options, Reply, Service, error_reply
+
+RateLimits = str | Mapping[str, Sequence[tuple[int, float]]]
+
+
+class Simulator:
+    """A faithful stand-in for Synthesia on 127.0.0.1, with moto's S3 beside it.
+
+    Everything time-based (dubbing progress, credential and URL expiry, rate-limit windows)
+    reads ``clock``, so tests move a fake clock instead of sleeping. See the package
+    docstring for faults, gates and the request log.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "sim-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        s3_port: int = 0,
+        dub_seconds: float = 2.0,
+        asset_processing_seconds: float = 0.0,
+        credentials_ttl: float = 3600.0,
+        download_ttl: float = 600.0,
+        dub_size: int = 64 * 1024,
+        detected_language: str = "en",
+        status_case: str = "lower",
+        download_field_aliases: bool = False,
+        filter_encoding: str = "both",
+        filter_base_match: bool = False,
+        missing_auth_status: int = 403,
+        accept_bearer: bool = True,
+        rate_limits: RateLimits | None = None,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if status_case not in ("lower", "upper"):
+            raise ValueError("status_case must be 'lower' or 'upper'")
+        if filter_encoding not in ("repeated", "comma", "both"):
+            raise ValueError("filter_encoding must be 'repeated', 'comma' or 'both'")
+        if missing_auth_status not in (401, 403):
+            raise ValueError("missing_auth_status must be 401 or 403")
+        if detected_language not in DETECTED_LANGUAGES:
+            raise ValueError(f"detected_language {detected_language!r} is not a LanguageBCP47")
+        if dub_size < 32:
+            raise ValueError("dub_size must be at least 32 bytes (an mp4 header)")
+        self.api_key = api_key
+        self.host = host
+        self.region = REGION
+        self.clock = clock
+        self.faults = Faults(seed)
+        self.stop_event = threading.Event()
+        self._port, self._s3_port = port, s3_port
+        self._clock0, self._epoch0 = clock(), time.time()
+        self.bucket = f"synthesia-sim-uploads-{secrets.token_hex(6)}"
+        self._admin_key = "AKIASIMADMIN" + secrets.token_hex(4).upper()
+        self._accept_bearer = accept_bearer
+        self._missing_auth_status = missing_auth_status
+        self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
+        options = Options(
+            dub_seconds=dub_seconds,
+            asset_processing_seconds=asset_processing_seconds,
+            credentials_ttl=credentials_ttl,
+            download_ttl=download_ttl,
+            dub_size=dub_size,
+            detected_language=detected_language,
+            status_case=status_case,
+            download_field_aliases=download_field_aliases,
+            filter_encoding=filter_encoding,
+            filter_base_match=filter_base_match,
+        )
+        self.service = Service(options, self.faults, clock, self.epoch, self.bucket)
+        self._log: list[Recorded] = []
+        self._log_lock = threading.Lock()
+        self._gates: dict[str, Gate] = {}
+        self._gates_lock = threading.Lock()
+        self._api: ApiServer | None = None
+        self._api_thread: threading.Thread | None = None
+        self._s3: S3Server | None = None
+        self._admin: Any = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Bind both servers, create the upload bucket; returns self."""
+        if self._api is not None:
+            return self
+        self.stop_event.clear()
+        self._s3 = S3Server(S3Gateway(self, self._admin_key), self.host, self._s3_port)
+        self._s3.start()
+        self._admin = make_admin_client(self.s3_url, self._admin_key)
+        self._admin.create_bucket(
+            Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        self.service.head_object = self._head_object
+        self._api = ApiServer(self, self.host, self._port)
+        self.service.base_url = self.url
+        self._api_thread = threading.Thread(
+            target=self._api.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-api"
+        )
+        self._api_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Release gates, close connections, stop both servers, free the bucket's memory."""
+        self.stop_event.set()
+        with self._gates_lock:
+            gates = list(self._gates.values())
+            self._gates.clear()
+        for gate in gates:
+            gate.release()
+        if self._api is not None:
+            self._api.shutdown()
+            self._api.close_connections()
+            self._api.server_close()  # joins the handler threads
+            if self._api_thread is not None:
+                self._api_thread.join(5)
+            self._api = None
+        if self._s3 is not None:
+            self._empty_bucket()
+            self._s3.stop()
+            self._s3 = None
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The API base URL, ``http://127.0.0.1:PORT``."""
+        if self._api is None:
+            raise RuntimeError("simulator not started")
+        return f"http://{self.host}:{self._api.server_address[1]}"
+
+    @property
+    def s3_url(self) -> str:
+        """The S3 endpoint (the value for ``AWS_ENDPOINT_URL_S3``)."""
+        if self._s3 is None:
+            raise RuntimeError("simulator not started")
+        return f"http://{self.host}:{self._s3.port}"
+
+    @property
+    def s3_host(self) -> str:
+        """``host:port`` of the S3 endpoint, as clients send it in ``Host``."""
+        return f"{self.host}:{self._s3.port}" if self._s3 is not None else ""
+
+    def env(self) -> dict[str, str]:
+        """Environment for a daemon subprocess that should talk to this simulator."""
+        return {"SYNTHESIA_API_KEY": self.api_key, "AWS_ENDPOINT_URL_S3": self.s3_url}
+
+    def epoch(self, t: float) -> float:
+        """UNIX time corresponding to clock reading ``t`` (for createdAt and Expires)."""
+        return self._epoch0 + (t - self._clock0)
+
+    # -- the request log ------------------------------------------------------------------------
+
+    def record(
+        self, method: str, endpoint: str, path: str, query: str, had_authorization: bool
+    ) -> Recorded:
+        """Log a request on arrival; its handler fills in ``status`` later."""
+        rec = Recorded(method, endpoint, path, query, had_authorization, self.clock())
+        with self._log_lock:
+            self._log.append(rec)
+        return rec
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """Every request so far, oldest first (a copy)."""
+        with self._log_lock:
+            return list(self._log)
+
+    def count(self, endpoint: str) -> int:
+        """How many requests reached ``endpoint`` (any outcome, drops included)."""
+        with self._log_lock:
+            return sum(1 for r in self._log if r.endpoint == endpoint)
+
+    # -- gates ----------------------------------------------------------------------------------
+
+    def pause(self, endpoint: str) -> Gate:
+        """Hold every request to ``endpoint`` after it is recorded, until released."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        with self._gates_lock:
+            gate = self._gates.get(endpoint)
+            if gate is None or gate.released:
+                gate = self._gates[endpoint] = Gate(endpoint)
+            return gate
+
+    def unpause(self, endpoint: str) -> None:
+        """Release the gate on ``endpoint``, if any."""
+        with self._gates_lock:
+            gate = self._gates.pop(endpoint, None)
+        if gate is not None:
+            gate.release()
+
+    def wait_gate(self, endpoint: str) -> None:
+        """Called by handlers: block here while ``endpoint`` is paused."""
+        with self._gates_lock:
+            gate = self._gates.get(endpoint)
+        if gate is not None and not gate.released and not self.stop_event.is_set():
+            gate.block()
+
+    # -- checks the handlers call ---------------------------------------------------------------
+
+    def check_auth(self, header: str | None) -> Reply | None:
+        """None when the Authorization header carries our key, else the refusal."""
+        if header is None or not header.strip():
+            return error_reply(
+                self._missing_auth_status,
+                "Unauthorized" if self._missing_auth_status == 401 else "Forbidden",
+                "missing Authorization header",
+            )
+        value = header.strip()
+        if secrets.compare_digest(value, self.api_key):
+            return None
+        scheme, _, rest = value.partition(" ")
+        if (
+            self._accept_bearer
+            and scheme.lower() == "bearer"
+            and secrets.compare_digest(rest.strip(), self.api_key)
+        ):
+            return None
+        return error_reply(403, "Forbidden - Wrong API key.")
+
+    def check_rate(self, endpoint: str, method: str) -> Reply | None:
+        """None when the request fits the rate limits, else the 429."""
+        if self._limiter is None:
+            return None
+        breached = self._limiter.check(endpoint, method, self.clock())
+        if breached is None:
+            return None
+        return rate_limited_reply(*breached)
+
+    def credentials_for(self, access_key_id: str) -> Any:
+        """The issued S3 credentials with this key id, or None (used by the S3 gateway)."""
+        return self.service.credentials_for(access_key_id)
+
+    def object_written(self, bucket: str, key: str) -> None:
+        """The S3 gateway saw a whole object written."""
+        self.service.object_written(bucket, key)
+
+    # -- inspection for tests -------------------------------------------------------------------
+
+    @property
+    def projects(self) -> dict[str, Project]:
+        """Dubbing projects by id (a snapshot; the records themselves are live)."""
+        with self.service._lock:
+            return dict(self.service.projects)
+
+    @property
+    def assets(self) -> dict[str, Asset]:
+        """Assets by id (a snapshot; the records themselves are live)."""
+        with self.service._lock:
+            return dict(self.service.assets)
+
+    def expected_output(self, project_id: str, language: str) -> bytes:
+        """The exact bytes a download of ``language`` of ``project_id`` returns."""
+        return self.service.output_bytes(project_id, language)
+
+    def expire_credentials(self) -> None:
+        """Every S3 credential issued so far expires now."""
+        self.service.expire_credentials()
+
+    def expire_download_urls(self) -> None:
+        """Every signed URL issued so far expires now."""
+        self.service.expire_download_urls()
+
+    # -- S3 housekeeping ------------------------------------------------------------------------
+
+    def _head_object(self, bucket: str, key: str) -> tuple[int, str] | None:
+        """(size, ETag) of an object, via our own S3 with the admin key."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._admin.head_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return None
+        return int(head["ContentLength"]), str(head["ETag"]).strip('"')
+
+    def _empty_bucket(self) -> None:
+        """Delete objects, abort uploads and drop the bucket, so moto frees their memory."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3 = self._admin
+        try:
+            for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
+                for up in page.get("Uploads", []):
+                    s3.abort_multipart_upload(
+                        Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"]
+                    )
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                for obj in page.get("Contents", []):
+                    s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
+            s3.delete_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError):
+            pass
