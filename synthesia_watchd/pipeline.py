@@ -228,7 +228,7 @@ class Pipeline:
         known = self.ledger.find_job(watch.name, src, size, mtime_ns)
         if known is not None:
             if known.state is JobState.CANCELLED:
-                return self.ledger.transition(
+                return self._move(
                     known.id,
                     JobState.CANCELLED,
                     JobState.QUEUED,
@@ -295,7 +295,7 @@ class Pipeline:
                 bytes=nbytes,
                 sha256=digest,
             )
-        self.ledger.transition(
+        self._move(
             job.id,
             JobState.QUEUED,
             JobState.DONE,
@@ -313,9 +313,7 @@ class Pipeline:
             watch, str(path), states=(JobState.QUEUED, JobState.ASSET_CREATED)
         ):
             with contextlib.suppress(StaleTransition):
-                self.ledger.transition(
-                    job.id, job.state, JobState.CANCELLED, why="source file vanished"
-                )
+                self._move(job.id, job.state, JobState.CANCELLED, why="source file vanished")
                 self._credentials.pop(job.id, None)
                 cancelled.append(job.id)
         return cancelled
@@ -375,7 +373,7 @@ class Pipeline:
                 if exists
                 else ("source file vanished before upload")
             )
-            self.ledger.transition(job.id, JobState.QUEUED, JobState.CANCELLED, why=why)
+            self._move(job.id, JobState.QUEUED, JobState.CANCELLED, why=why)
             return
         twin = self._active_twin(job)
         if twin is not None:
@@ -403,15 +401,16 @@ class Pipeline:
             content_md5=job.settings.get("content_md5"),
         )
         self._credentials[job.id] = asset
-        job = self.ledger.transition(
+        job = self._move(
             job.id,
             JobState.QUEUED,
             JobState.ASSET_CREATED,
-            why="asset created",
+            why=f"asset {asset.id} created",
             asset_id=asset.id,
             next_attempt_at=self.now(),
         )
-        self._stage_asset_created(job)
+        with job_context(job.id, Path(job.source_path).name, job.state.value):
+            self._stage_asset_created(job)
 
     def _active_twin(self, job: Job) -> Job | None:
         """An older unfinished job for the same content: wait for it instead of paying twice."""
@@ -437,7 +436,7 @@ class Pipeline:
     def _stage_asset_created(self, job: Job) -> None:
         asset = self._credentials.get(job.id)
         if asset is None or asset.id != job.asset_id:
-            self.ledger.transition(
+            self._move(
                 job.id,
                 JobState.ASSET_CREATED,
                 JobState.QUEUED,
@@ -453,7 +452,7 @@ class Pipeline:
                 Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
             )
         except FileNotFoundError:
-            self.ledger.transition(
+            self._move(
                 job.id,
                 JobState.ASSET_CREATED,
                 JobState.CANCELLED,
@@ -461,7 +460,7 @@ class Pipeline:
             )
             return
         self._credentials.pop(job.id, None)
-        self.ledger.transition(
+        self._move(
             job.id,
             JobState.ASSET_CREATED,
             JobState.UPLOADED,
@@ -533,7 +532,7 @@ class Pipeline:
                 # The server refused or was never reached: the submit is not ambiguous.
                 self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
                 raise
-            self.ledger.transition(
+            self._move(
                 job.id,
                 JobState.UPLOADED,
                 JobState.DUBBING,
@@ -614,7 +613,7 @@ class Pipeline:
                             error_code=code,
                             dubbed_asset_id=asset.id if asset else None,
                         )
-        self.ledger.transition(
+        self._move(
             job.id,
             JobState.DUBBING,
             JobState.DOWNLOADING,
@@ -622,7 +621,8 @@ class Pipeline:
             next_attempt_at=self.now(),
             attempts=0,
         )
-        self._stage_downloading(self.ledger.get(job.id), project)
+        with job_context(job.id, Path(job.source_path).name, JobState.DOWNLOADING.value):
+            self._stage_downloading(self.ledger.get(job.id), project)
 
     def _stage_downloading(self, job: Job, project: Project | None = None) -> None:
         client = self._require_client()
@@ -705,7 +705,7 @@ class Pipeline:
         if problems:
             raise TransientError("outputs failed verification: " + "; ".join(problems))
         if not failed:
-            self.ledger.transition(
+            self._move(
                 job.id,
                 JobState.DOWNLOADING,
                 JobState.DONE,
@@ -717,7 +717,7 @@ class Pipeline:
             self._after_done(self.ledger.get(job.id))
             return
         reasons = ", ".join(f"{o.language}/{o.kind}: {o.error_code}" for o in failed)
-        self.ledger.transition(
+        self._move(
             job.id,
             JobState.DOWNLOADING,
             JobState.PARTIAL,
@@ -753,6 +753,21 @@ class Pipeline:
         JobState.DOWNLOADING: _stage_downloading,
     }
 
+    def _move(
+        self, job_id: int, expected: JobState, new: JobState, *, why: str, **fields: Any
+    ) -> Job:
+        """A compare-and-set transition plus its one canonical log line."""
+        job = self.ledger.transition(job_id, expected, new, why=why, **fields)
+        level = (
+            log.warning
+            if new in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.PARTIAL)
+            else log.info
+        )
+        level(
+            "job state", job_id=str(job_id), from_state=expected.value, to_state=new.value, why=why
+        )
+        return job
+
     # --- the one error -> outcome table -------------------------------------------------------
 
     def classify(self, job: Job, exc: BaseException) -> None:
@@ -773,7 +788,7 @@ class Pipeline:
             if job.attempts + 1 >= MAX_FRESH_ASSETS:
                 self._fail(job, f"upload kept failing with rejected credentials: {msg}", None)
                 return
-            self.ledger.transition(
+            self._move(
                 job.id,
                 job.state,
                 JobState.QUEUED,
@@ -784,7 +799,7 @@ class Pipeline:
         elif isinstance(exc, AmbiguousSubmit):
             self._ambiguous(job, msg)
         elif isinstance(exc, OutputConflict):
-            self.ledger.transition(
+            self._move(
                 job.id,
                 job.state,
                 JobState.NEEDS_ATTENTION,
@@ -840,7 +855,7 @@ class Pipeline:
             "billed) a project. Check your Synthesia workspace; then `synthesia-watchd retry "
             f"{job.id} --resubmit` to submit again, or `cancel {job.id}`"
         )
-        self.ledger.transition(
+        self._move(
             job.id,
             job.state,
             JobState.NEEDS_ATTENTION,
@@ -851,7 +866,7 @@ class Pipeline:
         log.error("ambiguous submit: needs attention", reason=msg)
 
     def _fail(self, job: Job, reason: str, context: str | None, step: str | None = None) -> None:
-        job = self.ledger.transition(
+        job = self._move(
             job.id,
             job.state,
             JobState.FAILED,
