@@ -39,6 +39,7 @@ DOCKER_SECRET = Path("/run/secrets/synthesia_api_key")
 CREDENTIAL_NAME = "synthesia_api_key"
 API_KEY_ENV = "SYNTHESIA_API_KEY"
 MASK = "***"
+_SECRET_PATH: KeyPath = ("synthesia", "api_key")
 
 #: Rate-limit presets per tier: (per_minute, per_hour, per_day) for writes and reads.
 TIERS: Mapping[str, Mapping[str, tuple[int | None, int | None, int | None]]] = {
@@ -184,9 +185,10 @@ def _fmt_path(path: KeyPath) -> str:
 class _Doc:
     """Parsed YAML as plain data, plus the line of every key and item and the raw scalar text."""
 
-    data: Any
-    lines: dict[KeyPath, int] = field(default_factory=dict)
-    raw: dict[KeyPath, str] = field(default_factory=dict)
+    # repr=False: the data may hold the API key and must not reach a traceback's locals.
+    data: Any = field(repr=False)
+    lines: dict[KeyPath, int] = field(default_factory=dict, repr=False)
+    raw: dict[KeyPath, str] = field(default_factory=dict, repr=False)
 
 
 class _Builder:
@@ -215,6 +217,8 @@ class _Builder:
                     out.append(self.build(item, (*path, i)))
                 return out
             value = self.loader.construct_object(node, deep=True)
+            if path == _SECRET_PATH and value is not None:
+                return Secret(str(node.value))  # wrapped at once, as the operator typed it
             if not isinstance(value, str) and value is not None:
                 # What the operator typed, for string fields: `no` is Norwegian, not False.
                 self.doc.raw[path] = str(node.value)
@@ -362,6 +366,8 @@ def _str(value: Any, path: KeyPath, ctx: _Ctx) -> str:
 
 
 def _secret(value: Any, path: KeyPath, ctx: _Ctx) -> Secret:
+    if isinstance(value, Secret):
+        return value
     text = ctx.text(value, path)
     if text is None:
         raise _Invalid(f"expected a string, got {_kind(value)}")  # never the value itself
@@ -1004,22 +1010,32 @@ _WATCH_ONLY: tuple[_Key, ...] = (
     ),
 )
 
-_SECTIONS: dict[str, str] = {
-    "synthesia": "Where the API is and how the key is found.",
-    "state_dir": "",
-    "ledger": "",
-    "workers": "How much runs at once.",
-    "api": "Talking to the API: pacing, timeouts, download hosts.",
-    "limits": "Spending guards.",
-    "on_ambiguous_submit": "",
-    "shutdown_timeout": "",
-    "poll_interval_max": "",
-    "metrics": "",
-    "log": "",
+#: Sections of the reference, in order: id -> (heading, what the section is for).
+_SECTIONS: dict[str, tuple[str, str]] = {
+    "synthesia": ("`synthesia`", "Where the API is and how the key is found."),
+    "daemon": ("Daemon", "The daemon's own state and its behaviour around a job."),
+    "workers": ("`workers`", "How much runs at once."),
+    "api": ("`api`", "Talking to the API: pacing, timeouts, download hosts."),
+    "limits": ("`limits`", "Spending guards."),
+    "metrics": ("`metrics`", "The Prometheus listener."),
+    "log": ("`log`", "Logs go to stdout: journald or docker collect them."),
+    "defaults": (
+        "`defaults` and watch settings",
+        "Every watch inherits these; a watch may override any of them.",
+    ),
+    "watches[]": (
+        "`watches`",
+        "A list of drop folders. Each entry has the keys below plus any key of `defaults`.",
+    ),
 }
 
+
+def _section(path: str) -> str:
+    return path.split(".")[0] if "." in path else "daemon"
+
+
 REFERENCE: tuple[KeyDoc, ...] = (
-    *(k.doc() for k in _TOP),
+    *sorted((k.doc() for k in _TOP), key=lambda d: list(_SECTIONS).index(_section(d.path))),
     *(k.doc("defaults.") for k in _WATCH_KEYS),
     *(k.doc("watches[].") for k in _WATCH_ONLY),
 )
@@ -1524,22 +1540,10 @@ def render_reference() -> str:
     parts = [_INTRO]
     section = None
     for doc in REFERENCE:
-        head = doc.path.split(".")[0]
-        if head != section:
-            section = head
-            if head == "defaults":
-                parts.append(
-                    "\n## `defaults` and watch settings\n\nEvery watch inherits these; "
-                    "a watch may override any of them.\n"
-                )
-            elif head == "watches[]":
-                parts.append(
-                    "\n## `watches`\n\nA list of drop folders. Each entry has the keys "
-                    "below plus any key of `defaults`.\n"
-                )
-            else:
-                blurb = _SECTIONS.get(head, "")
-                parts.append(f"\n## `{head}`\n" + (f"\n{blurb}\n" if blurb else ""))
+        if _section(doc.path) != section:
+            section = _section(doc.path)
+            heading, blurb = _SECTIONS[section]
+            parts.append(f"\n## {heading}\n\n{blurb}\n")
         parts.append(f"\n### `{doc.path}`\n\n- type: {doc.type}\n- default: `{doc.default}`\n")
         if doc.example is not None:
             parts.append(f"- example: `{doc.path.rsplit('.', 1)[-1]}: {doc.example}`\n")
