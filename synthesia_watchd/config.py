@@ -294,6 +294,8 @@ class _Reported(Exception):
 
 @dataclass
 class _Ctx:
+    """What every check needs: where values came from, how to resolve paths, where issues go."""
+
     filename: str
     doc: _Doc
     base_dir: Path
@@ -1272,6 +1274,7 @@ def _cross_check(seen: _Seen, ctx: _Ctx) -> None:
 
 
 def _build(doc: _Doc, ctx: _Ctx, source: Path | None, require_watches: bool = True) -> Config:
+    """Walk the whole schema, resolve the key, then raise every issue at once or build Config."""
     data = doc.data
     if data is None:
         data = {}
