@@ -449,6 +449,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args)
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Show (``--dry-run``) or add a watch's new targets to its done jobs' projects."""
+    import threading
+
+    from .daemon import build_client
+    from .pipeline import Pipeline
+    from .ratelimit import RateLimiter
+
+    config = _load(args)
+    watch = config.watch(args.watch)
+    client = None
+    if not args.dry_run:
+        client = build_client(
+            config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
+        )
+        if client is None:
+            raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
+    with Ledger(config.ledger) as ledger:
+        pipeline = Pipeline(
+            ledger=ledger, config=config, client=client, uploader=None, stop=threading.Event()
+        )
+        todo = pipeline.backfill_candidates(watch)
+        langs = sum(len(m) for _, m in todo)
+        for job, missing in todo:
+            line = f"#{job.id} {Path(job.source_path).name}: + {', '.join(missing)}"
+            if not args.dry_run:
+                line += f"  -> {pipeline.backfill(job, missing)}"
+            _print(line)
+    verb = "would add" if args.dry_run else "added"
+    _print(
+        f"{verb} {langs} dubbed language(s) to {len(todo)} existing project(s); "
+        "no upload and no new project"
+        + ("; the daemon downloads them" if not args.dry_run and todo else "")
+    )
+    return ExitStatus.OK
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from .simulator import main as sim_main
 
@@ -555,6 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dub-seconds", type=float, default=2.0)
     sp.add_argument("--dir", type=Path, help="keep the demo files here (default: a temp folder)")
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("backfill", help="add a watch's new targets to its done projects")
+    with_config(sp)
+    sp.add_argument("--watch", required=True, help="watch name")
+    sp.add_argument("--dry-run", action="store_true", help="show what would be added and billed")
+    sp.set_defaults(func=cmd_backfill)
 
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
     sp.add_argument("--port", type=int, default=8765)

@@ -227,6 +227,7 @@ class Daemon:
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
+        self.auto_backfill()
         self.notifier.ready(self.status_line())
 
     # --- startup -----------------------------------------------------------------------------
@@ -279,9 +280,33 @@ class Daemon:
             ledger=str(self.config.ledger),
             pid=os.getpid(),
         )
+        self.auto_backfill()
         self.beat(force=True)
         self.notifier.ready(self.status_line())
         self.started.set()
+
+    def auto_backfill(self) -> None:
+        """For watches with ``backfill_new_targets``: add new targets to done projects."""
+        if self.client is None:
+            return
+        for watch in self.config.watches:
+            if not watch.backfill_new_targets:
+                continue
+            todo = self.pipeline.backfill_candidates(watch)
+            if todo:
+                log.info("backfilling new targets", watch=watch.name, jobs=len(todo))
+            for job, missing in todo:
+                self.scheduler.submit_task("api", self._backfill_one, job, missing)
+
+    def _backfill_one(self, job: Any, missing: list[str]) -> None:
+        try:
+            self.pipeline.backfill(job, missing)
+        except WatchdError as exc:
+            log.warning(
+                "backfill failed; retried at the next start or reload",
+                job_id=job.id,
+                error=str(exc),
+            )
 
     # --- the loop ----------------------------------------------------------------------------
 

@@ -318,6 +318,67 @@ class Pipeline:
                 cancelled.append(job.id)
         return cancelled
 
+    # --- backfill of new targets -------------------------------------------------------------
+
+    def backfill_candidates(self, watch: WatchConfig) -> list[tuple[Job, list[str]]]:
+        """Done jobs of a watch that lack some of its current targets, with what is missing.
+
+        Only the newest done job per source file counts, and only one with a project at
+        Synthesia (jobs satisfied by reuse point at no project of their own).
+        """
+        seen: set[str] = set()
+        found = []
+        for job in self.ledger.list_jobs(
+            states=(JobState.DONE,), watch=watch.name, limit=1_000_000
+        ):
+            if job.source_path in seen or not job.project_id:
+                continue
+            seen.add(job.source_path)
+            have = {t.lower() for t in job.targets}
+            missing = [t for t in watch.targets if t.lower() not in have]
+            if missing:
+                found.append((job, missing))
+        return found
+
+    def backfill(self, job: Job, missing: Sequence[str]) -> str:
+        """Add languages to a done job's existing project (PUT /v2/dubbing/{id}).
+
+        No re-upload and no re-dub of the languages it already has: Synthesia skips locales
+        the project holds (204 when nothing was missing). The job goes back to dubbing for
+        the new languages only; its finished outputs stay as they are.
+        """
+        result = self._require_client().add_locales(
+            job.project_id or "",
+            list(missing),
+            lipsync=job.settings.get("lipsync") or None,
+            video_duration=job.settings.get("video_duration"),
+            visibility=job.settings.get("visibility"),
+        )
+        for lang in missing:
+            for kind in output_kinds(job.settings):
+                self.ledger.set_output(job.id, lang, kind, state=OutputState.PENDING)
+        for lang, error in result.errors:
+            if lang:
+                for kind in output_kinds(job.settings):
+                    self.ledger.set_output(
+                        job.id, lang, kind, state=OutputState.FAILED, error_code=error or "error"
+                    )
+        answer = (
+            "nothing to add (204)"
+            if result.nothing_added
+            else (f"{len(result.created)} language(s) added (202)")
+        )
+        self._move(
+            job.id,
+            JobState.DONE,
+            JobState.DUBBING,
+            why=f"backfill of {', '.join(missing)}: {answer}",
+            targets=[*job.targets, *missing],
+            next_attempt_at=self.now(),
+            attempts=0,
+        )
+        return answer
+
     # --- stages ------------------------------------------------------------------------------
 
     def step(self, job_id: int) -> None:
