@@ -146,6 +146,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args)
     _print(f"# {config.source}: valid")
     _print(dump_effective(config).rstrip())
+    for warning in config.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     if config.api_key is None:
         _print(
             "# no API key found (SYNTHESIA_API_KEY, api_key_file, "
