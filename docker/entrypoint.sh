@@ -8,9 +8,10 @@
 # Started as root (the image default), it moves the image's "watchd" user to PUID/PGID (reusing
 # a group that already has PGID, e.g. "users" = 100), chowns the state directory only (never
 # the drop folders: they belong to the NAS user already), sets the umask, and drops to that
-# user with setpriv (util-linux, part of the Debian base image). Started as non-root
-# (`docker run --user`), it cannot switch and simply runs the command as that user.
-# `exec` throughout: the daemon becomes PID 1's direct successor and receives SIGTERM itself.
+# user with setpriv (util-linux, part of the Debian base image), setting no_new_privs so no
+# setuid binary can lift it back (as NoNewPrivileges= does in the systemd unit). Started as
+# non-root (`docker run --user`), it cannot switch and simply runs the command as that user.
+# `exec` at the end: the daemon replaces this shell as PID 1 and receives SIGTERM itself.
 #
 # Test hooks (no root needed): ENTRYPOINT_DRY_RUN=1 prints "+ command" for every change instead
 # of making it, then runs the command without switching user; ENTRYPOINT_PASSWD and
@@ -135,7 +136,7 @@ export HOME="$STATE_DIR"
 note "running as $user_name ($PUID) group $group_name ($PGID) with umask $UMASK"
 if [ "$DRY_RUN" = "1" ]; then
     echo "+ umask $UMASK"
-    echo "+ setpriv --reuid=$PUID --regid=$PGID --init-groups -- $*"
+    echo "+ setpriv --reuid=$PUID --regid=$PGID --init-groups --no-new-privs -- $*"
     exec "$@"
 fi
-exec setpriv --reuid="$PUID" --regid="$PGID" --init-groups -- "$@"
+exec setpriv --reuid="$PUID" --regid="$PGID" --init-groups --no-new-privs -- "$@"

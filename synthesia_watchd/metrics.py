@@ -218,7 +218,7 @@ class Heartbeat:
         t = float(self._now())
         doc = {"time": t, "pid": os.getpid(), "status": dict(status or {})}
         data = json.dumps(doc, default=str, sort_keys=True).encode()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)

@@ -217,7 +217,8 @@ def test_dockerfile_essentials() -> None:
     users = by.get("USER", [])
     script = ENTRYPOINT.read_text()
     assert (users and users[-1] not in ("root", "0")) or (
-        'exec setpriv --reuid="$PUID" --regid="$PGID" --init-groups -- "$@"' in script
+        'exec setpriv --reuid="$PUID" --regid="$PGID" --init-groups --no-new-privs -- "$@"'
+        in script
     )
 
 
@@ -306,7 +307,8 @@ def test_entrypoint_defaults(tmp_path: Path) -> None:
         f"mkdir -p {data}",
         f"chown -R 1000:1000 {data}",
         "umask 002",
-        "setpriv --reuid=1000 --regid=1000 --init-groups -- sh -c echo COMMAND-RAN; umask",
+        "setpriv --reuid=1000 --regid=1000 --init-groups --no-new-privs"
+        " -- sh -c echo COMMAND-RAN; umask",
     ]
     assert proc.stdout.splitlines()[-2:] == ["COMMAND-RAN", "0002"]
 
@@ -319,7 +321,7 @@ def test_entrypoint_unraid_reuses_existing_group(tmp_path: Path) -> None:
     assert planned[0] == "usermod --uid 99 --gid 100 watchd"
     assert not [p for p in planned if p.startswith(("groupadd", "groupmod"))]
     assert f"chown -R 99:100 {tmp_path / 'data'}" in planned
-    assert planned[-1].startswith("setpriv --reuid=99 --regid=100 --init-groups -- ")
+    assert planned[-1].startswith("setpriv --reuid=99 --regid=100 --init-groups --no-new-privs -- ")
     assert "group users (100)" in proc.stderr
 
 
