@@ -1,0 +1,821 @@
+"""The Synthesia API client: typed answers, typed errors, idempotency-aware retries, downloads.
+
+The only module that imports ``requests``. Every call goes through the rate limiter first,
+then is retried inline only where repeating it is safe (STYLE.md habit 9):
+
+- GET and PUT add-locales (which skips locales it already has) are retried on any transient
+  failure; so is POST /v2/assets, since a stray asset costs nothing.
+- POST /v2/dubbing costs money. It is resent only when the server surely never saw it (no
+  connection could be made) or answered that it did not act (429, 500/502/503). Sent and no
+  answer (read timeout, connection dropped after sending) or a 504 from a gateway raises
+  AmbiguousSubmit: the project may exist and be billed.
+
+The API key travels only as ``Authorization: <key>`` to the API host; downloads go to signed
+URLs without it (S3 refuses two auth mechanisms, and the key must never leave for a third
+host). Messages carry status codes, the API's ``error``/``context`` and ids, never the key or a
+signed URL's query string.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from . import contract
+from .atomic import AtomicWriter
+from .errors import (
+    AmbiguousSubmit,
+    ApiError,
+    AuthError,
+    DownloadIncomplete,
+    DownloadUrlExpired,
+    PermanentError,
+    RateLimited,
+    ShutdownRequested,
+    TransientError,
+    UnsafeUrlError,
+)
+from .ratelimit import READ, WRITE, RateLimiter
+from .retry import RetryPolicy, parse_retry_after
+
+OP_CREATE_ASSET = "POST /v2/assets"
+OP_GET_ASSET = "GET /v2/assets/{id}"
+OP_SUBMIT = "POST /v2/dubbing"
+OP_GET_PROJECT = "GET /v2/dubbing/{id}"
+OP_ADD_LOCALES = "PUT /v2/dubbing/{id}"
+OP_DOWNLOAD = "DOWNLOAD"
+
+_CHUNK = 1 << 16
+_MAX_REDIRECTS = 5
+_PERMANENT_SNIPPET = 200
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadCredentials:
+    """Temporary S3 credentials for one asset; the secret parts stay out of repr."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
+class CreatedAsset:
+    """POST /v2/assets: where to upload the bytes."""
+
+    id: str
+    credentials: UploadCredentials
+    upload_url: str | None
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """GET /v2/assets/{id}: the asset's processing state."""
+
+    id: str
+    status: str
+    detected_language: str | None
+    error_code: str | None
+    title: str | None
+
+
+@dataclass(frozen=True)
+class DubbedAsset:
+    """One target language of a project; ``status`` is lowercase in_progress/complete/error."""
+
+    id: str
+    language: str
+    status: str
+    download: str | None
+    error_code: str | None
+    captions: Mapping[str, str | None]
+    thumbnail: Mapping[str, str | None]
+    title: str | None
+
+
+@dataclass(frozen=True)
+class Project:
+    """GET /v2/dubbing/{id}: project status (lowercase) and its dubbed assets."""
+
+    id: str
+    status: str
+    error_code: str | None
+    assets: tuple[DubbedAsset, ...]
+
+
+@dataclass(frozen=True)
+class AddLocalesResult:
+    """PUT /v2/dubbing/{id}: created assets, per-language errors; 204 means nothing added."""
+
+    created: tuple[DubbedAsset, ...]
+    errors: tuple[tuple[str | None, str | None], ...]
+    nothing_added: bool
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """A downloaded file, in place under its final name."""
+
+    path: Path
+    bytes: int
+    sha256: str
+
+
+# --- URL checks --------------------------------------------------------------------------------
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: the only hosts where plain http is allowed."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, *, allowed_hosts: Sequence[str] = ()) -> str:
+    """The URL's host if it is https (or http to loopback) and allowed; else a reason."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise UnsafeUrlError(f"refusing URL without a host: {_safe_url(url)}")
+    if parts.username or parts.password:
+        raise UnsafeUrlError(f"refusing URL with embedded credentials: {_safe_url(url)}")
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
+        pass
+    else:
+        raise UnsafeUrlError(
+            f"refusing {parts.scheme or 'scheme-less'} URL {_safe_url(url)}: "
+            "only https (or http to a loopback host) is allowed"
+        )
+    if allowed_hosts and not any(_host_matches(host, allowed) for allowed in allowed_hosts):
+        raise UnsafeUrlError(f"refusing download host {host}: not in allowed_download_hosts")
+    return host
+
+
+def _host_matches(host: str, allowed: str) -> bool:
+    """Exact host match; an entry starting with '.' also matches every subdomain."""
+    allowed = allowed.lower()
+    if allowed.startswith("."):
+        return host == allowed[1:] or host.endswith(allowed)
+    return host == allowed
+
+
+def _safe_url(url: str) -> str:
+    """scheme://host/path only: signed URLs carry credentials in the query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+# --- transport helpers -------------------------------------------------------------------------
+
+
+class _KeyAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: <key>``; also stops requests from adding ~/.netrc credentials."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self._key
+        return r
+
+    def __repr__(self) -> str:
+        return "_KeyAuth(<redacted>)"
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Removes any Authorization header (session defaults, ~/.netrc) from download requests."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.pop("Authorization", None)
+        return r
+
+
+def _reasons(exc: BaseException) -> list[str]:
+    """Class names along an exception's wrapped causes (requests wraps urllib3 errors)."""
+    names: list[str] = []
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        names.extend(cls.__name__ for cls in type(item).__mro__)
+        todo.extend(item.args)
+        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
+    return names
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request surely never reached the server: no connection was made.
+
+    Connect timeouts and refused/unresolvable connections qualify. Anything after the
+    connection opened (read timeout, reset, remote closed) may have been acted on.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        names = _reasons(exc)
+        return "NewConnectionError" in names or "ConnectTimeoutError" in names
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free description of a transport error (no URL, no query string)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read timeout"
+    names = _reasons(exc)
+    for name in (
+        "NewConnectionError",
+        "NameResolutionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "RemoteDisconnected",
+        "BrokenPipeError",
+        "IncompleteRead",
+        "SSLError",
+    ):
+        if name in names:
+            return name
+    return type(exc).__name__
+
+
+def _lower(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+def _first(data: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if data.get(key) is not None:
+            return data[key]
+    return None
+
+
+def _links(value: Any) -> dict[str, str | None]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): (v if isinstance(v, str) else None) for k, v in value.items()}
+
+
+def _language_matches(language: str, targets: Sequence[str]) -> bool:
+    """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES')."""
+    lang = language.lower()
+    for target in targets:
+        t = target.lower()
+        if lang == t or ("-" not in t and lang.split("-", 1)[0] == t):
+            return True
+    return False
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class SynthesiaClient:
+    """One API key, one session, one limiter; safe to share between worker threads."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_url: str = contract.DEFAULT_API_URL,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008  (immutable value)
+        timeout: tuple[float, float] = (5.0, 60.0),
+        allowed_download_hosts: Sequence[str] = (),
+        stop: threading.Event | None = None,
+        on_response: Callable[[str, int | None], None] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("an API key is required")
+        parts = urlsplit(api_url)
+        host = (parts.hostname or "").lower()
+        if not host or parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(f"api_url {_safe_url(api_url)!r} must be scheme://host[:port][/path]")
+        if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))):
+            raise ValueError(
+                f"api_url {_safe_url(api_url)!r} must use https "
+                "(plain http is allowed only for loopback hosts)"
+            )
+        if len(timeout) != 2 or min(timeout) <= 0:
+            raise ValueError("timeout must be a (connect, read) pair of positive seconds")
+        self._base = api_url.rstrip("/")
+        self._auth = _KeyAuth(api_key)
+        self._key = api_key
+        self._limiter = limiter if limiter is not None else RateLimiter()
+        self._retry = retry
+        self._timeout = (float(timeout[0]), float(timeout[1]))
+        self._allowed_hosts = tuple(h.lower() for h in allowed_download_hosts)
+        self._stop = stop if stop is not None else threading.Event()
+        self._on_response = on_response
+        self._session = session if session is not None else requests.Session()
+
+    def __repr__(self) -> str:
+        return f"SynthesiaClient(api_url={self._base!r})"
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The limiter every call goes through (shared with other clients if passed in)."""
+        return self._limiter
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "<redacted>") if len(self._key) >= 4 else text
+
+    def _report(self, operation: str, status: int | None) -> None:
+        if self._on_response is not None:
+            self._on_response(operation, status)
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise ShutdownRequested("stopping during a retry pause")
+
+    def _retry_or_raise(
+        self, policy: RetryPolicy, op: str, why: str, status: int | None
+    ) -> RetryPolicy:
+        """Count one failed try; raise TransientError when none are left, else pause."""
+        policy = policy.increment()
+        if policy.exhausted:
+            raise TransientError(
+                f"{op}: {why} (gave up after {policy.attempts} tries)", status=status, operation=op
+            )
+        self._pause(policy.backoff())
+        return policy
+
+    def _api_error(self, cls: type[ApiError], op: str, resp: requests.Response) -> ApiError:
+        """An error carrying the API's own ``error``/``context`` (or dubbedErrors) fields."""
+        error: str | None = None
+        context: str | None = None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, Mapping):
+            if isinstance(body.get("error"), str):
+                error = self._redact(body["error"])
+            if isinstance(body.get("context"), str):
+                context = self._redact(body["context"])
+            dubbed = body.get("dubbedErrors")
+            if isinstance(dubbed, list) and dubbed:
+                error = error or "dubbedErrors"
+                context = "; ".join(
+                    f"{item.get('language') or '?'}: {item.get('error') or 'error'}"
+                    for item in dubbed
+                    if isinstance(item, Mapping)
+                )
+                context = self._redact(context)
+        elif resp.text:
+            context = self._redact(resp.text[:_PERMANENT_SNIPPET])
+        detail = ": ".join(part for part in (error, context) if part)
+        message = f"{op} answered {resp.status_code}" + (f": {detail}" if detail else "")
+        return cls(message, status=resp.status_code, error=error, context=context, operation=op)
+
+    def _request(
+        self,
+        method: str,
+        template: str,
+        path: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        submit: bool = False,
+    ) -> requests.Response:
+        """Send one API call with pacing, inline retries and error mapping; 2xx or raise."""
+        op = f"{method} {template}"
+        limit_class = READ if method == "GET" else WRITE
+        policy = self._retry
+        while True:
+            self._limiter.acquire(limit_class, op, stop=self._stop)
+            try:
+                resp = self._session.request(
+                    method,
+                    self._base + path,
+                    json=json_body,
+                    params=params,
+                    auth=self._auth,
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                self._report(op, None)
+                why = _describe(exc)
+                if submit and not _never_sent(exc):
+                    raise AmbiguousSubmit(
+                        f"{op}: sent but no answer ({why}); Synthesia may have created "
+                        "(and billed) the project, so it is not resent automatically",
+                        operation=op,
+                    ) from None
+                policy = self._retry_or_raise(policy, op, why, None)
+                continue
+            status = resp.status_code
+            self._report(op, status)
+            if 200 <= status < 300:
+                return resp
+            if status in (401, 403):
+                raise AuthError(
+                    f"{op} answered {status}: the API key was rejected "
+                    "(wrong, revoked or without Legacy (v2) scope)",
+                    status=status,
+                    operation=op,
+                )
+            if status == 429:
+                delay = parse_retry_after(resp.headers)
+                if delay is None:
+                    delay = max(1.0, policy.backoff())
+                self._limiter.block_until(self._limiter.clock() + delay)
+                policy = policy.increment()
+                if policy.exhausted:
+                    raise RateLimited(
+                        f"{op}: rate limited; retry in {delay:.1f}s",
+                        retry_after=delay,
+                        status=429,
+                        operation=op,
+                    )
+                continue
+            if submit and status == 504:
+                raise AmbiguousSubmit(
+                    f"{op} answered 504 from a gateway: the request may have reached "
+                    "Synthesia, so it is not resent automatically",
+                    status=status,
+                    operation=op,
+                )
+            if status == 408 or (status >= 500 and status != 501):
+                policy = self._retry_or_raise(policy, op, f"answered {status}", status)
+                continue
+            if 300 <= status < 400:
+                raise PermanentError(
+                    f"{op} answered an unexpected redirect ({status})", status=status, operation=op
+                )
+            raise self._api_error(PermanentError, op, resp)
+
+    def _json(self, op: str, resp: requests.Response) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            raise PermanentError(
+                f"{op} answered {resp.status_code} with a body that is not JSON",
+                status=resp.status_code,
+                operation=op,
+            ) from None
+        if not isinstance(body, dict):
+            raise PermanentError(
+                f"{op} answered {resp.status_code} with JSON that is not an object",
+                status=resp.status_code,
+                operation=op,
+            )
+        return body
+
+    @staticmethod
+    def _required(op: str, data: Mapping[str, Any], *keys: str) -> Any:
+        value = _first(data, *keys)
+        if not isinstance(value, str) or not value:
+            raise PermanentError(f"{op}: answer lacks required field {keys[0]!r}", operation=op)
+        return value
+
+    # --- calls ---------------------------------------------------------------------------------
+
+    def check_auth(self) -> None:
+        """Cheapest authenticated call: GET an asset id that cannot exist; 404 means the key works.
+
+        Raises AuthError on 401/403, TransientError when the API cannot be reached.
+        """
+        try:
+            self._request("GET", "/v2/assets/{id}", f"/v2/assets/{uuid.uuid4()}")
+        except PermanentError as exc:
+            if exc.status in (400, 404):
+                return
+            raise
+
+    def create_asset(
+        self,
+        *,
+        content_type: str,
+        content_length: int,
+        title: str,
+        detect_language: bool = False,
+        content_md5: str | None = None,
+    ) -> CreatedAsset:
+        """POST /v2/assets: a new asset and its temporary S3 credentials (retried freely)."""
+        body: dict[str, Any] = {
+            "contentType": content_type,
+            "configuration": {"name": "dubbing", "detectLanguage": detect_language},
+            "contentLength": content_length,
+            "title": title[: contract.MAX_TITLE_LENGTH],
+        }
+        if content_md5 is not None:
+            body["contentMD5"] = content_md5
+        op = OP_CREATE_ASSET
+        data = self._json(op, self._request("POST", "/v2/assets", "/v2/assets", json_body=body))
+        creds = data.get("uploadCredentials")
+        if not isinstance(creds, Mapping):
+            raise PermanentError(f"{op}: answer lacks uploadCredentials", operation=op)
+        credentials = UploadCredentials(
+            access_key_id=self._required(op, creds, "accessKeyId"),
+            secret_access_key=self._required(op, creds, "secretAccessKey"),
+            session_token=self._required(op, creds, "sessionToken"),
+            bucket=self._required(op, creds, "bucket"),
+            key=self._required(op, creds, "key"),
+        )
+        upload_url = data.get("uploadUrl")
+        return CreatedAsset(
+            id=self._required(op, data, "id"),
+            credentials=credentials,
+            upload_url=upload_url if isinstance(upload_url, str) else None,
+        )
+
+    def get_asset(self, asset_id: str) -> AssetInfo:
+        """GET /v2/assets/{id}: awaiting_upload/processing/ready/error (lowercased)."""
+        op = OP_GET_ASSET
+        data = self._json(op, self._request("GET", "/v2/assets/{id}", f"/v2/assets/{asset_id}"))
+        metadata = data.get("metadata")
+        detected = metadata.get("detectedLanguage") if isinstance(metadata, Mapping) else None
+        status = _lower(data.get("status"))
+        if status is None:
+            raise PermanentError(f"{op}: answer lacks required field 'status'", operation=op)
+        title = data.get("title")
+        return AssetInfo(
+            id=self._required(op, data, "id"),
+            status=status,
+            detected_language=detected if isinstance(detected, str) else None,
+            error_code=data.get("errorCode") if isinstance(data.get("errorCode"), str) else None,
+            title=title if isinstance(title, str) else None,
+        )
+
+    def start_dubbing(
+        self,
+        *,
+        asset_id: str,
+        title: str,
+        source_language: str,
+        target_languages: Sequence[str],
+        lipsync: bool | None = None,
+        video_duration: str | None = None,
+        visibility: str | None = None,
+    ) -> str:
+        """POST /v2/dubbing: start a (billed) project; returns its id. Never resent blindly."""
+        body: dict[str, Any] = {
+            "title": title[: contract.MAX_TITLE_LENGTH],
+            "sourceAssetId": asset_id,
+            "sourceLanguage": source_language,
+            "targetLanguages": list(target_languages),
+        }
+        body.update(_options(lipsync, video_duration, visibility))
+        op = OP_SUBMIT
+        resp = self._request("POST", "/v2/dubbing", "/v2/dubbing", json_body=body, submit=True)
+        data = self._json(op, resp)
+        created = data.get("createdImportedAsset")
+        if not isinstance(created, Mapping):
+            raise PermanentError(f"{op}: answer lacks createdImportedAsset", operation=op)
+        return str(self._required(op, created, "id"))
+
+    def get_project(
+        self, project_id: str, target_languages: Sequence[str] | None = None
+    ) -> Project:
+        """GET /v2/dubbing/{id}, optionally filtered by target languages.
+
+        The filter is sent as repeated keys (OpenAPI's default form+explode). The API documents
+        a filter that matches nothing as 404, which is indistinguishable from a missing project;
+        so a filtered 404 is retried once unfiltered and the filter applied here. A 404 then
+        means the project really is gone.
+        """
+        path = f"/v2/dubbing/{project_id}"
+        if target_languages:
+            params = {"targetLanguages": list(target_languages)}
+            try:
+                resp = self._request("GET", "/v2/dubbing/{id}", path, params=params)
+            except PermanentError as exc:
+                if exc.status != 404:
+                    raise
+                resp = self._request("GET", "/v2/dubbing/{id}", path)
+        else:
+            resp = self._request("GET", "/v2/dubbing/{id}", path)
+        project = self._parse_project(self._json(OP_GET_PROJECT, resp))
+        if target_languages:
+            kept = tuple(
+                a for a in project.assets if _language_matches(a.language, target_languages)
+            )
+            project = Project(project.id, project.status, project.error_code, kept)
+        return project
+
+    def add_locales(
+        self,
+        project_id: str,
+        target_languages: Sequence[str],
+        *,
+        lipsync: bool | None = None,
+        video_duration: str | None = None,
+        visibility: str | None = None,
+    ) -> AddLocalesResult:
+        """PUT /v2/dubbing/{id}: add languages; existing ones are skipped (so retries are safe)."""
+        body: dict[str, Any] = {"targetLanguages": list(target_languages)}
+        body.update(_options(lipsync, video_duration, visibility))
+        op = OP_ADD_LOCALES
+        resp = self._request("PUT", "/v2/dubbing/{id}", f"/v2/dubbing/{project_id}", json_body=body)
+        if resp.status_code == 204:
+            return AddLocalesResult(created=(), errors=(), nothing_added=True)
+        data = self._json(op, resp)
+        created_raw = data.get("createdDubbedAssets") or []
+        errors_raw = data.get("dubbedErrors") or []
+        if not isinstance(created_raw, list) or not isinstance(errors_raw, list):
+            raise PermanentError(f"{op}: malformed createdDubbedAssets/dubbedErrors", operation=op)
+        created = tuple(self._parse_dubbed(op, item) for item in created_raw)
+        errors = tuple(
+            (_str_or_none(item.get("language")), _str_or_none(item.get("error")))
+            for item in errors_raw
+            if isinstance(item, Mapping)
+        )
+        return AddLocalesResult(created=created, errors=errors, nothing_added=False)
+
+    # --- parsing -------------------------------------------------------------------------------
+
+    def _parse_project(self, data: Mapping[str, Any]) -> Project:
+        op = OP_GET_PROJECT
+        project_id = self._required(op, data, "id")
+        error_code = _str_or_none(data.get("errorCode"))
+        status = _lower(data.get("status")) or ("error" if error_code else "in_progress")
+        items = _first(data, "dubbedAssets", "dubbedVideos", "dubbed") or []
+        if not isinstance(items, list):
+            raise PermanentError(f"{op}: dubbedAssets is not a list", operation=op)
+        assets = tuple(self._parse_dubbed(op, item) for item in items)
+        return Project(id=project_id, status=status, error_code=error_code, assets=assets)
+
+    def _parse_dubbed(self, op: str, item: Any) -> DubbedAsset:
+        if not isinstance(item, Mapping):
+            raise PermanentError(f"{op}: a dubbed asset is not an object", operation=op)
+        download = _first(item, "download", "downloadUrl", "url")
+        error_code = _str_or_none(item.get("errorCode"))
+        status = _lower(item.get("status"))
+        if status is None:  # optional in the schema (CONTRACT.md C-15): infer from the shape
+            status = "error" if error_code else "complete" if download else "in_progress"
+        title = item.get("title")
+        return DubbedAsset(
+            id=self._required(op, item, "id"),
+            language=self._required(op, item, "language", "locale"),
+            status=status,
+            download=download if isinstance(download, str) else None,
+            error_code=error_code,
+            captions=_links(item.get("captions")),
+            thumbnail=_links(item.get("thumbnail")),
+            title=title if isinstance(title, str) else None,
+        )
+
+    # --- downloads -----------------------------------------------------------------------------
+
+    def download(
+        self, url: str, dest: Path, *, progress: Callable[[int], None] | None = None
+    ) -> DownloadResult:
+        """Fetch a signed URL into ``dest`` atomically (temp file, fsync, no-clobber link).
+
+        No API key is sent, redirects are followed only to allowed https hosts, and a body
+        shorter than its Content-Length raises DownloadIncomplete with no file left behind.
+        403/404 raise DownloadUrlExpired (refresh with get_project); 5xx and connection
+        failures are retried inline, then TransientError. An identical file already at
+        ``dest`` counts as success; a different one raises OutputConflict.
+        """
+        op = OP_DOWNLOAD
+        _check_url(url, allowed_hosts=self._allowed_hosts)
+        policy = self._retry
+        while True:
+            if self._stop.is_set():
+                raise ShutdownRequested("stopping before a download")
+            try:
+                return self._download_once(url, dest, progress)
+            except _RetryableDownload as exc:
+                policy = self._retry_or_raise(policy, op, exc.why, exc.status)
+
+    def _open(self, url: str) -> requests.Response:
+        """GET with redirects checked hop by hop; the final response is 2xx/4xx/5xx."""
+        op = OP_DOWNLOAD
+        current = url
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                resp = self._session.get(
+                    current,
+                    stream=True,
+                    allow_redirects=False,
+                    auth=_NoAuth(),
+                    headers={"Accept-Encoding": "identity"},
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as exc:
+                self._report(op, None)
+                raise _RetryableDownload(_describe(exc), None) from None
+            self._report(op, resp.status_code)
+            if not resp.is_redirect:
+                return resp
+            location = resp.headers.get("Location", "")
+            resp.close()
+            current = urljoin(current, location)
+            _check_url(current, allowed_hosts=self._allowed_hosts)
+        raise PermanentError(f"{op}: more than {_MAX_REDIRECTS} redirects", operation=op)
+
+    def _download_once(
+        self, url: str, dest: Path, progress: Callable[[int], None] | None
+    ) -> DownloadResult:
+        op = OP_DOWNLOAD
+        resp = self._open(url)
+        with resp:
+            status = resp.status_code
+            if status in (403, 404, 410):
+                raise DownloadUrlExpired(
+                    f"download of {dest.name} answered {status}: the signed URL expired or is "
+                    "gone; refresh it with GET /v2/dubbing/{id}",
+                    status=status,
+                    operation=op,
+                )
+            if status == 429 or status >= 500 or status == 408:
+                raise _RetryableDownload(f"answered {status}", status)
+            if status != 200:
+                raise PermanentError(
+                    f"download of {dest.name} answered {status}", status=status, operation=op
+                )
+            expected = _content_length(resp)
+            with AtomicWriter(dest) as writer:
+                try:
+                    for chunk in resp.iter_content(_CHUNK):
+                        if self._stop.is_set():
+                            raise ShutdownRequested("stopping during a download")
+                        writer.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+                except (requests.RequestException, OSError) as exc:
+                    raise self._short(
+                        dest, writer.bytes_written, expected, _describe(exc)
+                    ) from None
+                if expected is not None and writer.bytes_written != expected:
+                    raise self._short(dest, writer.bytes_written, expected, "body length mismatch")
+                writer.commit()
+                return DownloadResult(path=dest, bytes=writer.bytes_written, sha256=writer.sha256)
+
+    @staticmethod
+    def _short(dest: Path, got: int, expected: int | None, why: str) -> DownloadIncomplete:
+        of = f" of {expected}" if expected is not None else ""
+        return DownloadIncomplete(
+            f"download of {dest.name} stopped after {got}{of} bytes ({why}); partial file removed",
+            operation=OP_DOWNLOAD,
+        )
+
+
+class _RetryableDownload(Exception):
+    """Internal: a download attempt failed in a way worth repeating inline."""
+
+    def __init__(self, why: str, status: int | None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.status = status
+
+
+def _content_length(resp: requests.Response) -> int | None:
+    """Expected body size; None when unknown or when an encoding makes it differ from ours."""
+    if resp.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None
+    raw = resp.headers.get("Content-Length")
+    try:
+        value = int(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _options(
+    lipsync: bool | None, video_duration: str | None, visibility: str | None
+) -> dict[str, Any]:
+    """Optional dubbing fields, sent only when set so the API's defaults apply otherwise."""
+    options: dict[str, Any] = {}
+    if lipsync is not None:
+        options["lipsyncEnabled"] = lipsync
+    if video_duration is not None:
+        options["videoDuration"] = video_duration
+    if visibility is not None:
+        options["visibility"] = visibility
+    return options
