@@ -152,6 +152,7 @@ class Daemon:
         )
         self.watchset = WatchSet(config.watches if watch else (), log=log)
         self.wake = self.watchset.wakeup
+        self.pipeline.release_source = self.watchset.release
         self.scheduler = Scheduler(
             self.pipeline,
             self.ledger,

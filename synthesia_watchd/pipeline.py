@@ -203,6 +203,9 @@ class Pipeline:
         self._credentials: dict[int, CreatedAsset] = {}
         self._submit_lock = threading.Lock()
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
+        #: Told before a post-action moves or deletes a source, so the watcher forgets it
+        #: quietly instead of reporting it vanished (or the folder "suddenly empty").
+        self.release_source: Callable[[Path], None] = lambda path: None
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -794,6 +797,7 @@ class Pipeline:
             return
         watch = self.watch(job.watch)
         paths = [Path(o.path) for o in self.ledger.outputs(job.id) if o.path]
+        self.release_source(Path(job.source_path))
         try:
             moved = outputs.apply_on_success(
                 action, Path(job.source_path), watch or _FrozenWatch(job), paths
@@ -941,6 +945,7 @@ class Pipeline:
         if action.kind == "keep" or not Path(job.source_path).exists():
             return
         watch = self.watch(job.watch)
+        self.release_source(Path(job.source_path))
         try:
             moved = outputs.apply_on_failure(
                 action,
