@@ -2,4 +2,18 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["simfixtures"]
+from collections.abc import Iterator
+
+import pytest
+
+from synthesia_watchd.logsetup import clear_secrets, reset_logging
+
+pytest_plugins = ["simfixtures", "e2efixtures", "enginefixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Each test starts and ends with the default logging setup and no registered secrets."""
+    yield
+    reset_logging()
+    clear_secrets()
