@@ -287,6 +287,11 @@ def _language_matches(language: str, targets: Sequence[str]) -> bool:
     return False
 
 
+def _covers(assets: Sequence[DubbedAsset], targets: Sequence[str]) -> bool:
+    """Whether every requested language has an entry."""
+    return all(any(_language_matches(a.language, [t]) for a in assets) for t in targets)
+
+
 # --- the client --------------------------------------------------------------------------------
 
 
@@ -599,27 +604,33 @@ class SynthesiaClient:
     ) -> Project:
         """GET /v2/dubbing/{id}, optionally filtered by target languages.
 
-        The filter is sent as repeated keys (OpenAPI's default form+explode). The API documents
-        a filter that matches nothing as 404, which is indistinguishable from a missing project;
-        so a filtered 404 is retried once unfiltered and the filter applied here. A 404 then
-        means the project really is gone.
+        The filter is sent as repeated keys (OpenAPI's default form+explode). How the real
+        service reads it is an open question (CONTRACT.md C-3): a server that expects one
+        comma-separated value may answer only part of the list, and a filter that matches
+        nothing is documented as 404, which looks like a missing project. So when the filtered
+        answer is a 404 or lacks a requested language, the project is fetched once unfiltered
+        and the filter applied here; a 404 then means the project really is gone.
         """
         path = f"/v2/dubbing/{project_id}"
-        if target_languages:
-            params = {"targetLanguages": list(target_languages)}
+        targets = list(target_languages or ())
+        project: Project | None = None
+        if targets:
             try:
-                resp = self._request("GET", "/v2/dubbing/{id}", path, params=params)
+                resp = self._request(
+                    "GET", "/v2/dubbing/{id}", path, params={"targetLanguages": targets}
+                )
             except PermanentError as exc:
                 if exc.status != 404:
                     raise
-                resp = self._request("GET", "/v2/dubbing/{id}", path)
-        else:
+            else:
+                project = self._parse_project(self._json(OP_GET_PROJECT, resp))
+                if project.status != "error" and not _covers(project.assets, targets):
+                    project = None
+        if project is None:
             resp = self._request("GET", "/v2/dubbing/{id}", path)
-        project = self._parse_project(self._json(OP_GET_PROJECT, resp))
-        if target_languages:
-            kept = tuple(
-                a for a in project.assets if _language_matches(a.language, target_languages)
-            )
+            project = self._parse_project(self._json(OP_GET_PROJECT, resp))
+        if targets:
+            kept = tuple(a for a in project.assets if _language_matches(a.language, targets))
             project = Project(project.id, project.status, project.error_code, kept)
         return project
 
