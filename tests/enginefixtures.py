@@ -1,0 +1,193 @@
+"""In-process engine fixtures: the daemon's `run --once` in the test thread, against the sim.
+
+A test builds one ``Engine`` over folders in ``tmp_path``, drops files into its input folder
+and calls ``engine.run()``: the daemon scans, processes until nothing is left, and returns.
+The ledger, the folders and the simulator's request log are then there to be checked. The
+signal handlers the daemon installs and the process umask are restored after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthesia_watchd.config import Config, build_config
+from synthesia_watchd.daemon import Daemon, RunResult
+from synthesia_watchd.ledger import Job, Ledger, Output
+from synthesia_watchd.media import sample_video
+from synthesia_watchd.simulator import Simulator
+from synthesia_watchd.states import JobState
+
+#: Bytes of each generated source video: small, so uploads take milliseconds.
+SOURCE_SIZE = 16 * 1024
+#: The languages every engine watch dubs into unless a test says otherwise.
+TARGETS = ("fr-FR", "es-ES")
+#: The name of the one watch an engine has.
+WATCH = "drop"
+#: Longest a `run --once` may take before the test fails instead of hanging.
+RUN_TIMEOUT = 30.0
+
+
+class Engine:
+    """The daemon's engine over folders in ``tmp_path``, run in-process with ``--once``.
+
+    ``watch`` and ``settings`` are merged into the watch entry and the top level of the config
+    for every run; ``run(**watch)`` overrides watch keys for that run only.
+    """
+
+    def __init__(self, tmp_path: Path, sim: Simulator) -> None:
+        self.sim = sim
+        self.base = tmp_path
+        self.input = tmp_path / "in"
+        self.output = tmp_path / "out"
+        self.state_dir = tmp_path / "state"
+        for folder in (self.input, self.output):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.watch: dict[str, Any] = {}
+        self.settings: dict[str, Any] = {}
+        self.environ: dict[str, str] = {"SYNTHESIA_API_KEY": sim.api_key}
+        self.last: RunResult | None = None
+
+    # --- config and runs ---------------------------------------------------------------------
+
+    def data(self, **watch: Any) -> dict[str, Any]:
+        """The config as data (what a YAML file would hold), for build_config or a file."""
+        entry: dict[str, Any] = {
+            "name": WATCH,
+            "input": str(self.input),
+            "output": str(self.output),
+            "targets": list(TARGETS),
+            "source_language": "en",
+            "stable_seconds": 0.5,
+            "poll_interval": 1,
+            "scan_interval": 1,
+        }
+        entry.update(self.watch)
+        entry.update(watch)
+        data: dict[str, Any] = {
+            "synthesia": {"api_url": self.sim.url},
+            "state_dir": str(self.state_dir),
+            "shutdown_timeout": 10,
+            "log": {"level": "warning"},
+            "watches": [entry],
+        }
+        data.update(self.settings)
+        return data
+
+    def config(self, **watch: Any) -> Config:
+        """A validated Config for this engine (the key comes from ``environ``)."""
+        return build_config(self.data(**watch), filename="<test>", environ=self.environ)
+
+    def write_config(self, **watch: Any) -> Path:
+        """The config as a YAML file for CLI commands; the key stays in the environment."""
+        import yaml
+
+        path = self.base / "config.yaml"
+        path.write_text(yaml.safe_dump(self.data(**watch)), encoding="utf-8")
+        return path
+
+    def daemon(self, **watch: Any) -> Daemon:
+        """A `--once` daemon over this engine's config (not started)."""
+        return Daemon(self.config(**watch), once=True)
+
+    def run(
+        self,
+        *,
+        timeout: float = RUN_TIMEOUT,
+        on_tick: Callable[[Daemon], None] | None = None,
+        **watch: Any,
+    ) -> RunResult:
+        """One `run --once`: scan, process until drained, stop; returns the result.
+
+        A run that has not drained after ``timeout`` seconds is stopped warm and fails the
+        test, so an engine that never settles shows up as a failure, not a hung suite.
+        """
+        daemon = self.daemon(**watch)
+        deadline = time.monotonic() + timeout
+        timed_out: list[bool] = []
+
+        def tick(d: Daemon) -> None:
+            if on_tick is not None:
+                on_tick(d)
+            if time.monotonic() > deadline and not timed_out:
+                timed_out.append(True)
+                d.request_stop()
+
+        daemon.on_tick = tick
+        self.last = daemon.run()
+        assert not timed_out, f"run --once did not drain within {timeout}s: {self.states()}"
+        return self.last
+
+    # --- files -------------------------------------------------------------------------------
+
+    def put(self, name: str, seed: str | None = None, size: int = SOURCE_SIZE) -> Path:
+        """Write a sample video (bytes decided by ``seed``, default the name) into the input."""
+        path = self.input / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(sample_video(seed or name, size))
+        return path
+
+    # --- the ledger --------------------------------------------------------------------------
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.sqlite3"
+
+    def ledger(self) -> Ledger:
+        """The ledger (use as a context manager); fine to open while no daemon runs."""
+        return Ledger(self.ledger_path)
+
+    def jobs(self) -> list[Job]:
+        """Every job, oldest first."""
+        with self.ledger() as ledger:
+            return sorted(ledger.list_jobs(limit=1_000_000), key=lambda j: j.id)
+
+    def job_for(self, path: Path) -> Job:
+        """The newest job of a source path."""
+        found = [j for j in self.jobs() if j.source_path == str(path)]
+        assert found, f"no job for {path.name}: {[j.source_path for j in self.jobs()]}"
+        return found[-1]
+
+    def outputs(self, job: Job | int) -> list[Output]:
+        """A job's output rows."""
+        job_id = job if isinstance(job, int) else job.id
+        with self.ledger() as ledger:
+            return ledger.outputs(job_id)
+
+    def states(self) -> dict[str, str]:
+        """Source file name -> state of its newest job."""
+        return {Path(j.source_path).name: j.state.value for j in self.jobs()}
+
+    def assert_all_done(self) -> None:
+        """Every job ended done (with its last_error in the message if not)."""
+        bad = [
+            (j.id, j.state.value, j.last_error) for j in self.jobs() if j.state is not JobState.DONE
+        ]
+        assert not bad, bad
+
+    def dub_posts(self) -> int:
+        """How many POST /v2/dubbing requests reached the simulator."""
+        return self.sim.count("POST /v2/dubbing")
+
+
+@pytest.fixture
+def engine(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An Engine over a fresh simulator; boto3 pointed at the sim's S3; handlers restored."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", sim.s3_url)
+    monkeypatch.delenv("SYNTHESIA_API_KEY", raising=False)
+    monkeypatch.delenv("SYNTHESIA_WATCHD_CONFIG", raising=False)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        yield Engine(tmp_path, sim)
+    finally:
+        os.umask(umask)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
