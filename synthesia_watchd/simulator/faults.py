@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,12 +118,23 @@ class Faults:
         with self._lock:
             return sum(1 for f in self._faults if f.remaining != 0)
 
-    def take(self, endpoint: str, kinds: Iterable[str]) -> Fault | None:
-        """The first fault for ``endpoint`` among ``kinds`` that fires now (and is consumed)."""
+    def take(
+        self,
+        endpoint: str,
+        kinds: Iterable[str],
+        applies: Callable[[Fault], bool] | None = None,
+    ) -> Fault | None:
+        """The first fault for ``endpoint`` among ``kinds`` that fires now (and is consumed).
+
+        ``applies`` skips faults that cannot act on this request (a language_error for a
+        language the project does not have), so they wait for one they can.
+        """
         wanted = tuple(kinds)
         with self._lock:
             for fault in self._faults:
                 if not fault.matches(endpoint, wanted):
+                    continue
+                if applies is not None and not applies(fault):
                     continue
                 if fault.probability is not None and self._rng.random() >= fault.probability:
                     continue

@@ -28,7 +28,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import ThreadedWSGIServer
 
 from .faults import PRE_KINDS, Recorded
 
@@ -77,7 +77,19 @@ def drop_connection(environ: WSGIEnvironment) -> None:
 
 
 class _QuietHandler(MotoRequestHandler):
-    """moto's request handler without a log line per request."""
+    """moto's request handler, tracked by its server and without a log line per request."""
+
+    server: _S3WSGIServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Requests are in ``Simulator.requests``; stderr stays quiet."""
@@ -256,18 +268,49 @@ def _drain(environ: WSGIEnvironment) -> None:
         remaining -= len(chunk)
 
 
+class _S3WSGIServer(ThreadedWSGIServer):
+    """werkzeug's threaded server whose handler threads ``server_close`` joins."""
+
+    daemon_threads = False
+
+    def __init__(self, app: S3Gateway, sock: socket.socket) -> None:
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        host, port = sock.getsockname()[:2]
+        super().__init__(host, port, app, _QuietHandler, fd=sock.fileno())
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        """Remember (or forget) an open client connection."""
+        with self._conns_lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    def close_connections(self) -> None:
+        """Shut every open client connection so its handler thread ends."""
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
 class S3Server:
     """The gateway served by werkzeug's threaded server on its own port."""
 
     def __init__(self, gateway: S3Gateway, host: str, port: int) -> None:
-        self._server: BaseWSGIServer = make_server(
-            host, port, gateway, threaded=True, request_handler=_QuietHandler
-        )
+        # Bind here: werkzeug answers a busy port with sys.exit(1), we want an OSError.
+        sock = socket.create_server((host, port))
+        try:
+            self._server = _S3WSGIServer(gateway, sock)
+        finally:
+            sock.close()  # werkzeug serves a duplicate of it
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
+            kwargs={"poll_interval": 0.01},
             name="sim-s3",
+            daemon=True,  # joined by stop(); daemon so a forgotten stop() cannot hang exit
         )
 
     @property
@@ -279,10 +322,11 @@ class S3Server:
         """Serve in a background thread."""
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and wait for the serving thread."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving, cut open connections, wait for every handler thread."""
         self._server.shutdown()
-        self._thread.join(timeout)
+        self._server.close_connections()
+        self._thread.join(timeout)  # serve_forever ends with server_close, which joins
 
 
 def make_admin_client(url: str, admin_key_id: str) -> Any:

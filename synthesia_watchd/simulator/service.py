@@ -252,7 +252,11 @@ class Service:
             project.error_code = str(fault.param("error_code", "processing_error"))
             project.error_at = now + self.options.dub_seconds
         project.items = self._new_items(targets, now)
-        fault = self.faults.take("POST /v2/dubbing", ["language_error"])
+        fault = self.faults.take(
+            "POST /v2/dubbing",
+            ["language_error"],
+            lambda f: f.param("language", targets[0]) in targets,
+        )
         if fault is not None:
             failing = fault.param("language", targets[0])
             for item in project.items:

@@ -113,7 +113,10 @@ class Simulator:
         self._api = ApiServer(self, self.host, self._port)
         self.service.base_url = self.url
         self._api_thread = threading.Thread(
-            target=self._api.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-api"
+            target=self._api.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="sim-api",
+            daemon=True,  # joined by stop(); daemon so a forgotten stop() cannot hang exit
         )
         self._api_thread.start()
         return self
