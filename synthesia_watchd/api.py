@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -557,7 +557,8 @@ class SynthesiaClient:
     def get_asset(self, asset_id: str) -> AssetInfo:
         """GET /v2/assets/{id}: awaiting_upload/processing/ready/error (lowercased)."""
         op = OP_GET_ASSET
-        data = self._json(op, self._request("GET", "/v2/assets/{id}", f"/v2/assets/{asset_id}"))
+        resp = self._request("GET", "/v2/assets/{id}", f"/v2/assets/{_seg(asset_id)}")
+        data = self._json(op, resp)
         metadata = data.get("metadata")
         detected = metadata.get("detectedLanguage") if isinstance(metadata, Mapping) else None
         status = _lower(data.get("status"))
@@ -611,7 +612,7 @@ class SynthesiaClient:
         answer is a 404 or lacks a requested language, the project is fetched once unfiltered
         and the filter applied here; a 404 then means the project really is gone.
         """
-        path = f"/v2/dubbing/{project_id}"
+        path = f"/v2/dubbing/{_seg(project_id)}"
         targets = list(target_languages or ())
         project: Project | None = None
         if targets:
@@ -647,7 +648,8 @@ class SynthesiaClient:
         body: dict[str, Any] = {"targetLanguages": list(target_languages)}
         body.update(_options(lipsync, video_duration, visibility))
         op = OP_ADD_LOCALES
-        resp = self._request("PUT", "/v2/dubbing/{id}", f"/v2/dubbing/{project_id}", json_body=body)
+        path = f"/v2/dubbing/{_seg(project_id)}"
+        resp = self._request("PUT", "/v2/dubbing/{id}", path, json_body=body)
         if resp.status_code == 204:
             return AddLocalesResult(created=(), errors=(), nothing_added=True)
         data = self._json(op, resp)
@@ -812,6 +814,11 @@ def _content_length(resp: requests.Response) -> int | None:
     except ValueError:
         return None
     return value if value is not None and value >= 0 else None
+
+
+def _seg(ident: str) -> str:
+    """An id as one path segment: an odd id can never reach another path or the query."""
+    return quote(ident, safe="")
 
 
 def _str_or_none(value: Any) -> str | None:
