@@ -135,6 +135,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return dry_run(config, paths=None)
     daemon = Daemon(config, once=args.once)
     result = daemon.run()
+    if not result.finished:
+        # A worker is stuck in a call that ignores the stop (a hung socket read): everything
+        # durable is written, so leave without joining it rather than overrun systemd's
+        # TimeoutStopSec and get SIGKILLed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
     if args.once:
         bad = result.counts.get("failed", 0) + result.counts.get("needs_attention", 0)
         if result.exit_code == 0 and bad:

@@ -52,6 +52,9 @@ class RunResult:
 
     exit_code: int
     counts: Mapping[str, int]
+    #: False when some worker was still busy at shutdown_timeout (a hung request): the
+    #: process should then exit without joining it; the ledger is consistent either way.
+    finished: bool = True
 
 
 def build_client(
@@ -366,12 +369,18 @@ class Daemon:
         self.scheduler.submit_task("api", check)
 
     def drained(self) -> bool:
-        """For --once: nothing running, nothing pending at the watchers, no active job."""
+        """For --once: nothing running, nothing pending at the watchers, no active job.
+
+        Jobs that only wait for a daily limit (uploaded, budget paused) count as drained:
+        nothing more can happen before midnight, and a cron run must not hang until then.
+        """
         if self.scheduler.busy():
             return False
         if any(w.pending for w in self.watchset.status()):
             return False
         active = self.ledger.count_in(ACTIVE)
+        if self.pauses.get("budget") and active == self.ledger.count_in((JobState.UPLOADED,)):
+            return True
         return active == 0 or bool(self.pauses.get("auth"))
 
     def run(self) -> RunResult:
@@ -389,14 +398,14 @@ class Daemon:
                     self.wake.wait(sleep)
                     self.wake.clear()
         finally:
-            ok = self.shutdown()
+            finished = self.shutdown()
         counts = self.ledger.counts()
         self.ledger.close()
         self.lock.release()
-        code = 0 if ok else 1
+        code = 0
         if self.once and self.pauses.get("auth"):
             code = 3
-        return RunResult(code, counts)
+        return RunResult(code, counts, finished)
 
     def shutdown(self) -> bool:
         """Stop taking work, let in-flight calls finish or abort, checkpoint the ledger."""
@@ -416,7 +425,7 @@ class Daemon:
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
-        return True
+        return finished
 
     # --- health and status -------------------------------------------------------------------
 
