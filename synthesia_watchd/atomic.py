@@ -14,6 +14,7 @@ import errno
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -124,10 +125,18 @@ class AtomicWriter:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def commit(self, *, replace_identical: bool = True) -> None:
+    def commit(
+        self,
+        *,
+        replace_identical: bool = True,
+        replace_if: Callable[[Path], bool] | None = None,
+    ) -> None:
         """fsync and move into place; raise OutputConflict if a different file is there.
 
-        An existing file with the same content counts as success (a resumed download).
+        An existing file with the same content counts as success (a resumed download). A
+        different one is replaced only when ``replace_if(dest)`` says it is ours to replace
+        (an output we wrote for an earlier version of the same source), atomically, so the
+        old file is there until the new one is complete.
         """
         assert self._fh is not None
         self._fh.flush()
@@ -138,6 +147,11 @@ class AtomicWriter:
         except FileExistsError:
             if replace_identical and file_sha256(self.dest) == self.sha256:
                 self._discard()
+                self._committed = True
+                return
+            if replace_if is not None and replace_if(self.dest):
+                self.tmp.replace(self.dest)
+                fsync_dir(self.dest.parent)
                 self._committed = True
                 return
             self._discard()
@@ -152,6 +166,11 @@ class AtomicWriter:
             if self.dest.exists():
                 if file_sha256(self.dest) == self.sha256:
                     self._discard()
+                    self._committed = True
+                    return
+                if replace_if is not None and replace_if(self.dest):
+                    self.tmp.replace(self.dest)
+                    fsync_dir(self.dest.parent)
                     self._committed = True
                     return
                 self._discard()
