@@ -701,7 +701,12 @@ class SynthesiaClient:
     # --- downloads -----------------------------------------------------------------------------
 
     def download(
-        self, url: str, dest: Path, *, progress: Callable[[int], None] | None = None
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: Callable[[int], None] | None = None,
+        replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
         """Fetch a signed URL into ``dest`` atomically (temp file, fsync, no-clobber link).
 
@@ -709,7 +714,8 @@ class SynthesiaClient:
         shorter than its Content-Length raises DownloadIncomplete with no file left behind.
         403/404 raise DownloadUrlExpired (refresh with get_project); 5xx and connection
         failures are retried inline, then TransientError. An identical file already at
-        ``dest`` counts as success; a different one raises OutputConflict.
+        ``dest`` counts as success; a different one raises OutputConflict unless
+        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit).
         """
         op = OP_DOWNLOAD
         _check_url(url, allowed_hosts=self._allowed_hosts)
@@ -718,7 +724,7 @@ class SynthesiaClient:
             if self._stop.is_set():
                 raise ShutdownRequested("stopping before a download")
             try:
-                return self._download_once(url, dest, progress)
+                return self._download_once(url, dest, progress, replace_if)
             except _RetryableDownload as exc:
                 policy = self._retry_or_raise(policy, op, exc.why, exc.status)
 
@@ -749,7 +755,11 @@ class SynthesiaClient:
         raise PermanentError(f"{op}: more than {_MAX_REDIRECTS} redirects", operation=op)
 
     def _download_once(
-        self, url: str, dest: Path, progress: Callable[[int], None] | None
+        self,
+        url: str,
+        dest: Path,
+        progress: Callable[[int], None] | None,
+        replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
         op = OP_DOWNLOAD
         resp = self._open(url)
@@ -783,7 +793,7 @@ class SynthesiaClient:
                     ) from None
                 if expected is not None and writer.bytes_written != expected:
                     raise self._short(dest, writer.bytes_written, expected, "body length mismatch")
-                writer.commit()
+                writer.commit(replace_if=replace_if)
                 return DownloadResult(path=dest, bytes=writer.bytes_written, sha256=writer.sha256)
 
     @staticmethod

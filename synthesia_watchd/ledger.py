@@ -802,6 +802,20 @@ class Ledger:
             ).fetchall()
         return [_output(r) for r in rows]
 
+    def output_written_by(self, path: str, sha256: str) -> int | None:
+        """The job that wrote exactly this file (same path and content), if any.
+
+        Lets a new version of a source replace the outputs of its previous version, while
+        a file we never wrote at an output name is never overwritten.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT job_id FROM outputs WHERE path = ? AND sha256 = ? AND state = 'done'"
+                " ORDER BY job_id DESC LIMIT 1",
+                (path, sha256),
+            ).fetchone()
+        return int(row[0]) if row else None
+
     def events(self, job_id: int) -> list[Event]:
         """The job's history in the order it happened."""
         with self._lock:

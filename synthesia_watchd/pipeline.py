@@ -722,7 +722,9 @@ class Pipeline:
             dest = output_file(job, out.language, out.kind)
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                result = client.download(url, dest, progress=self._count_download)
+                result = client.download(
+                    url, dest, progress=self._count_download, replace_if=self._ours_to_replace
+                )
             except DownloadUrlExpired:
                 if refreshed:
                     raise
@@ -735,7 +737,9 @@ class Pipeline:
                 url = _asset_url(asset, out.kind) if asset else None
                 if url is None:
                     raise
-                result = client.download(url, dest, progress=self._count_download)
+                result = client.download(
+                    url, dest, progress=self._count_download, replace_if=self._ours_to_replace
+                )
             self.ledger.set_output(
                 job.id,
                 out.language,
@@ -754,6 +758,13 @@ class Pipeline:
                 path=str(dest),
             )
         self._finish(self.ledger.get(job.id))
+
+    def _ours_to_replace(self, dest: Path) -> bool:
+        """An existing output may be replaced only if we wrote it (an older source version)."""
+        owner = self.ledger.output_written_by(str(dest), atomic.file_sha256(dest))
+        if owner is not None:
+            log.info("replacing the output of an earlier version", path=str(dest), job=owner)
+        return owner is not None
 
     def _count_download(self, n: int) -> None:
         if self.metrics is not None:
