@@ -547,20 +547,22 @@ class Pipeline:
             if not self._await_detection(job):
                 return
             job = self.ledger.get(job.id)
-        block = self._budget_block(job)
-        if block is not None:
-            if self.pauses.set("budget", block):
-                log.warning("daily limit reached: jobs wait", reason=block)
-            self.ledger.update(
-                job.id,
-                expected=JobState.UPLOADED,
-                next_attempt_at=self.now() + 60,
-                last_error=block,
-            )
-            return
-        self.pauses.clear("budget")
         client = self._require_client()
+        # Budget and slot checks and the submit share one lock: two workers must not both
+        # see the last free slot (or the last job of the day's budget) and both submit.
         with self._submit_lock:
+            block = self._budget_block(job)
+            if block is not None:
+                if self.pauses.set("budget", block):
+                    log.warning("daily limit reached: jobs wait", reason=block)
+                self.ledger.update(
+                    job.id,
+                    expected=JobState.UPLOADED,
+                    next_attempt_at=self.now() + 60,
+                    last_error=block,
+                )
+                return
+            self.pauses.clear("budget")
             if not self.submit_allowed():
                 self.ledger.update(
                     job.id,
