@@ -30,8 +30,25 @@ SOURCE_SIZE = 16 * 1024
 TARGETS = ("fr-FR", "es-ES")
 #: The name of the one watch an engine has.
 WATCH = "drop"
+#: How much faster than real time the daemon's clock runs in tests (1: real time).
+SPEED = 5.0
 #: Longest a `run --once` may take before the test fails instead of hanging.
 RUN_TIMEOUT = 30.0
+
+
+class ScaledClock:
+    """Wall-clock time that runs ``speed`` times faster from the moment it is made.
+
+    Handed to the daemon as ``now``, it lets the engine's own waits (poll cadence, a twin's
+    wait) pass quickly without patching anything; file stability still uses real time.
+    """
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._wall, self._mono = time.time(), time.monotonic()
+
+    def __call__(self) -> float:
+        return self._wall + (time.monotonic() - self._mono) * self.speed
 
 
 class Engine:
@@ -92,14 +109,15 @@ class Engine:
         path.write_text(yaml.safe_dump(self.data(**watch)), encoding="utf-8")
         return path
 
-    def daemon(self, **watch: Any) -> Daemon:
-        """A `--once` daemon over this engine's config (not started)."""
-        return Daemon(self.config(**watch), once=True)
+    def daemon(self, *, speed: float = SPEED, **watch: Any) -> Daemon:
+        """A `--once` daemon over this engine's config (not started), on a ScaledClock."""
+        return Daemon(self.config(**watch), once=True, now=ScaledClock(speed))
 
     def run(
         self,
         *,
         timeout: float = RUN_TIMEOUT,
+        speed: float = SPEED,
         on_tick: Callable[[Daemon], None] | None = None,
         **watch: Any,
     ) -> RunResult:
@@ -108,7 +126,7 @@ class Engine:
         A run that has not drained after ``timeout`` seconds is stopped warm and fails the
         test, so an engine that never settles shows up as a failure, not a hung suite.
         """
-        daemon = self.daemon(**watch)
+        daemon = self.daemon(speed=speed, **watch)
         deadline = time.monotonic() + timeout
         timed_out: list[bool] = []
 
