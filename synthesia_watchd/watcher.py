@@ -21,6 +21,7 @@ import os
 import stat as stat_mod
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -513,6 +514,7 @@ class WatchSet:
         factory: Callable[[], ObserverLike], handler: _Handler, w: _Watch
     ) -> ObserverLike:
         """Build, schedule and start an observer; on any failure nothing is left running."""
+        _quiet_watchdog_rewatch_warning()
         observer = factory()
         try:
             observer.schedule(handler, str(w.root), recursive=w.cfg.recursive)
@@ -681,6 +683,21 @@ class WatchSet:
         for path, ident in found.items():
             if w.reported.get(path) != ident and not w.tracker.is_pending(path):
                 w.tracker.touch(path, t)
+
+
+def _quiet_watchdog_rewatch_warning() -> None:
+    """Silence watchdog's RuntimeWarning when a recursive watch re-adds a folder.
+
+    A tree created at once (``mkdir -p a/b``, a folder copied in) makes watchdog's inotify
+    backend add the watch for ``a/b`` twice, once while walking ``a`` and once for b's own
+    create event; the second add replaces the callback with itself and warns. The warning is
+    raised in watchdog's reader thread, where a warnings-as-errors setting would kill the
+    thread and stop all events. Installed at each observer start (an identical filter is
+    replaced, not duplicated) so it sits ahead of filters configured after import.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"Callback with id .* already exists for watch", category=RuntimeWarning
+    )
 
 
 def _stop_observers(observers: Sequence[ObserverLike]) -> None:
