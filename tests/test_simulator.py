@@ -656,6 +656,57 @@ def test_s3_drop_is_a_connection_error(sim: Simulator, http: requests.Session) -
     assert sim.requests[-1].status is None
 
 
+def test_s3_slowdown_and_drop_after(sim: Simulator, http: requests.Session) -> None:
+    """S3 "429" is S3's 503 SlowDown; drop_after writes the object but the client never hears."""
+    from botocore.exceptions import ConnectionClosedError
+
+    asset = create_asset(http, sim, len(SOURCE))
+    creds = asset["uploadCredentials"]
+    client = s3_client(sim, creds)
+    try:
+        sim.faults.add("S3", "429", count=1)
+        with pytest.raises(ClientError) as info:
+            client.put_object(Bucket=creds["bucket"], Key=creds["key"], Body=SOURCE)
+        assert info.value.response["Error"]["Code"] == "SlowDown"
+        sim.faults.add("S3", "drop_after", count=1)
+        with pytest.raises(ConnectionClosedError):
+            client.put_object(Bucket=creds["bucket"], Key=creds["key"], Body=SOURCE)
+    finally:
+        client.close()
+    assert sim.assets[asset["id"]].size == len(SOURCE)
+    assert submit(http, sim, asset["id"], ["de"]).status_code == 202
+
+
+def test_download_5xx_and_slowdown_are_s3_xml(
+    clocked: tuple[Simulator, FakeClock], http: requests.Session
+) -> None:
+    """Faults on signed URLs answer the way S3 does: XML errors, 503 SlowDown for "429"."""
+    sim, clock = clocked
+    pid = ready_project(http, sim, ["de"])
+    clock.advance(10.0)
+    url = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    sim.faults.add("DOWNLOAD", "5xx", count=1, status=500)
+    sim.faults.add("DOWNLOAD", "429", count=1, retry_after=3)
+    first = requests.get(url, timeout=10)
+    assert (first.status_code, b"<Code>InternalError</Code>" in first.content) == (500, True)
+    second = requests.get(url, timeout=10)
+    assert (second.status_code, second.headers["Retry-After"]) == (503, "3")
+    assert requests.get(url, timeout=10).status_code == 200
+
+
+def test_pause_s3(sim: Simulator, http: requests.Session) -> None:
+    """Gates work on S3 too: the upload waits until released."""
+    asset = create_asset(http, sim, len(SOURCE))
+    gate = sim.pause("S3")
+    worker = threading.Thread(target=upload, args=(sim, asset, SOURCE))
+    worker.start()
+    assert gate.wait_arrived(timeout=10)
+    assert sim.assets[asset["id"]].uploaded_at is None
+    sim.unpause("S3")
+    worker.join(10)
+    assert sim.assets[asset["id"]].uploaded_at is not None
+
+
 def test_fault_validation() -> None:
     """Faults refuse unknown endpoints, kinds, parameters and misplaced kinds."""
     sim = Simulator()  # never started: faults need no server

@@ -63,6 +63,14 @@ def error_xml(code: str, message: str, **extra: str) -> bytes:
     ).encode()
 
 
+def phrase(status: int) -> str:
+    """The reason phrase of ``status`` ("Error" for codes the stdlib does not name)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 class SimulatedDrop(ConnectionAbortedError):
     """Raised inside the WSGI app to make werkzeug drop the connection without an answer."""
 
@@ -218,7 +226,7 @@ class S3Gateway:
         headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
         if code == "SlowDown":
             headers.append(("Retry-After", "1"))
-        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        start_response(f"{status} {phrase(status)}", headers)
         rec.status = status
         return [body]
 

@@ -14,12 +14,12 @@ import math
 import re
 import socket
 import threading
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .faults import PRE_KINDS, Fault, Recorded
+from .s3 import phrase
 from .service import Reply, error_reply, s3_error_reply
 
 if TYPE_CHECKING:
@@ -253,14 +253,6 @@ def _fault_reply(fault: Fault, download: bool, sim: Simulator) -> Reply:
     if download:
         return s3_error_reply(status, "InternalError", "We encountered an internal error.")
     return error_reply(status, phrase(status), "simulated server fault")
-
-
-def phrase(status: int) -> str:
-    """The reason phrase of ``status`` ("Error" for codes the stdlib does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 def rate_limited_reply(limit: int, reset: int) -> Reply:
