@@ -968,7 +968,7 @@ class Pipeline:
                 context=context,
                 now=self.now(),
             )
-        except OSError as exc:
+        except (OSError, WatchdError) as exc:
             self.ledger.note(job.id, f"on_failure move failed: {exc}")
             return
         if moved is not None:
