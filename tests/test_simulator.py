@@ -565,10 +565,13 @@ def test_download_url_expiry_and_refresh(
     fresh = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
     assert fresh != url
     assert requests.get(fresh, timeout=10).status_code == 200
+    pruned = requests.get(url, timeout=10)  # its record was dropped when fresh ones were made
+    assert b"<Code>AccessDenied</Code>" in pruned.content
     sim.expire_download_urls()
     assert requests.get(fresh, timeout=10).status_code == 403
-    tampered = fresh.replace("Signature=", "Signature=0")
-    assert requests.get(tampered, timeout=10).status_code == 403
+    tampered = requests.get(fresh.replace("Signature=", "Signature=0"), timeout=10)
+    assert tampered.status_code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in tampered.content
 
 
 def test_download_faults_expired_url_and_truncate(

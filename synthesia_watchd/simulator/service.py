@@ -428,22 +428,18 @@ class Service:
         params = parse_qs(query)
         expires = params.get("Expires", [""])[0]
         signature = params.get("Signature", [""])[0]
-        with self._lock:
-            signed = self._urls.get(token)
-        valid = (
-            expires.isdigit()
-            and signed is not None
-            and hmac.compare_digest(self._sign(token, int(expires)), signature)
-        )
-        if not valid:
+        if not (
+            expires.isdigit() and hmac.compare_digest(self._sign(token, int(expires)), signature)
+        ):
             return s3_error_reply(
                 403,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
-        assert signed is not None
-        now = self.clock()
-        if now >= signed.expires_at:
+        with self._lock:
+            signed = self._urls.get(token)
+        # A URL we signed whose record is gone was pruned after it expired.
+        if signed is None or self.clock() >= signed.expires_at:
             return self.expired_url_reply(expires)
         body = self.output_bytes(signed.project_id, signed.language, signed.kind)
         reply = Reply(200, body, _SIGNED_KINDS[signed.kind][1])
