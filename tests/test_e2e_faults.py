@@ -234,7 +234,9 @@ def test_wrong_api_key_pauses_everything_then_the_right_key_finishes(
     assert sim.count("POST /v2/dubbing") == 0
     assert sim.count("S3") == 0
     assert all(r.status == 403 for r in sim.requests)
-    assert daemon.terminate() in (0, 3)
+    # At most one refused try per job: nothing is retried while the pause holds.
+    assert sim.count("POST /v2/assets") <= 3
+    assert daemon.terminate() == 0
     assert wrong not in daemon.all_logs()
 
     daemon.restart()
@@ -266,14 +268,16 @@ def test_429_storm_is_honoured_and_every_file_finishes(
     log = [r for r in sim.requests if r.endpoint in API_ENDPOINTS]
     limited = [r for r in log if r.status == 429]
     assert len(limited) == 2 * len(waits)
-    tolerance = 0.05
+    # Requests already on the wire when the 429 was answered may land just after it; past
+    # that grace, nothing of the class may arrive until the reset (less 50 ms of clock skew).
+    in_flight, tolerance = 0.1, 0.05
     for hit in limited:
         reset = hit.time + waits[hit.endpoint]
         early = [
             r
             for r in log
             if _limit_class(r) == _limit_class(hit)
-            and hit.time + tolerance < r.time < reset - tolerance
+            and hit.time + in_flight < r.time < reset - tolerance
         ]
         offsets = [(r.endpoint, round(r.time - hit.time, 3)) for r in early]
         assert not early, f"requests inside the reset after a 429 on {hit.endpoint}: {offsets}"
