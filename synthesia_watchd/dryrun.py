@@ -55,12 +55,14 @@ def discover(watch: WatchConfig) -> Iterable[Path]:
                 yield Path(folder) / name
 
 
-def plan_file(watch: WatchConfig, path: Path, ledger: Ledger | None, now: float) -> PlanItem:
-    """Decide what a run would do with one file."""
+def plan_file(
+    watch: WatchConfig, path: Path, ledger: Ledger | None, now: float, *, settled: bool = False
+) -> PlanItem:
+    """Decide what a run would do with one file (``settled``: named by the operator, as `dub`)."""
     st = path.stat()
     targets = tuple(watch.targets)
     base = {"watch": watch.name, "path": path, "size": st.st_size, "targets": targets}
-    if now - st.st_mtime < watch.stable_seconds:
+    if not settled and now - st.st_mtime < watch.stable_seconds:
         return PlanItem(action="settling", detail="still being written", **base)
     try:
         media.content_type_for(path)
@@ -103,7 +105,8 @@ def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) ->
     pairs = paths if paths is not None else [(w, p) for w in config.watches for p in discover(w)]
     try:
         for watch, path in pairs:
-            items.append(plan_file(watch, path, ledger, now))
+            # `dub` takes its files as complete without waiting; so does its dry run.
+            items.append(plan_file(watch, path, ledger, now, settled=paths is not None))
     finally:
         if ledger is not None:
             ledger.close()
