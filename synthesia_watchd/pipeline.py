@@ -150,6 +150,24 @@ def output_file(job: Job, language: str, kind: str) -> Path:
     return dest
 
 
+#: Longest file name (bytes) common filesystems take; an output also needs its temp name,
+#: ``.<name>.<8 hex>.part``, 15 bytes longer.
+NAME_MAX, _TEMP_NAME_EXTRA = 255, 15
+
+
+def output_name_problem(stem: str, targets: Sequence[str], kinds: Sequence[str]) -> str | None:
+    """Why the outputs of a source named ``stem`` could not be written, checked before paying."""
+    longest = max(
+        len(f"{stem}.dubbed-{t}.{_OUTPUT_SUFFIX[k]}".encode()) for t in targets for k in kinds
+    )
+    if longest + _TEMP_NAME_EXTRA <= NAME_MAX:
+        return None
+    return (
+        f"file name too long: its dubbed outputs would need names of {longest} bytes "
+        f"(at most {NAME_MAX - _TEMP_NAME_EXTRA} fit); rename the file, it is not sent"
+    )
+
+
 def match_assets(project: Project, targets: Sequence[str]) -> dict[str, DubbedAsset]:
     """Map each language we asked for to the dubbed asset the API returned for it.
 
@@ -251,6 +269,11 @@ class Pipeline:
             output_dir=str(out_dir),
             kinds=output_kinds(settings),
         )
+        too_long = output_name_problem(path.stem, watch.targets, output_kinds(settings))
+        if too_long is not None:
+            job = self.ledger.add_job(sha256=None, settings=settings, **common)
+            self._fail(job, too_long, None, step="intake")
+            return self.ledger.get(job.id)
         try:
             content_type = media.content_type_for(path)
             sha256, md5, read = atomic.file_digests(path)
