@@ -13,10 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import Config, build_config, load_config
+from .config import Config, build_config, effective_config, load_config
 from .dryrun import discover, dry_run
 from .ledger import Job
 from .states import TERMINAL, JobState
+
+#: Watch settings `dub -c CONFIG` takes from the config's first watch unless given on the line.
+_INHERITED_WATCH_KEYS = (
+    "targets",
+    "source_language",
+    "outputs",
+    "lipsync",
+    "video_duration",
+    "visibility",
+    "title",
+    "poll_interval",
+)
 
 
 def _config_for(args: argparse.Namespace) -> tuple[Config, list[Path]]:
@@ -46,8 +58,13 @@ def _config_for(args: argparse.Namespace) -> tuple[Config, list[Path]]:
         data["ledger"] = str(base.ledger)
         data["state_dir"] = str(base.state_dir)
         data["on_ambiguous_submit"] = base.on_ambiguous_submit
-        if "targets" not in watch and base.watches:
-            watch["targets"] = list(base.watches[0].targets)
+        # The config's spending guards, pacing and dubbing options hold for `dub` too.
+        effective = effective_config(base)
+        data.update({key: effective[key] for key in ("workers", "api", "limits")})
+        if base.watches:
+            first = effective["watches"][0]
+            for key in _INHERITED_WATCH_KEYS:
+                watch.setdefault(key, first[key])
     config = build_config(data, filename="<command line>")
     w = config.watches[0]
     for r in roots:
