@@ -195,17 +195,33 @@ class Engine:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """An Engine over a fresh simulator; boto3 pointed at the sim's S3; handlers restored."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", sim.s3_url)
+def engine_factory(
+    tmp_path: Path, sim_factory: Callable[..., Simulator], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Engine]]:
+    """Build the test's Engine over a simulator with custom options (at most one per test).
+
+    boto3 is pointed at that simulator's S3; signal handlers and the umask are restored after.
+    """
     monkeypatch.delenv("SYNTHESIA_API_KEY", raising=False)
     monkeypatch.delenv("SYNTHESIA_WATCHD_CONFIG", raising=False)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     umask = os.umask(0o022)
     os.umask(umask)
+
+    def build(**sim_options: Any) -> Engine:
+        sim = sim_factory(**sim_options)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", sim.s3_url)
+        return Engine(tmp_path, sim)
+
     try:
-        yield Engine(tmp_path, sim)
+        yield build
     finally:
         os.umask(umask)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+@pytest.fixture
+def engine(engine_factory: Callable[..., Engine]) -> Engine:
+    """An Engine over a simulator that dubs in 0.2 s."""
+    return engine_factory()

@@ -109,7 +109,7 @@ def test_changed_file_under_same_name_is_a_new_job(engine: Engine) -> None:
         assert path.read_bytes() == engine.sim.expected_output(newest.project_id, lang)
 
 
-def test_daily_job_limit_holds_the_rest_back(engine: Engine, capsys: Any) -> None:
+def test_daily_job_limit_holds_the_rest_back(engine: Engine) -> None:
     """max_jobs_per_day 1: one done, the other waits (not failed); status shows "budget"."""
     engine.settings["limits"] = {"max_jobs_per_day": 1}
     engine.put("a.mp4")
@@ -120,9 +120,7 @@ def test_daily_job_limit_holds_the_rest_back(engine: Engine, capsys: Any) -> Non
         if "status" in seen or not daemon.pauses.get("budget"):
             return
         daemon.beat(force=True)
-        capsys.readouterr()
-        assert cli.main(["status", "--json", "--ledger", str(engine.ledger_path)]) == 0
-        seen["status"] = json.loads(capsys.readouterr().out)
+        seen["status"] = cli.status_data(daemon.ledger)  # what `status --json` prints
 
     result = engine.run(on_tick=watch_status, speed=1)  # daily limits count wall-clock days
     assert result.exit_code == 0
