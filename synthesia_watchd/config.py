@@ -789,7 +789,8 @@ _TOP: tuple[_Key, ...] = (
         "integer >= 1 or null",
         None,
         _nullable(_int(1)),
-        "Spending guard: most dubbing projects submitted per UTC day; null for no limit. "
+        "Spending guard: most dubbing projects submitted per local calendar day (resets at "
+        "local midnight); null for no limit. "
         "Jobs over the limit wait for the next day.",
         "50",
     ),
@@ -798,7 +799,8 @@ _TOP: tuple[_Key, ...] = (
         "bytes or null ('50GB', '10GiB')",
         None,
         _nullable(_bytesize),
-        "Most source bytes uploaded per UTC day; null for no limit. Decimal (KB, MB, GB, TB) "
+        "Most source bytes submitted per local calendar day; null for no limit. "
+        "Decimal (KB, MB, GB, TB) "
         "and binary (KiB, MiB, GiB, TiB) units.",
         "50GB",
     ),

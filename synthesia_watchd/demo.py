@@ -98,10 +98,7 @@ def demo(args: argparse.Namespace) -> int:
         out.write("\ndemo did not finish in time; see the log above\n")
         return 1
     outs = sorted(dubbed.glob("*.dubbed-*.mp4"))
-    out.write(
-        f"\ndemo: '{source.name}' -> {job.state.value} "
-        f"with {requests} dubbing request(s)\n"
-    )
+    out.write(f"\ndemo: '{source.name}' -> {job.state.value} with {requests} dubbing request(s)\n")
     for p in outs:
         out.write(f"  {p}  ({p.stat().st_size} bytes)\n")
     out.write(f"ledger: {config.ledger}\n")

@@ -309,8 +309,8 @@ class Ledger:
                     f"the ledger {self.path.name} would live on a {remote.fstype} network "
                     f"filesystem ({remote.mountpoint}), where SQLite locking is unsafe and "
                     "jobs could be lost or paid for twice; put it on a local disk, e.g. the "
-                    "state directory (/var/lib/synthesia-watchd), or set allow_network_fs "
-                    "if you accept the risk"
+                    "state directory (/var/lib/synthesia-watchd): set `ledger:` or `state_dir:` "
+                    "in the config"
                 )
         _create_private(self.path)
         self._conn = sqlite3.connect(

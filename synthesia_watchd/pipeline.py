@@ -45,6 +45,8 @@ from .states import IN_FLIGHT, JobState, OutputState
 
 log = get_logger(component="pipeline")
 
+#: Why a job was cancelled when its source disappeared; only such jobs come back by themselves.
+VANISHED = "source file vanished"
 #: How long a job waits before re-checking when it is blocked (slots full, budget, auth).
 WAIT_SECONDS = 5.0
 #: Retries of transient failures back off up to this cap; they never give up on their own.
@@ -224,6 +226,9 @@ class Pipeline:
         #: Told before a post-action moves or deletes a source, so the watcher forgets it
         #: quietly instead of reporting it vanished (or the folder "suddenly empty").
         self.release_source: Callable[[Path], None] = lambda path: None
+        #: Whether a watch's input root is reachable (the watcher pauses unmounted roots);
+        #: a queued job whose source is unreachable waits instead of being cancelled.
+        self.root_available: Callable[[str], bool] = lambda watch: True
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -248,7 +253,7 @@ class Pipeline:
         src = str(path)
         known = self.ledger.find_job(watch.name, src, size, mtime_ns)
         if known is not None:
-            if known.state is JobState.CANCELLED:
+            if known.state is JobState.CANCELLED and known.last_error == VANISHED:
                 return self._move(
                     known.id,
                     JobState.CANCELLED,
@@ -339,7 +344,7 @@ class Pipeline:
             watch, str(path), states=(JobState.QUEUED, JobState.ASSET_CREATED)
         ):
             with contextlib.suppress(StaleTransition):
-                self._move(job.id, job.state, JobState.CANCELLED, why="source file vanished")
+                self._move(job.id, job.state, JobState.CANCELLED, why=VANISHED, last_error=VANISHED)
                 self._credentials.pop(job.id, None)
                 cancelled.append(job.id)
         return cancelled
@@ -454,13 +459,20 @@ class Pipeline:
         if self._try_reuse(job):
             return
         if not self._source_unchanged(job):
-            exists = Path(job.source_path).exists()
-            why = (
-                "source changed before upload; the new version is a new job"
-                if exists
-                else ("source file vanished before upload")
-            )
-            self._move(job.id, JobState.QUEUED, JobState.CANCELLED, why=why)
+            if not self.root_available(job.watch):
+                # An unmounted or unreachable drop folder is not "every file was deleted".
+                self.ledger.update(
+                    job.id,
+                    expected=JobState.QUEUED,
+                    next_attempt_at=self.now() + 60,
+                    last_error="waiting for the watch folder to come back",
+                )
+                return
+            if Path(job.source_path).exists():
+                why = "source changed before upload; the new version is a new job"
+            else:
+                why = VANISHED
+            self._move(job.id, JobState.QUEUED, JobState.CANCELLED, why=why, last_error=why)
             return
         twin = self._active_twin(job)
         if twin is not None:
@@ -821,7 +833,8 @@ class Pipeline:
             job.id,
             JobState.DOWNLOADING,
             JobState.PARTIAL,
-            why=f"some languages failed at Synthesia ({reasons}); `retry` re-polls them",
+            why=f"some languages failed at Synthesia ({reasons}); "
+            "`retry` dubs them again as a new job",
             last_error=f"languages failed: {reasons}",
         )
         log.warning("job partial", failed=reasons, written=len(done_paths))
