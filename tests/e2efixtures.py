@@ -201,7 +201,8 @@ class DaemonProcess:
 
     def jobs(self) -> list[Job]:
         """Every job, oldest first."""
-        return sorted(self.ledger().list_jobs(limit=10_000), key=lambda j: j.id)
+        jobs: list[Job] = self.ledger().list_jobs(limit=10_000)
+        return sorted(jobs, key=lambda j: j.id)
 
     def job(self, name: str) -> Job:
         """The job of the source called ``name``."""
@@ -227,10 +228,12 @@ class DaemonProcess:
             return jobs if predicate(jobs) else None
 
         try:
-            return wait_until(check, timeout, interval=0.05, what=what or "ledger state")
+            jobs = wait_until(check, timeout, interval=0.05, what=what or "ledger state")
         except AssertionError as exc:
             states = {Path(j.source_path).name: j.state.value for j in self.jobs()}
             raise AssertionError(f"{exc}; jobs: {states}\n{self.log_text()[-3000:]}") from None
+        assert jobs is not None
+        return jobs
 
     def wait_all(
         self, count: int, states: Iterable[JobState], timeout: float = SETTLE_TIMEOUT
