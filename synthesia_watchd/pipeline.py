@@ -416,6 +416,13 @@ class Pipeline:
         """Run the stage the job is in; every error ends in ``classify``."""
         job = self.ledger.get(job_id)
         name = Path(job.source_path).name
+        if self.pauses.get("auth"):
+            # Another worker just found the key rejected: send nothing more until it is fixed.
+            with contextlib.suppress(StaleTransition):
+                self.ledger.update(
+                    job.id, expected=job.state, next_attempt_at=self.now() + WAIT_SECONDS
+                )
+            return
         with job_context(job.id, name, job.state.value):
             try:
                 stage = self._STAGES.get(job.state)
