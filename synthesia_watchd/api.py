@@ -18,7 +18,6 @@ signed URL's query string.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +44,7 @@ from .errors import (
 )
 from .ratelimit import READ, WRITE, RateLimiter
 from .retry import RetryPolicy, parse_retry_after
+from .urls import is_loopback_host
 
 OP_CREATE_ASSET = "POST /v2/assets"
 OP_GET_ASSET = "GET /v2/assets/{id}"
@@ -135,16 +135,6 @@ class DownloadResult:
 
 
 # --- URL checks --------------------------------------------------------------------------------
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1: the only hosts where plain http is allowed."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_url(url: str, *, allowed_hosts: Sequence[str] = ()) -> str:

@@ -145,42 +145,36 @@ class AtomicWriter:
         try:
             os.link(self.tmp, self.dest)  # fails if dest exists: no silent clobbering
         except FileExistsError:
-            if replace_identical and file_sha256(self.dest) == self.sha256:
-                self._discard()
-                self._committed = True
-                return
-            if replace_if is not None and replace_if(self.dest):
-                self.tmp.replace(self.dest)
-                fsync_dir(self.dest.parent)
-                self._committed = True
-                return
-            self._discard()
-            raise OutputConflict(
-                f"{self.dest.name}: a different file already exists at this output name; "
-                "move it away or delete it, then retry the job"
-            ) from None
+            self._settle_existing(replace_identical, replace_if)
+            return
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             # Filesystems without hard links (some SMB/FUSE mounts): check, then rename.
             if self.dest.exists():
-                if file_sha256(self.dest) == self.sha256:
-                    self._discard()
-                    self._committed = True
-                    return
-                if replace_if is not None and replace_if(self.dest):
-                    self.tmp.replace(self.dest)
-                    fsync_dir(self.dest.parent)
-                    self._committed = True
-                    return
-                self._discard()
-                raise OutputConflict(
-                    f"{self.dest.name}: a different file already exists at this output name"
-                ) from None
+                self._settle_existing(replace_identical, replace_if)
+                return
             os.replace(self.tmp, self.dest)
         else:
             self._discard()
         fsync_dir(self.dest.parent)
+        self._committed = True
+
+    def _settle_existing(
+        self, replace_identical: bool, replace_if: Callable[[Path], bool] | None
+    ) -> None:
+        """A file already sits at ``dest``: keep it if identical, replace it if ours, or refuse."""
+        if replace_identical and file_sha256(self.dest) == self.sha256:
+            self._discard()
+        elif replace_if is not None and replace_if(self.dest):
+            self.tmp.replace(self.dest)
+            fsync_dir(self.dest.parent)
+        else:
+            self._discard()
+            raise OutputConflict(
+                f"{self.dest.name}: a different file already exists at this output name; "
+                "move it away or delete it, then retry the job"
+            )
         self._committed = True
 
     def _discard(self) -> None:

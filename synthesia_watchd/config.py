@@ -30,6 +30,7 @@ import yaml
 
 from . import contract
 from .errors import ConfigError, ConfigIssue
+from .urls import is_loopback_host
 
 KeyPath = tuple[str | int, ...]
 
@@ -542,15 +543,6 @@ def _path(value: Any, path: KeyPath, ctx: _Ctx) -> Path:
     return ctx.path(text)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _url(value: Any, path: KeyPath, ctx: _Ctx) -> str:
     text = _str(value, path, ctx).strip()
     try:
@@ -561,7 +553,7 @@ def _url(value: Any, path: KeyPath, ctx: _Ctx) -> str:
         raise _Invalid(f"not a valid URL: {exc}") from None
     if parts.scheme not in ("https", "http") or not host:
         raise _Invalid(f"expected an https:// URL, got {text!r}")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise _Invalid(
             "http:// is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost); "
             "use https:// so the API key is never sent in clear"

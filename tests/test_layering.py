@@ -33,6 +33,7 @@ PURE = {
     "ratelimit",
     "filters",
     "stability",
+    "urls",
 }
 
 
