@@ -129,13 +129,17 @@ def output_kinds(settings: Mapping[str, Any]) -> list[str]:
     return kinds or ["video"]
 
 
-def render_title(template: str, *, stem: str, name: str, watch: str, targets: Sequence[str]) -> str:
-    """Fill the title template and cap it at the contract's 256 characters."""
+def job_title(job: Job) -> str:
+    """The job's title template filled in, capped at the contract's 256 characters."""
+    src = Path(job.source_path)
+    template = job.settings.get("title", "{stem}")
     try:
-        title = template.format(stem=stem, name=name, watch=watch, lang_list=", ".join(targets))
+        title = template.format(
+            stem=src.stem, name=src.name, watch=job.watch, lang_list=", ".join(job.targets)
+        )
     except (KeyError, IndexError, ValueError):
-        title = stem
-    return (title or stem or "Untitled")[:MAX_TITLE_LENGTH]
+        title = src.stem
+    return (title or src.stem or "Untitled")[:MAX_TITLE_LENGTH]
 
 
 def output_file(job: Job, language: str, kind: str) -> Path:
@@ -490,14 +494,7 @@ class Pipeline:
             )
             return
         client = self._require_client()
-        stem = Path(job.source_path).stem
-        title = render_title(
-            job.settings.get("title", "{stem}"),
-            stem=stem,
-            name=Path(job.source_path).name,
-            watch=job.watch,
-            targets=job.targets,
-        )
+        title = job_title(job)
         asset = client.create_asset(
             content_type=job.settings.get("content_type")
             or media.content_type_for(Path(job.source_path)),
@@ -616,14 +613,7 @@ class Pipeline:
             job = self.ledger.update(
                 job.id, expected=JobState.UPLOADED, submit_started_at=self.now()
             )
-            stem = Path(job.source_path).stem
-            title = render_title(
-                job.settings.get("title", "{stem}"),
-                stem=stem,
-                name=Path(job.source_path).name,
-                watch=job.watch,
-                targets=job.targets,
-            )
+            title = job_title(job)
             try:
                 project_id = client.start_dubbing(
                     asset_id=job.asset_id or "",
