@@ -12,8 +12,9 @@ from enginefixtures import SOURCE_SIZE, TARGETS, Engine
 
 from synthesia_watchd import cli
 from synthesia_watchd.daemon import Daemon
+from synthesia_watchd.jobspec import job_settings
 from synthesia_watchd.media import sample_video
-from synthesia_watchd.pipeline import Pipeline, job_settings
+from synthesia_watchd.pipeline import Pipeline
 from synthesia_watchd.states import JobState, OutputState
 
 

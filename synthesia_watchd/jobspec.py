@@ -1,0 +1,161 @@
+"""What a job is made of: settings frozen from its watch, output names, titles, matching.
+
+Pure functions over a job's ledger row and the API's answers. Frozen settings are why a job
+keeps the options it started with across a config reload; output names are where untrusted
+language codes meet the filesystem, so they are sanitised and checked to stay in the folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import outputs
+from .api import DubbedAsset, Project
+from .config import PostAction, WatchConfig
+from .contract import MAX_TITLE_LENGTH
+from .errors import UnsafePathError
+from .ledger import Job
+
+_OUTPUT_SUFFIX = {"video": "mp4", "vtt": "vtt", "srt": "srt", "thumbnail": "jpg"}
+
+
+def job_settings(watch: WatchConfig) -> dict[str, Any]:
+    """The per-watch options frozen into a job when it is created.
+
+    In-flight jobs keep the settings they started with across a SIGHUP reload.
+    """
+
+    def action(a: PostAction) -> dict[str, Any]:
+        return {"kind": a.kind, "path": str(a.path) if a.path else None}
+
+    return {
+        "input_root": str(watch.input),
+        "output_root": str(watch.output_root),
+        "outputs": list(watch.outputs),
+        "lipsync": watch.lipsync,
+        "video_duration": watch.video_duration,
+        "visibility": watch.visibility,
+        "title": watch.title,
+        "poll_interval": watch.poll_interval,
+        "on_success": action(watch.on_success),
+        "on_failure": action(watch.on_failure),
+    }
+
+
+def output_kinds(settings: Mapping[str, Any]) -> list[str]:
+    """Ledger output kinds for the ``outputs:`` option (video, captions, thumbnail)."""
+    kinds = []
+    for item in settings.get("outputs", ["video"]):
+        kinds.extend(["vtt", "srt"] if item == "captions" else [item])
+    return kinds or ["video"]
+
+
+def job_title(job: Job) -> str:
+    """The job's title template filled in, capped at the contract's 256 characters."""
+    src = Path(job.source_path)
+    template = job.settings.get("title", "{stem}")
+    try:
+        title = template.format(
+            stem=src.stem, name=src.name, watch=job.watch, lang_list=", ".join(job.targets)
+        )
+    except (KeyError, IndexError, ValueError):
+        title = src.stem
+    return (title or src.stem or "Untitled")[:MAX_TITLE_LENGTH]
+
+
+def output_file(job: Job, language: str, kind: str) -> Path:
+    """Where one output of a job goes: ``<stem>.dubbed-<lang>.<ext>`` in its output folder.
+
+    The language is always one we asked for (from the config, validated against the
+    contract), sanitised again here; the result must stay inside the output folder.
+    """
+    lang = outputs.sanitize_language(language)
+    folder = Path(job.output_dir)
+    dest = folder / f"{Path(job.source_path).stem}.dubbed-{lang}.{_OUTPUT_SUFFIX[kind]}"
+    if dest.resolve().parent != folder.resolve():
+        raise UnsafePathError(f"output name for {language!r} escapes {folder}")
+    return dest
+
+
+#: Longest file name (bytes) common filesystems take; an output also needs its temp name,
+#: ``.<name>.<8 hex>.part``, 15 bytes longer.
+NAME_MAX, _TEMP_NAME_EXTRA = 255, 15
+
+
+def output_name_problem(stem: str, targets: Sequence[str], kinds: Sequence[str]) -> str | None:
+    """Why the outputs of a source named ``stem`` could not be written, checked before paying."""
+    longest = max(
+        len(f"{stem}.dubbed-{t}.{_OUTPUT_SUFFIX[k]}".encode()) for t in targets for k in kinds
+    )
+    if longest + _TEMP_NAME_EXTRA <= NAME_MAX:
+        return None
+    return (
+        f"file name too long: its dubbed outputs would need names of {longest} bytes "
+        f"(at most {NAME_MAX - _TEMP_NAME_EXTRA} fit); rename the file, it is not sent"
+    )
+
+
+def match_assets(project: Project, targets: Sequence[str]) -> dict[str, DubbedAsset]:
+    """Map each language we asked for to the dubbed asset the API returned for it.
+
+    Anything else the API returns is ignored: only languages we asked for are written. An
+    exact (case-insensitive) match wins; otherwise a unique base-language match (``fr`` for
+    ``fr-FR``) is accepted, since the contract leaves the item language format open.
+    """
+    by_lang: dict[str, DubbedAsset] = {}
+    lowered = {a.language.lower(): a for a in project.assets if a.language}
+    for t in targets:
+        hit = lowered.get(t.lower())
+        if hit is None:
+            base = t.split("-")[0].lower()
+            cands = [a for k, a in lowered.items() if k.split("-")[0] == base]
+            hit = cands[0] if len(cands) == 1 else None
+        if hit is not None:
+            by_lang[t] = hit
+    return by_lang
+
+
+def local_midnight(now: float) -> float:
+    """Start of the operator's local day, for daily limits."""
+    dt = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return dt.timestamp()
+
+
+def asset_url(asset: DubbedAsset | None, kind: str) -> str | None:
+    """The signed URL of one output kind of a dubbed asset (video, captions, thumbnail)."""
+    if asset is None:
+        return None
+    if kind == "video":
+        return asset.download
+    if kind in ("vtt", "srt"):
+        return (asset.captions or {}).get(kind)
+    if kind == "thumbnail":
+        return (asset.thumbnail or {}).get("image")
+    return None
+
+
+def post_action(data: Any) -> PostAction:
+    """A post-action back from a job's frozen settings."""
+    if isinstance(data, Mapping):
+        path = data.get("path")
+        return PostAction(kind=data.get("kind", "keep"), path=Path(path) if path else None)
+    return PostAction(kind="keep", path=None)
+
+
+class FrozenWatch:
+    """The parts of a watch a post-action needs, rebuilt from a job's frozen settings.
+
+    Used when the watch was removed by a reload while the job was in flight.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.name = job.watch
+        self.input = Path(job.settings.get("input_root", Path(job.source_path).parent))
+        self.output = Path(job.settings.get("output_root", job.output_dir))
+
+    @property
+    def output_root(self) -> Path:
+        return self.output
