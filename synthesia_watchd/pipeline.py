@@ -10,6 +10,7 @@ Nothing here sleeps or holds a thread while Synthesia works: a stage that has to
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -174,7 +175,8 @@ class Pipeline:
             return None
         settings = job_settings(watch)
         out_dir = outputs.output_dir(watch, path)
-        common = dict(
+        add_job = functools.partial(
+            self.ledger.add_job,
             watch=watch.name,
             source_path=src,
             size=size,
@@ -186,14 +188,14 @@ class Pipeline:
         )
         too_long = output_name_problem(path.stem, watch.targets, output_kinds(settings))
         if too_long is not None:
-            job = self.ledger.add_job(sha256=None, settings=settings, **common)
+            job = add_job(sha256=None, settings=settings)
             self._fail(job, too_long, None, step="intake")
             return self.ledger.get(job.id)
         try:
             content_type = media.content_type_for(path)
             sha256, md5, read = atomic.file_digests(path)
         except ContentError as exc:
-            job = self.ledger.add_job(sha256=None, settings=settings, **common)
+            job = add_job(sha256=None, settings=settings)
             self._fail(job, str(exc), None, step="intake")
             return self.ledger.get(job.id)
         except FileNotFoundError:
@@ -202,7 +204,7 @@ class Pipeline:
             return None  # still changing after all; the watcher reports the new version
         settings["content_type"] = content_type
         settings["content_md5"] = md5
-        job = self.ledger.add_job(sha256=sha256, settings=settings, **common)
+        job = add_job(sha256=sha256, settings=settings)
         with job_context(job.id, path.name, "intake"):
             log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
         self._try_reuse(job)
@@ -298,11 +300,15 @@ class Pipeline:
         for lang in missing:
             for kind in output_kinds(job.settings):
                 self.ledger.set_output(job.id, lang, kind, state=OutputState.PENDING)
-        for lang, error in result.errors:
-            if lang:
+        for failed_lang, error in result.errors:
+            if failed_lang:
                 for kind in output_kinds(job.settings):
                     self.ledger.set_output(
-                        job.id, lang, kind, state=OutputState.FAILED, error_code=error or "error"
+                        job.id,
+                        failed_lang,
+                        kind,
+                        state=OutputState.FAILED,
+                        error_code=error or "error",
                     )
         answer = (
             "nothing to add (204)"
@@ -675,7 +681,7 @@ class Pipeline:
                 )
                 asset = match_assets(project, [out.language]).get(out.language)
                 url = asset_url(asset, out.kind) if asset else None
-                if url is None:
+                if asset is None or url is None:
                     raise
                 result = client.download(
                     url, dest, progress=self._count_download, replace_if=self._ours_to_replace
