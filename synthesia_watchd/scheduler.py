@@ -8,6 +8,7 @@ is only a row with a time in it, so a thousand dubbing projects hold no thread.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -157,7 +158,7 @@ class Scheduler:
                 return 0
             fut = self.pools[pool].submit(self.pipeline.step, job_id)
             self._running[job_id] = (pool, fut)
-        fut.add_done_callback(lambda f, j=job_id: self._done(j, f))
+        fut.add_done_callback(functools.partial(self._done, job_id))
         return 1
 
     def next_due(self) -> float | None:
