@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import TypedDict
 
 from . import atomic, filters, media
 from .config import Config, WatchConfig
@@ -30,6 +31,15 @@ class PlanItem:
     size: int
     action: str  # "dub" | "done" | "reuse" | "settling" | "reject" | "in_progress"
     detail: str
+    targets: tuple[str, ...]
+
+
+class _Base(TypedDict):
+    """The PlanItem fields that depend only on the file, not on the decision."""
+
+    watch: str
+    path: Path
+    size: int
     targets: tuple[str, ...]
 
 
@@ -61,7 +71,7 @@ def plan_file(
     """Decide what a run would do with one file (``settled``: named by the operator, as `dub`)."""
     st = path.stat()
     targets = tuple(watch.targets)
-    base = {"watch": watch.name, "path": path, "size": st.st_size, "targets": targets}
+    base: _Base = {"watch": watch.name, "path": path, "size": st.st_size, "targets": targets}
     if not settled and now - st.st_mtime < watch.stable_seconds:
         return PlanItem(action="settling", detail="still being written", **base)
     try:
