@@ -83,8 +83,8 @@ class Metrics:
         """Publish the ledger's per-state counts; states missing from ``counts`` read 0."""
         for state in JobState:
             self.jobs_by_state.labels(state=state.value).set(0)
-        for state, n in counts.items():
-            self.jobs_by_state.labels(state=str(state)).set(n)
+        for name, n in counts.items():
+            self.jobs_by_state.labels(state=str(name)).set(n)
 
     def set_paused(self, reason: str, paused: bool) -> None:
         """Raise or clear one pause reason."""
