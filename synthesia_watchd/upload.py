@@ -23,7 +23,14 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
-from boto3.s3.transfer import BaseSubscriber, TransferConfig, create_transfer_manager
+
+# boto3.s3.transfer re-exports s3transfer's BaseSubscriber (its own ProgressCallbackInvoker
+# subclasses it); the stubs import it there without marking it as exported.
+from boto3.s3.transfer import (  # type: ignore[attr-defined]
+    BaseSubscriber,
+    TransferConfig,
+    create_transfer_manager,
+)
 
 from .api import UploadCredentials
 from .errors import (
@@ -52,7 +59,7 @@ _OPERATION = "S3 upload"
 _STOP_POLL = 0.05  # seconds between checks of `stop` while parts are in flight
 
 
-class _Watch(BaseSubscriber):  # type: ignore[misc]
+class _Watch(BaseSubscriber):
     """Forwards progress deltas, signals completion, and cancels as soon as ``stop`` is set.
 
     The progress hook runs in the worker threads for every chunk read, so a stop is noticed
