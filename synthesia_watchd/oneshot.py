@@ -15,7 +15,6 @@ from typing import Any
 
 from .config import Config, build_config, effective_config, load_config
 from .dryrun import discover, dry_run
-from .ledger import Job
 from .states import TERMINAL, JobState
 
 #: Watch settings `dub -c CONFIG` takes from the config's first watch unless given on the line.
@@ -120,7 +119,7 @@ def dub(args: argparse.Namespace) -> int:
 
     with Ledger(config.ledger) as ledger:
         for jid in job_ids:
-            job: Job = ledger.get(jid)
+            job = ledger.get(jid)
             ok &= job.state is JobState.DONE
             sys.stdout.write(f"{job.state.value:<15} {job.source_path}\n")
             for o in ledger.outputs(jid):
