@@ -14,10 +14,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import build_config
 from .media import sample_video
 from .states import TERMINAL
+
+if TYPE_CHECKING:
+    from .ledger import Job
 
 TARGETS = ["fr-FR", "es-ES", "de-DE"]
 
@@ -74,7 +78,7 @@ def demo(args: argparse.Namespace) -> int:
         )
         daemon = Daemon(config)
         source = drop / "welcome video.mp4"
-        outcome: dict[str, object] = {}
+        outcome: dict[str, Job] = {}
 
         def scenario() -> None:
             deadline = time.monotonic() + 60
