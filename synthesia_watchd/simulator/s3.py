@@ -121,7 +121,8 @@ class S3Gateway:
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
         akid = _access_key_id(environ)
         if akid == self.admin_key_id:
-            return self._app(environ, start_response)
+            body: Iterable[bytes] = self._app(environ, start_response)
+            return body
         sim = self.sim
         query = environ.get("QUERY_STRING", "")
         rec = sim.record(
@@ -246,7 +247,8 @@ def _access_key_id(environ: WSGIEnvironment) -> str | None:
     match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
     if match:
         return match.group(1)
-    cred = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential")
+    query: str = environ.get("QUERY_STRING", "")
+    cred = parse_qs(query).get("X-Amz-Credential")
     if cred:
         return cred[0].split("/", 1)[0]
     return None

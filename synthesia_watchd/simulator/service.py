@@ -15,9 +15,9 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from synthesia_watchd.contract import (
@@ -41,6 +41,12 @@ _SIGNED_KINDS = {
     "gif": ("gif", "image/gif"),
 }
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class _Headers(Protocol):
+    """Request headers as the HTTP server hands them over (an email Message, not a Mapping)."""
+
+    def get(self, name: str, /) -> str | None: ...
 
 
 @dataclass
@@ -415,7 +421,7 @@ class Service:
     def _sign(self, token: str, expires: int) -> str:
         return hmac.new(self._secret, f"{token}.{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def download(self, path: str, query: str, headers: Mapping[str, str]) -> Reply:
+    def download(self, path: str, query: str, headers: _Headers) -> Reply:
         """A signed URL: check the signature and the expiry, answer the bytes (Range works)."""
         if headers.get("Authorization"):
             return s3_error_reply(
