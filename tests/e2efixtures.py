@@ -110,9 +110,12 @@ class DaemonProcess:
             raise RuntimeError("the daemon is already running")
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         self.env_overrides = dict(env)
-        full_env = {**os.environ, **self.sim.env(), **env}
-        full_env.pop("CREDENTIALS_DIRECTORY", None)
-        full_env.pop("NOTIFY_SOCKET", None)
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET")
+        }
+        full_env = {**base, **self.sim.env(), **env}
         self.runs += 1
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
