@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
@@ -39,6 +39,10 @@ from .errors import (
     TransientError,
     UploadCredentialsExpired,
 )
+
+if TYPE_CHECKING:  # stub-only packages (boto3-stubs[s3], types-s3transfer): never imported
+    from mypy_boto3_s3 import S3Client
+    from s3transfer.futures import TransferFuture
 
 REGION = "eu-west-1"
 
@@ -71,7 +75,7 @@ class _Watch(BaseSubscriber):
     ) -> None:
         self._progress = progress
         self._stop = stop
-        self.future: Any = None
+        self.future: TransferFuture | None = None
         self.cancelled = False
         self.done = threading.Event()
 
@@ -83,12 +87,12 @@ class _Watch(BaseSubscriber):
             self.future.cancel()
         return self.cancelled
 
-    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+    def on_progress(self, future: TransferFuture, bytes_transferred: int, **kwargs: Any) -> None:
         if self._progress is not None and bytes_transferred:
             self._progress(bytes_transferred)
         self.check_stop()
 
-    def on_done(self, future: Any, **kwargs: Any) -> None:
+    def on_done(self, future: TransferFuture, **kwargs: Any) -> None:
         self.done.set()
 
 
@@ -98,7 +102,9 @@ def _custom_endpoint(endpoint_url: str | None) -> bool:
     )
 
 
-def _client(credentials: UploadCredentials, endpoint_url: str | None, max_concurrency: int) -> Any:
+def _client(
+    credentials: UploadCredentials, endpoint_url: str | None, max_concurrency: int
+) -> S3Client:
     """An S3 client that knows only the temporary credentials (never env or ~/.aws keys)."""
     session = boto3.session.Session(
         aws_access_key_id=credentials.access_key_id,
