@@ -22,11 +22,11 @@ from types import FrameType
 from typing import Any
 
 from . import __version__
-from .api import SynthesiaClient
+from .api import SynthesiaClient, UploadCredentials
 from .atomic import PART_SUFFIX
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
-from .ledger import Ledger
+from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
@@ -76,7 +76,7 @@ def build_client(
     )
 
 
-def upload_with_redaction(path: Path, credentials: Any, **kw: Any) -> None:
+def upload_with_redaction(path: Path, credentials: UploadCredentials, **kw: Any) -> None:
     """upload_file, after registering the temporary secrets with the log redactor."""
     add_secret(credentials.secret_access_key)
     add_secret(credentials.session_token)
@@ -306,7 +306,7 @@ class Daemon:
             for job, missing in todo:
                 self.scheduler.submit_task("api", self._backfill_one, job, missing)
 
-    def _backfill_one(self, job: Any, missing: list[str]) -> None:
+    def _backfill_one(self, job: Job, missing: list[str]) -> None:
         try:
             self.pipeline.backfill(job, missing)
         except WatchdError as exc:
