@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import atomic, media, outputs
-from .api import CreatedAsset, Project, SynthesiaClient
+from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
     AmbiguousSubmit,
@@ -74,7 +74,7 @@ class Uploader(Protocol):
     def __call__(
         self,
         path: Path,
-        credentials: Any,
+        credentials: UploadCredentials,
         *,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
@@ -186,20 +186,28 @@ class Pipeline:
             output_dir=str(out_dir),
             kinds=output_kinds(settings),
         )
-        too_long = output_name_problem(path.stem, watch.targets, output_kinds(settings))
-        if too_long is not None:
-            job = add_job(sha256=None, settings=settings)
-            self._fail(job, too_long, None, step="intake")
+        refused = output_name_problem(path.stem, watch.targets, output_kinds(settings))
+        if refused is None:
+            try:
+                content_type = media.content_type_for(path)
+                sha256, md5, read = atomic.file_digests(path)
+            except ContentError as exc:
+                refused = str(exc)
+            except FileNotFoundError:
+                return None  # deleted between stable and intake: forgotten
+        if refused is not None:
+            # Born failed in one transaction: the scheduler never sees it queued.
+            job = add_job(
+                sha256=None,
+                settings=settings,
+                state=JobState.FAILED,
+                why=refused,
+                last_error=refused,
+            )
+            with job_context(job.id, path.name, "intake"):
+                log.error("job failed", reason=refused)
+                self._on_failure(job, refused, None)
             return self.ledger.get(job.id)
-        try:
-            content_type = media.content_type_for(path)
-            sha256, md5, read = atomic.file_digests(path)
-        except ContentError as exc:
-            job = add_job(sha256=None, settings=settings)
-            self._fail(job, str(exc), None, step="intake")
-            return self.ledger.get(job.id)
-        except FileNotFoundError:
-            return None  # deleted between stable and intake: forgotten
         if read != size:
             return None  # still changing after all; the watcher reports the new version
         settings["content_type"] = content_type
@@ -888,7 +896,7 @@ class Pipeline:
         )
         log.error("ambiguous submit: needs attention", reason=msg)
 
-    def _fail(self, job: Job, reason: str, context: str | None, step: str | None = None) -> None:
+    def _fail(self, job: Job, reason: str, context: str | None) -> None:
         job = self._move(
             job.id,
             job.state,
@@ -897,8 +905,11 @@ class Pipeline:
             last_error=reason,
             last_error_context=context,
         )
-        with job_context(job.id, Path(job.source_path).name, step or "failed"):
-            log.error("job failed", reason=reason, context=context)
+        log.error("job failed", reason=reason, context=context)
+        self._on_failure(job, reason, context)
+
+    def _on_failure(self, job: Job, reason: str, context: str | None) -> None:
+        """The on_failure post-action: move the source aside with a reason file."""
         action = post_action(job.settings.get("on_failure"))
         if action.kind == "keep" or not Path(job.source_path).exists():
             return
