@@ -476,8 +476,13 @@ class Ledger:
         kinds: Sequence[str] = ("video",),
         state: JobState = JobState.QUEUED,
         why: str = "discovered",
+        last_error: str | None = None,
     ) -> Job:
-        """Record a new job with a pending output per (target, kind) and its first event."""
+        """Record a new job with a pending output per (target, kind) and its first event.
+
+        A job refused at intake is born ``failed`` with its reason, in one transaction, so
+        the scheduler can never see it queued and spend on it.
+        """
         targets_json = _encode_targets(targets)
         settings_json = _encode_settings(settings)
         kinds = list(dict.fromkeys(kinds))
@@ -490,7 +495,8 @@ class Ledger:
             cur = c.execute(
                 "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
                 " targets, state, next_attempt_at, output_dir, settings, created_at, updated_at,"
-                " state_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state_changed_at, last_error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     watch,
                     source_path,
@@ -506,6 +512,7 @@ class Ledger:
                     now,
                     now,
                     now,
+                    last_error,
                 ),
             )
             job_id = int(cur.lastrowid or 0)
