@@ -304,7 +304,7 @@ class Daemon:
             if todo:
                 log.info("backfilling new targets", watch=watch.name, jobs=len(todo))
             for job, missing in todo:
-                self.scheduler.submit_task("api", self._backfill_one, job, missing)
+                self.scheduler.submit_task("submit", self._backfill_one, job, missing)
 
     def _backfill_one(self, job: Job, missing: list[str]) -> None:
         try:
@@ -370,7 +370,7 @@ class Daemon:
             finally:
                 self._auth_checking = False
 
-        self.scheduler.submit_task("api", check)
+        self.scheduler.submit_task("poll", check)
 
     def drained(self) -> bool:
         """For --once: nothing running, nothing pending at the watchers, no active job.

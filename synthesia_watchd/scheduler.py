@@ -22,15 +22,18 @@ from .states import ACTIVE, IN_FLIGHT, JobState
 
 log = get_logger(component="scheduler")
 
-#: Short API calls (submit, poll) run here; each holds a thread for one request only.
-API_THREADS = 4
+#: Short API calls run on their own pools, each holding a thread for one request only. Submits
+#: (writes) and polls (reads) are paced by different limits, so they get separate pools: a
+#: burst of polls waiting for read budget never holds up a submit.
+SUBMIT_THREADS = 2
+POLL_THREADS = 4
 INTAKE_THREADS = 2
 
 _POOL_OF: dict[JobState, str] = {
     JobState.QUEUED: "upload",
     JobState.ASSET_CREATED: "upload",
-    JobState.UPLOADED: "api",
-    JobState.DUBBING: "api",
+    JobState.UPLOADED: "submit",
+    JobState.DUBBING: "poll",
     JobState.DOWNLOADING: "download",
 }
 
@@ -50,11 +53,17 @@ class Scheduler:
     ) -> None:
         self.pipeline = pipeline
         self.ledger = ledger
-        self.limits = {"upload": max_uploads, "api": API_THREADS, "download": max_downloads}
+        self.limits = {
+            "upload": max_uploads,
+            "submit": SUBMIT_THREADS,
+            "poll": POLL_THREADS,
+            "download": max_downloads,
+        }
         self.max_active_jobs = max_active_jobs
         self.pools = {
             "upload": ThreadPoolExecutor(max_uploads, thread_name_prefix="upload"),
-            "api": ThreadPoolExecutor(API_THREADS, thread_name_prefix="api"),
+            "submit": ThreadPoolExecutor(SUBMIT_THREADS, thread_name_prefix="submit"),
+            "poll": ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="poll"),
             "download": ThreadPoolExecutor(max_downloads, thread_name_prefix="download"),
             "intake": ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake"),
         }
@@ -140,16 +149,12 @@ class Scheduler:
             jobs += self.ledger.due((JobState.QUEUED,), now, max(n - len(jobs), 0), running)
             for job in jobs[:free_upload]:
                 started += self._start("upload", job.id)
-        free_api = self.limits["api"] - self.running_in("api")
-        if free_api > 0:
-            for job in self.ledger.due(
-                (JobState.DUBBING, JobState.UPLOADED), now, free_api, running
-            ):
-                started += self._start("api", job.id)
-        free_dl = self.limits["download"] - self.running_in("download")
-        if free_dl > 0:
-            for job in self.ledger.due((JobState.DOWNLOADING,), now, free_dl, running):
-                started += self._start("download", job.id)
+        for pool in ("submit", "poll", "download"):
+            free = self.limits[pool] - self.running_in(pool)
+            if free > 0:
+                states = tuple(s for s, p in _POOL_OF.items() if p == pool)
+                for job in self.ledger.due(states, now, free, running):
+                    started += self._start(pool, job.id)
         return started
 
     def _start(self, pool: str, job_id: int) -> int:
