@@ -30,6 +30,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import ThreadedWSGIServer
 
+from .conns import ConnectionTracker
 from .faults import PRE_KINDS, Recorded
 
 if TYPE_CHECKING:
@@ -278,32 +279,15 @@ def _drain(environ: WSGIEnvironment) -> None:
         remaining -= len(chunk)
 
 
-class _S3WSGIServer(ThreadedWSGIServer):
+class _S3WSGIServer(ConnectionTracker, ThreadedWSGIServer):
     """werkzeug's threaded server whose handler threads ``server_close`` joins."""
 
     daemon_threads = False
 
     def __init__(self, app: S3Gateway, sock: socket.socket) -> None:
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
+        self.init_tracking()
         host, port = sock.getsockname()[:2]
         super().__init__(host, port, app, _QuietHandler, fd=sock.fileno())
-
-    def track(self, conn: socket.socket, add: bool) -> None:
-        """Remember (or forget) an open client connection."""
-        with self._conns_lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
-    def close_connections(self) -> None:
-        """Shut every open client connection so its handler thread ends."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
 
 class S3Server:

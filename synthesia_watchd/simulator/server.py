@@ -13,11 +13,11 @@ import json
 import math
 import re
 import socket
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .conns import ConnectionTracker
 from .faults import PRE_KINDS, Fault, Recorded
 from .s3 import phrase
 from .service import Reply, error_reply, s3_error_reply
@@ -45,7 +45,7 @@ def route(method: str, path: str) -> tuple[str | None, str]:
     return None, ""
 
 
-class ApiServer(ThreadingHTTPServer):
+class ApiServer(ConnectionTracker, ThreadingHTTPServer):
     """Threaded server that knows its open connections, so ``stop`` never hangs on keep-alive."""
 
     daemon_threads = False
@@ -54,25 +54,8 @@ class ApiServer(ThreadingHTTPServer):
 
     def __init__(self, sim: Simulator, host: str, port: int) -> None:
         self.sim = sim
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
+        self.init_tracking()
         super().__init__((host, port), Handler)
-
-    def track(self, conn: socket.socket, add: bool) -> None:
-        """Remember (or forget) an open client connection."""
-        with self._conns_lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
-    def close_connections(self) -> None:
-        """Shut every open client connection so its handler thread ends."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that vanish are normal here (drops are a feature); others get a traceback."""
