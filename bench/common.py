@@ -41,16 +41,19 @@ def write_config(
     api_url: str,
     watch: Mapping[str, Any],
     workers: Mapping[str, int] | None = None,
-    rate_limits: Mapping[str, Any] | None = None,
+    rate_limits: Mapping[str, Any] | None = NO_RATE_LIMITS,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a daemon config under ``folder`` (state beside it) and return its path."""
+    """Write a daemon config under ``folder`` (state beside it) and return its path.
+
+    ``rate_limits`` None leaves the daemon's own default pacing (the Creator tier).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {
         "synthesia": {"api_url": api_url},
         "state_dir": str(folder / "state"),
         "workers": dict(workers or {}),
-        "api": {"rate_limits": dict(rate_limits if rate_limits is not None else NO_RATE_LIMITS)},
+        "api": {"rate_limits": dict(rate_limits)} if rate_limits is not None else {},
         "log": {"level": "info", "format": "json"},
         "shutdown_timeout": 10,
         "watches": [{"name": "bench", "source_language": "en", "targets": TARGETS, **watch}],

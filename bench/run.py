@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from bench.common import median
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = ("throughput", "detection", "idle", "scale", "upload")
+#: Not run by default: throughput once more with the daemon's default (Creator-tier) pacing.
+EXTRA = ("creator",)
 
 FULL = {
     "tp_files": 40,
@@ -52,6 +55,7 @@ def _run_all(
         "idle": lambda: idle.bench(seconds=p["idle_seconds"], runs=runs),
         "scale": lambda: scale.bench(files=p["scale_files"], runs=runs),
         "upload": lambda: upload.bench(mib=p["upload_mib"], runs=runs),
+        "creator": lambda: throughput.bench_creator_tier(files=p["tp_files"]),
     }
     out: dict[str, Any] = {}
     for name in names:
@@ -156,6 +160,17 @@ def table(r: dict[str, Any], runs: int) -> str:
                 f"`--version` alone: {_f(sc['cli_startup_median'])} s (interpreter and imports)",
             ),
         ]
+    if "creator" in r:
+        c = r["creator"]
+        rows.append(
+            (
+                "1 throughput",
+                "daemon at Creator-tier pacing (one run)",
+                f"{_f(c['seconds'], 1)} s",
+                f"{c['files']} videos; the daemon's default limits: 60 writes and 60 reads "
+                "per minute per endpoint",
+            )
+        )
     if "upload" in r:
         u = r["upload"]
         rows += [
@@ -182,15 +197,35 @@ def table(r: dict[str, Any], runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _commit() -> str:
+    """The checkout measured: HEAD, with ``+dirty`` when the package has local changes."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "synthesia_watchd"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short version (a few minutes)")
     parser.add_argument("--runs", type=int, help="runs per benchmark (default 3; --quick: 1)")
-    parser.add_argument("--only", help=f"comma-separated subset of {','.join(NAMES)}")
+    parser.add_argument(
+        "--only", help=f"comma-separated subset of {','.join(NAMES + EXTRA)} (default: the first 5)"
+    )
     parser.add_argument("--upload-mib", type=int, help="size of the upload benchmark's file")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",")] if args.only else list(NAMES)
-    unknown = set(names) - set(NAMES)
+    unknown = set(names) - set(NAMES) - set(EXTRA)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     params = dict(QUICK if args.quick else FULL)
@@ -206,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": runs,
             "params": params,
             "machine": {"python": platform.python_version(), "platform": platform.platform()},
+            "commit": _commit(),
             "results": results,
         }
         RESULTS.mkdir(exist_ok=True)

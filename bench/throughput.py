@@ -20,6 +20,7 @@ from synthesia_watchd.ratelimit import RateLimiter
 from synthesia_watchd.upload import upload_file
 
 from .common import (
+    NO_RATE_LIMITS,
     TARGETS,
     DaemonProcess,
     LedgerReader,
@@ -38,8 +39,14 @@ POLL_INTERVAL = 1.0
 STABLE_SECONDS = 0.5
 
 
-def run_daemon(sim: SimProcess, work: Path, files: int, seed: str) -> dict[str, Any]:
-    """Drop ``files`` videos at once into a running daemon; seconds until the last is done."""
+def run_daemon(
+    sim: SimProcess, work: Path, files: int, seed: str, *, creator_tier: bool = False
+) -> dict[str, Any]:
+    """Drop ``files`` videos at once into a running daemon; seconds until the last is done.
+
+    ``creator_tier``: the daemon paces itself at the Creator tier's documented limits (its
+    default) instead of running with limits off.
+    """
     drop, out = work / "drop", work / "out"
     drop.mkdir(parents=True)
     config = write_config(
@@ -53,6 +60,7 @@ def run_daemon(sim: SimProcess, work: Path, files: int, seed: str) -> dict[str, 
             "mode": "native",
         },
         workers={"max_uploads": MAX_UPLOADS, "max_active_jobs": MAX_ACTIVE_JOBS},
+        rate_limits=None if creator_tier else NO_RATE_LIMITS,
     )
     staging = work / "staging"
     sources = make_videos(staging, files, size=VIDEO_BYTES, seed=seed)
@@ -88,6 +96,7 @@ def _stages(reader: LedgerReader, t0: float) -> dict[str, float]:
     """Median seconds per job spent in each stretch, from the ledger's events."""
     rows = reader.query(
         "SELECT j.id, j.created_at,"
+        " (SELECT max(at) FROM events e WHERE e.job_id = j.id AND e.to_state = 'asset_created'),"
         " (SELECT min(at) FROM events e WHERE e.job_id = j.id AND e.to_state = 'uploaded'),"
         " (SELECT min(at) FROM events e WHERE e.job_id = j.id AND e.to_state = 'dubbing'),"
         " (SELECT min(at) FROM events e WHERE e.job_id = j.id AND e.to_state = 'downloading'),"
@@ -96,15 +105,16 @@ def _stages(reader: LedgerReader, t0: float) -> dict[str, float]:
     )
     spans: dict[str, list[float]] = {
         "drop_to_queued": [],
-        "queued_to_uploaded": [],
+        "queued_to_asset_created": [],
+        "asset_created_to_uploaded": [],
         "uploaded_to_dubbing": [],
         "dubbing_to_downloading": [],
         "downloading_to_done": [],
     }
-    for _, created, uploaded, dubbing, downloading, done in rows:
-        if None in (uploaded, dubbing, downloading, done):
+    for _, created, asset, uploaded, dubbing, downloading, done in rows:
+        if None in (asset, uploaded, dubbing, downloading, done):
             continue
-        points = (t0, created, uploaded, dubbing, downloading, done)
+        points = (t0, created, asset, uploaded, dubbing, downloading, done)
         for key, a, b in zip(spans, points, points[1:], strict=False):
             spans[key].append(b - a)
     return {k: median(v) for k, v in spans.items()}
@@ -176,3 +186,14 @@ def bench(*, files: int, runs: int, dub_seconds: float = 2.0) -> dict[str, Any]:
         "ideal_seconds": files / MAX_ACTIVE_JOBS * dub_seconds,
         "rounds": rounds,
     }
+
+
+def bench_creator_tier(*, files: int, dub_seconds: float = 2.0) -> dict[str, Any]:
+    """One daemon run pacing itself at the Creator tier (60 requests/min per endpoint)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp,
+        SimProcess(dub_seconds=dub_seconds) as sim,
+    ):
+        result = run_daemon(sim, Path(tmp) / "daemon", files, "tpc", creator_tier=True)
+    print(f"  throughput at Creator-tier pacing: {result['seconds']:.1f}s", flush=True)
+    return {"files": files, "dub_seconds": dub_seconds, **result}
