@@ -399,13 +399,20 @@ class SynthesiaClient:
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         submit: bool = False,
+        on_send: Callable[[], None] | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> requests.Response:
-        """Send one API call with pacing, inline retries and error mapping; 2xx or raise."""
+        """Send one API call with pacing, inline retries and error mapping; 2xx or raise.
+
+        ``on_send``/``on_refused`` bracket each attempt (see ``start_dubbing``).
+        """
         op = f"{method} {template}"
         limit_class = READ if method == "GET" else WRITE
         policy = self._retry
         while True:
             self._limiter.acquire(limit_class, op, stop=self._stop)
+            if on_send is not None:
+                on_send()
             try:
                 resp = self._session.request(
                     method,
@@ -426,12 +433,16 @@ class SynthesiaClient:
                         "(and billed) the project, so it is not resent automatically",
                         operation=op,
                     ) from None
+                if on_refused is not None:
+                    on_refused()
                 policy = self._retry_or_raise(policy, op, why, None)
                 continue
             status = resp.status_code
             self._report(op, status)
             if 200 <= status < 300:
                 return resp
+            if on_refused is not None and not (submit and status == 504):
+                on_refused()
             if status in (401, 403):
                 raise AuthError(
                     f"{op} answered {status}: the API key was rejected "
@@ -573,8 +584,16 @@ class SynthesiaClient:
         lipsync: bool | None = None,
         video_duration: str | None = None,
         visibility: str | None = None,
+        on_send: Callable[[], None] | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> str:
-        """POST /v2/dubbing: start a (billed) project; returns its id. Never resent blindly."""
+        """POST /v2/dubbing: start a (billed) project; returns its id. Never resent blindly.
+
+        ``on_send`` runs right before each attempt goes out (after any pacing wait), and
+        ``on_refused`` when the server said it did not act (429, 5xx, 4xx) or was never
+        reached, so the caller can keep a durable "maybe billed" marker exactly as wide as
+        the window in which Synthesia may have acted without us hearing of it.
+        """
         body: dict[str, Any] = {
             "title": title[: contract.MAX_TITLE_LENGTH],
             "sourceAssetId": asset_id,
@@ -583,12 +602,29 @@ class SynthesiaClient:
         }
         body.update(_options(lipsync, video_duration, visibility))
         op = OP_SUBMIT
-        resp = self._request("POST", "/v2/dubbing", "/v2/dubbing", json_body=body, submit=True)
-        data = self._json(op, resp)
-        created = data.get("createdImportedAsset")
-        if not isinstance(created, Mapping):
-            raise PermanentError(f"{op}: answer lacks createdImportedAsset", operation=op)
-        return str(self._required(op, created, "id"))
+        resp = self._request(
+            "POST",
+            "/v2/dubbing",
+            "/v2/dubbing",
+            json_body=body,
+            submit=True,
+            on_send=on_send,
+            on_refused=on_refused,
+        )
+        try:
+            data = self._json(op, resp)
+            created = data.get("createdImportedAsset")
+            if not isinstance(created, Mapping):
+                raise PermanentError(f"{op}: answer lacks createdImportedAsset", operation=op)
+            return str(self._required(op, created, "id"))
+        except PermanentError as exc:
+            # A 2xx means Synthesia acted; without a readable id the project is unaccounted.
+            raise AmbiguousSubmit(
+                f"{op} answered {resp.status_code} but the project id could not be read "
+                f"({exc}); the project may exist and be billed",
+                status=resp.status_code,
+                operation=op,
+            ) from None
 
     def get_project(
         self, project_id: str, target_languages: Sequence[str] | None = None

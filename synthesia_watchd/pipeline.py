@@ -133,6 +133,8 @@ class Pipeline:
         # Temporary S3 credentials live only in memory: never in the ledger or logs.
         self._credentials: dict[int, CreatedAsset] = {}
         self._submit_lock = threading.Lock()
+        #: Jobs whose submit is under way (job id -> source bytes), guarded by _submit_lock.
+        self._submitting: dict[int, int] = {}
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
         #: Told before a post-action moves or deletes a source, so the watcher forgets it
         #: quietly instead of reporting it vanished (or the folder "suddenly empty").
@@ -377,6 +379,8 @@ class Pipeline:
         if cfg.max_jobs_per_day is None and cfg.max_bytes_per_day is None:
             return None
         jobs, nbytes = self.ledger.usage_since(local_midnight(self.now()))
+        jobs += len(self._submitting)  # submits under way count against today's budget
+        nbytes += sum(self._submitting.values())
         if cfg.max_jobs_per_day is not None and jobs >= cfg.max_jobs_per_day:
             return f"daily job limit reached ({jobs}/{cfg.max_jobs_per_day}); resumes at midnight"
         if cfg.max_bytes_per_day is not None and nbytes + job.size > cfg.max_bytes_per_day:
@@ -492,8 +496,12 @@ class Pipeline:
         )
 
     def submit_allowed(self) -> bool:
-        """Whether a project slot at Synthesia is free (workers.max_active_jobs)."""
-        return self.ledger.count_in(IN_FLIGHT) < self.config.max_active_jobs
+        """Whether a project slot at Synthesia is free (workers.max_active_jobs).
+
+        Submits under way count as taken slots. Call with ``_submit_lock`` held.
+        """
+        in_flight = self.ledger.count_in(IN_FLIGHT) + len(self._submitting)
+        return in_flight < self.config.max_active_jobs
 
     def _stage_uploaded(self, job: Job) -> None:
         if job.submit_started_at is not None:
@@ -507,8 +515,8 @@ class Pipeline:
                 return
             job = self.ledger.get(job.id)
         client = self._require_client()
-        # Budget and slot checks and the submit share one lock: two workers must not both
-        # see the last free slot (or the last job of the day's budget) and both submit.
+        # The checks and the slot reservation share one lock, so two workers never both take
+        # the last free slot (or the day's last job); the request itself runs outside it.
         with self._submit_lock:
             block = self._budget_block(job)
             if block is not None:
@@ -529,27 +537,29 @@ class Pipeline:
                     next_attempt_at=self.now() + WAIT_SECONDS,
                 )
                 return
-            # Durable marker first: if we die before recording the project id, we know.
-            job = self.ledger.update(
-                job.id, expected=JobState.UPLOADED, submit_started_at=self.now()
+            self._submitting[job.id] = job.size
+
+        def sending() -> None:
+            # Durable marker right before the bytes go out: if we die before the project id
+            # is recorded, the submit is known to be ambiguous.
+            self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=self.now())
+
+        def refused() -> None:
+            # The server answered that it did not act (429, 5xx, 4xx) or was never reached.
+            self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
+
+        try:
+            project_id = client.start_dubbing(
+                asset_id=job.asset_id or "",
+                title=job_title(job),
+                source_language=job.detected_language or job.source_language,
+                target_languages=list(job.targets),
+                lipsync=job.settings.get("lipsync") or None,
+                video_duration=job.settings.get("video_duration"),
+                visibility=job.settings.get("visibility"),
+                on_send=sending,
+                on_refused=refused,
             )
-            title = job_title(job)
-            try:
-                project_id = client.start_dubbing(
-                    asset_id=job.asset_id or "",
-                    title=title,
-                    source_language=job.detected_language or job.source_language,
-                    target_languages=list(job.targets),
-                    lipsync=job.settings.get("lipsync") or None,
-                    video_duration=job.settings.get("video_duration"),
-                    visibility=job.settings.get("visibility"),
-                )
-            except AmbiguousSubmit:
-                raise
-            except BaseException:
-                # The server refused or was never reached: the submit is not ambiguous.
-                self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
-                raise
             self._move(
                 job.id,
                 JobState.UPLOADED,
@@ -560,6 +570,9 @@ class Pipeline:
                 attempts=0,
                 next_attempt_at=self.now() + float(job.settings.get("poll_interval", 10)),
             )
+        finally:
+            with self._submit_lock:
+                self._submitting.pop(job.id, None)
         log.info("dubbing started", project_id=project_id, targets=list(job.targets))
 
     def _await_detection(self, job: Job) -> bool:

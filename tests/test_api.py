@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -387,6 +388,38 @@ def test_submit_answered_refusal_is_retried(
     project_id = submit(client, asset_id)
     assert sim.count("POST /v2/dubbing") == 2
     assert list(sim.projects) == [project_id]
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "calls"),
+    [
+        ("429", {"retry_after": 1}, ["send", "refused", "send"]),
+        ("5xx", {"status": 400}, ["send", "refused"]),
+        ("drop_after", {}, ["send"]),
+    ],
+)
+def test_submit_marker_brackets_each_attempt(
+    client: SynthesiaClient,
+    sim: Simulator,
+    tmp_path: Path,
+    kind: str,
+    params: dict[str, Any],
+    calls: list[str],
+) -> None:
+    """on_send before every attempt; on_refused only when the server said it did not act."""
+    asset_id = uploaded_asset(sim, client, tmp_path)
+    sim.faults.add("POST /v2/dubbing", kind, count=1, **params)
+    seen: list[str] = []
+    with contextlib.suppress(AmbiguousSubmit, PermanentError):
+        client.start_dubbing(
+            asset_id=asset_id,
+            title="t",
+            source_language="en",
+            target_languages=["fr-FR"],
+            on_send=lambda: seen.append("send"),
+            on_refused=lambda: seen.append("refused"),
+        )
+    assert seen == calls
 
 
 def test_slow_read_is_retried(sim: Simulator) -> None:
