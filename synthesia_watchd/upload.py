@@ -102,16 +102,24 @@ def _custom_endpoint(endpoint_url: str | None) -> bool:
     )
 
 
+#: One boto3 session per upload thread: building a session loads botocore's models and costs
+#: about 150 ms of CPU, building a client from a kept session a few ms. Sessions are not
+#: thread-safe, hence one per thread. They hold no credentials: each client gets the job's.
+_sessions = threading.local()
+
+
+def _session() -> boto3.session.Session:
+    session: boto3.session.Session | None = getattr(_sessions, "session", None)
+    if session is None:
+        session = boto3.session.Session(region_name=REGION)
+        _sessions.session = session
+    return session
+
+
 def _client(
     credentials: UploadCredentials, endpoint_url: str | None, max_concurrency: int
 ) -> S3Client:
     """An S3 client that knows only the temporary credentials (never env or ~/.aws keys)."""
-    session = boto3.session.Session(
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-        region_name=REGION,
-    )
     config = botocore.config.Config(
         region_name=REGION,
         retries={"max_attempts": 5, "mode": "standard"},
@@ -121,7 +129,15 @@ def _client(
         # S3-compatible stores on a custom endpoint (MinIO, moto) want path-style addressing.
         s3={"addressing_style": "path"} if _custom_endpoint(endpoint_url) else None,
     )
-    return session.client("s3", endpoint_url=endpoint_url, config=config)
+    return _session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=config,
+        region_name=REGION,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+    )
 
 
 def _map_error(
