@@ -604,10 +604,20 @@ class Pipeline:
         return True
 
     def _poll_delay(self, job: Job) -> float:
-        """Poll cadence: poll_interval at first, then a quarter of the time waited, capped."""
+        """Poll cadence: poll_interval at first, then a quarter of the time waited, capped.
+
+        Never faster than the read budget allows for every project being polled: all polls
+        go to one endpoint, so 40 projects at 60 reads a minute get one poll each per 40 s,
+        spread out, instead of queueing at the limiter and holding poll threads.
+        """
         base = float(job.settings.get("poll_interval", 10))
         waited = max(0.0, self.now() - job.state_changed_at)
-        return min(self.config.poll_interval_max, max(base, waited / 4))
+        delay = max(base, waited / 4)
+        reads = self.config.rate_limits.get("reads")
+        per_minute = reads.per_minute if reads is not None else None
+        if per_minute:
+            delay = max(delay, self.ledger.count_in((JobState.DUBBING,)) * 60.0 / per_minute)
+        return min(self.config.poll_interval_max, delay)
 
     def _stage_dubbing(self, job: Job) -> None:
         pending = [
