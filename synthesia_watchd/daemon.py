@@ -247,12 +247,18 @@ class Daemon:
         temp files of interrupted downloads are removed (they never sit under a final
         name); due times are reset so resumed work starts at once.
         """
+        for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
+            if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
+                self._remove_temp_files(Path(job.output_dir), job.source_path)
+        self.resume_now()
+
+    def resume_now(self) -> None:
+        """Make every active job due at once (after a restart, or when a pause lifts).
+
+        Jobs polling a project keep their cadence: polling early gains nothing.
+        """
         now = self.now()
         for job in self.ledger.list_jobs(states=ACTIVE, limit=1_000_000):
-            if job.state is JobState.DOWNLOADING:
-                for out in self.ledger.outputs(job.id):
-                    if out.state is OutputState.PENDING:
-                        self._remove_temp_files(Path(job.output_dir), job.source_path)
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
@@ -367,6 +373,7 @@ class Daemon:
             else:
                 if self.pauses.clear("auth"):
                     log.info("API key accepted again: resuming work")
+                    self.resume_now()
             finally:
                 self._auth_checking = False
 

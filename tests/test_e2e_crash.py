@@ -87,6 +87,10 @@ def test_sigkill_at_each_step_resumes_to_done_paying_once(
         assert sim.count("POST /v2/assets") >= 3
 
 
+#: Submits run on two threads; one project slot keeps exactly one submit on the wire at the kill.
+ONE_SUBMIT_AT_A_TIME = {"workers": {"max_active_jobs": 1}}
+
+
 def _ambiguous_run(sim: Simulator, daemon: DaemonProcess) -> tuple[int, list[Path]]:
     """Kill the daemon while one POST /v2/dubbing waits at the gate, then let it through."""
     gate = sim.pause("POST /v2/dubbing")
@@ -108,7 +112,7 @@ def test_kill_during_submit_needs_attention_without_a_second_charge(
 ) -> None:
     """A submit cut off by SIGKILL is never resent: needs_attention with a reason; others done."""
     sim = e2e_sim()
-    daemon = daemon_factory(sim)
+    daemon = daemon_factory(sim, settings=ONE_SUBMIT_AT_A_TIME)
     held_id, _ = _ambiguous_run(sim, daemon)
 
     daemon.restart()
@@ -138,7 +142,7 @@ def test_kill_during_submit_with_retry_policy_resubmits_to_done(
 ) -> None:
     """With on_ambiguous_submit: retry the cut-off submit is sent again and the file is done."""
     sim = e2e_sim()
-    daemon = daemon_factory(sim, settings={"on_ambiguous_submit": "retry"})
+    daemon = daemon_factory(sim, settings={"on_ambiguous_submit": "retry", **ONE_SUBMIT_AT_A_TIME})
     held_id, _ = _ambiguous_run(sim, daemon)
 
     daemon.restart()

@@ -155,3 +155,34 @@ def test_metrics_health_and_status_of_a_running_daemon(
     assert status["counts"]["done"] == 1
     assert daemon.terminate() == 0
     assert main(["health", "-c", str(daemon.config_path), "--max-age", "0.001"]) == 1
+
+
+def test_sighup_with_a_fixed_key_resumes_paused_work(
+    e2e_sim: Callable[..., Simulator],
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """A rejected key pauses everything; a corrected key file plus SIGHUP finishes the jobs."""
+    sim = e2e_sim()
+    key_file = tmp_path / "api_key"
+    key_file.write_text("sk-wrong-key-0123456789\n")
+    daemon = daemon_factory(
+        sim, settings={"synthesia": {"api_url": sim.url, "api_key_file": str(key_file)}}
+    )
+    daemon.start(SYNTHESIA_API_KEY="")
+    daemon.wait_started()
+    daemon.drop("a.mp4")
+
+    def paused() -> bool:
+        data = json.loads(daemon.cli("status", "--json", "-c", str(daemon.config_path)).stdout)
+        return "auth" in data["paused"]
+
+    wait_until(paused, 20, interval=0.2, what="auth pause in status")
+    assert sim.count("POST /v2/dubbing") == 0
+    key_file.write_text(sim.api_key + "\n")
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_all(1, {JobState.DONE})
+    assert sim.count("POST /v2/dubbing") == 1
+    assert daemon.terminate() == 0
+    assert "sk-wrong-key-0123456789" not in daemon.all_logs()
