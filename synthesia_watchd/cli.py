@@ -321,8 +321,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     _print(f"job #{job.id}: {job.state.value}")
     for key, value in _job_dict(job).items():
-        if value not in (None, [], "") and key not in ("id", "state"):
-            _print(f"  {key}: {value}")
+        if value in (None, [], "") or key in ("id", "state"):
+            continue
+        if key == "next_attempt_at" and job.state in TERMINAL:
+            continue
+        if key.endswith("_at") and isinstance(value, float):
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        elif isinstance(value, list):
+            value = ", ".join(value)
+        _print(f"  {key}: {value}")
     _print("outputs:")
     for o in outs:
         _print(f"  {o.language:<8} {o.kind:<9} {o.state.value:<8} {o.path or o.error_code or ''}")
@@ -643,4 +650,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entrypoint() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `status | head`: the reader left. Point stdout at /dev/null so the interpreter's
+        # final flush does not complain again (the recipe in Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = ExitStatus.FAILED
+    sys.exit(code)
