@@ -21,29 +21,23 @@ from typing import Any
 
 import yaml
 
+from .configchecks import MASK, TITLE_FIELDS, Context, PostAction, Secret, kind_of
 from .configschema import (
-    MASK,
     REFERENCE,
     REQUIRED,
     TIERS,
-    TITLE_FIELDS,
     TOP_KEYS,
     TOP_TREE,
     WATCH_KEYS,
     WATCH_ONLY,
     WATCH_TREE,
-    Context,
-    Doc,
     KeyDoc,
-    KeyPath,
-    PostAction,
-    Secret,
-    kind_of,
     parse_yaml,
     render_reference,
     walk,
 )
 from .errors import ConfigError, ConfigIssue
+from .yamlmarks import Doc, KeyPath
 
 __all__ = [
     "API_KEY_ENV",
