@@ -1,12 +1,13 @@
 """Configuration: checked settings as frozen dataclasses, API key resolution, the entry points.
 
-configschema.py reads the YAML and checks each key against the schema table; this module folds
+yamlmarks.py reads the YAML (keeping lines), configschema.py checks each key against the schema
+table (with configchecks.py's value checks); this module folds
 ``defaults`` into each watch, checks watches against each other (names, overlapping inputs,
 outputs and move folders inside a watched folder), finds the API key and builds ``Config``.
 Every problem from both steps is raised together in one ``ConfigError``, each with file, key
 path and line. The API key is held in a ``Secret`` that never prints, and no message quotes it.
 
-This module and configschema.py are the only ones that import yaml.
+Only yamlmarks.py imports yaml.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .configchecks import MASK, TITLE_FIELDS, Context, PostAction, Secret, kind_of
 from .configschema import (
@@ -37,7 +36,7 @@ from .configschema import (
     walk,
 )
 from .errors import ConfigError, ConfigIssue
-from .yamlmarks import Doc, KeyPath
+from .yamlmarks import Doc, KeyPath, dump_block
 
 __all__ = [
     "API_KEY_ENV",
@@ -560,10 +559,4 @@ def effective_config(cfg: Config) -> dict[str, Any]:
 
 def dump_effective(cfg: Config) -> str:
     """``effective_config`` as YAML text."""
-    return yaml.safe_dump(
-        effective_config(cfg),
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=100,
-    )
+    return dump_block(effective_config(cfg))

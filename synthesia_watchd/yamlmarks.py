@@ -146,3 +146,10 @@ def parse_yaml(
 def flow(value: Any) -> str:
     """One plain value as YAML flow text (``[video]``, ``null``), as the reference shows it."""
     return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def dump_block(value: Any) -> str:
+    """Plain data as block-style YAML text, keys in their given order (``check-config``)."""
+    return yaml.safe_dump(
+        value, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )

@@ -15,7 +15,7 @@ OWNERS = {
     "boto3": {"upload", "simulator"},
     "botocore": {"upload", "simulator"},
     "watchdog": {"watcher"},
-    "yaml": {"config", "yamlmarks"},
+    "yaml": {"yamlmarks"},
     "prometheus_client": {"metrics"},
     "moto": {"simulator"},
     "werkzeug": {"simulator"},
