@@ -109,8 +109,11 @@ def match_assets(project: Project, targets: Sequence[str]) -> dict[str, DubbedAs
     lowered = {a.language.lower(): a for a in project.assets if a.language}
     for t in targets:
         hit = lowered.get(t.lower())
-        if hit is None:
-            base = t.split("-")[0].lower()
+        base = t.split("-")[0].lower()
+        shared = sum(1 for u in targets if u.split("-")[0].lower() == base)
+        if hit is None and shared == 1:
+            # Only when no other target shares the base: one "fr" item is never written
+            # as both fr-FR and fr-CA.
             cands = [a for k, a in lowered.items() if k.split("-")[0] == base]
             hit = cands[0] if len(cands) == 1 else None
         if hit is not None:

@@ -66,6 +66,10 @@ RETRY_BASE, RETRY_CAP = 5.0, 600.0
 MAX_FRESH_ASSETS = 5
 #: Unexpected exceptions (bugs, odd OS errors) are retried this many times, then fail the job.
 MAX_INTERNAL_ERRORS = 5
+FRESH_ASSET_WHY = "upload credentials expired; creating a fresh asset"
+#: How a job failed by Synthesia itself begins its last_error (retry then starts over).
+PROJECT_FAILED = "Synthesia failed the dubbing project"
+INTERNAL_WHY = "internal error: "
 
 
 class Uploader(Protocol):
@@ -149,8 +153,7 @@ class Pipeline:
         """Take a reloaded config; jobs already created keep their frozen settings."""
         self.config = config
         self._watches = {w.name: w for w in config.watches}
-        if client is not None:
-            self.client = client
+        self.client = client
 
     def watch(self, name: str) -> WatchConfig | None:
         return self._watches.get(name)
@@ -229,11 +232,22 @@ class Pipeline:
         if twin is None or twin.id == job.id:
             return False
         sources = {(o.language, o.kind): o for o in self.ledger.outputs(twin.id)}
-        placed: list[tuple[str, str, Path, str, int]] = []
-        for out in self.ledger.outputs(job.id):
+        wanted = self.ledger.outputs(job.id)
+        # Check every earlier output before placing any: each must still hold exactly the
+        # bytes that job recorded (an output edited or replaced since is not reused).
+        for out in wanted:
             prev = sources.get((out.language, out.kind))
-            if prev is None or not prev.path or not Path(prev.path).is_file():
+            if prev is None or not prev.path or not prev.sha256:
+                return False
+            try:
+                if atomic.file_sha256(Path(prev.path)) != prev.sha256:
+                    return False
+            except OSError:
                 return False  # the earlier outputs are gone: dub again
+        placed: list[tuple[str, str, Path, str, int]] = []
+        for out in wanted:
+            prev = sources[(out.language, out.kind)]
+            assert prev.path is not None
             dest = output_file(job, out.language, out.kind)
             dest.parent.mkdir(parents=True, exist_ok=True)
             digest = atomic.link_or_copy(Path(prev.path), dest)
@@ -284,9 +298,11 @@ class Pipeline:
         for job in self.ledger.list_jobs(
             states=(JobState.DONE,), watch=watch.name, limit=1_000_000
         ):
-            if job.source_path in seen or not job.project_id:
+            if job.source_path in seen:
                 continue
-            seen.add(job.source_path)
+            seen.add(job.source_path)  # only the newest version of a source counts
+            if not job.project_id:
+                continue
             have = {t.lower() for t in job.targets}
             missing = [t for t in watch.targets if t.lower() not in have]
             if missing:
@@ -479,11 +495,23 @@ class Pipeline:
                 Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
             )
         except FileNotFoundError:
+            self._credentials.pop(job.id, None)
+            if not self.root_available(job.watch):
+                # A NAS hiccup or an unmounted share: start over once the folder is back.
+                self._move(
+                    job.id,
+                    JobState.ASSET_CREATED,
+                    JobState.QUEUED,
+                    why="watch folder unreachable during upload; waiting for it",
+                    next_attempt_at=self.now() + 60,
+                )
+                return
             self._move(
                 job.id,
                 JobState.ASSET_CREATED,
                 JobState.CANCELLED,
-                why="source file vanished during upload",
+                why=VANISHED + " during upload",
+                last_error=VANISHED,
             )
             return
         self._credentials.pop(job.id, None)
@@ -560,20 +588,43 @@ class Pipeline:
                 on_send=sending,
                 on_refused=refused,
             )
-            self._move(
-                job.id,
-                JobState.UPLOADED,
-                JobState.DUBBING,
-                why=f"dubbing project {project_id} started",
-                project_id=project_id,
-                submit_started_at=None,
-                attempts=0,
-                next_attempt_at=self.now() + float(job.settings.get("poll_interval", 10)),
-            )
+            try:
+                self._move(
+                    job.id,
+                    JobState.UPLOADED,
+                    JobState.DUBBING,
+                    why=f"dubbing project {project_id} started",
+                    project_id=project_id,
+                    submit_started_at=None,
+                    attempts=0,
+                    next_attempt_at=self.now() + float(job.settings.get("poll_interval", 10)),
+                )
+            except StaleTransition:
+                self._keep_orphan_project(job.id, project_id)
+                raise
         finally:
             with self._submit_lock:
                 self._submitting.pop(job.id, None)
         log.info("dubbing started", project_id=project_id, targets=list(job.targets))
+
+    def _keep_orphan_project(self, job_id: int, project_id: str) -> None:
+        """A project was started but the job moved meanwhile (an operator's cancel): never
+        lose the id of something paid for; `retry` then polls it instead of paying again."""
+        current = self.ledger.get(job_id)
+        with contextlib.suppress(StaleTransition):
+            self.ledger.update(
+                job_id,
+                expected=current.state,
+                project_id=project_id,
+                submit_started_at=None,
+                why=f"dubbing project {project_id} was started at Synthesia while the job "
+                f"became {current.state.value}; `retry {job_id}` downloads it without paying again",
+            )
+        log.error(
+            "project started for a job that moved on",
+            project_id=project_id,
+            state=current.state.value,
+        )
 
     def _await_detection(self, job: Job) -> bool:
         """For ``source_language: auto``: wait for the asset's detected language."""
@@ -627,7 +678,7 @@ class Pipeline:
         project = self._require_client().get_project(job.project_id or "", targets)
         if project.status == "error":
             raise PermanentError(
-                f"Synthesia failed the dubbing project: {project.error_code or 'unknown'}",
+                f"{PROJECT_FAILED}: {project.error_code or 'unknown'}",
                 error=project.error_code or "error",
                 context=f"project {project.id}",
             )
@@ -662,11 +713,11 @@ class Pipeline:
             next_attempt_at=self.now(),
             attempts=0,
         )
-        with job_context(job.id, Path(job.source_path).name, JobState.DOWNLOADING.value):
-            self._stage_downloading(self.ledger.get(job.id), project)
+        # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
 
     def _stage_downloading(self, job: Job, project: Project | None = None) -> None:
         client = self._require_client()
+        ours = functools.partial(self._ours_to_replace, job)
         todo = [o for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING]
         if todo and project is None:
             project = client.get_project(job.project_id or "", sorted({o.language for o in todo}))
@@ -700,7 +751,10 @@ class Pipeline:
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 result = client.download(
-                    url, dest, progress=self._count_download, replace_if=self._ours_to_replace
+                    url,
+                    dest,
+                    progress=self._count_download,
+                    replace_if=ours,
                 )
             except DownloadUrlExpired:
                 if refreshed:
@@ -715,7 +769,10 @@ class Pipeline:
                 if asset is None or url is None:
                     raise
                 result = client.download(
-                    url, dest, progress=self._count_download, replace_if=self._ours_to_replace
+                    url,
+                    dest,
+                    progress=self._count_download,
+                    replace_if=ours,
                 )
             self.ledger.set_output(
                 job.id,
@@ -736,12 +793,17 @@ class Pipeline:
             )
         self._finish(self.ledger.get(job.id))
 
-    def _ours_to_replace(self, dest: Path) -> bool:
-        """An existing output may be replaced only if we wrote it (an older source version)."""
-        owner = self.ledger.output_written_by(str(dest), atomic.file_sha256(dest))
-        if owner is not None:
-            log.info("replacing the output of an earlier version", path=str(dest), job=owner)
-        return owner is not None
+    def _ours_to_replace(self, job: Job, dest: Path) -> bool:
+        """An existing output may be replaced only if we wrote it for an earlier version of
+        this same source; another source's output (``talk.mp4`` vs ``talk.m4v``) never."""
+        owner_id = self.ledger.output_written_by(str(dest), atomic.file_sha256(dest))
+        if owner_id is None or owner_id == job.id:
+            return False
+        owner = self.ledger.get(owner_id)
+        if (owner.watch, owner.source_path) != (job.watch, job.source_path):
+            return False
+        log.info("replacing the output of an earlier version", path=str(dest), job=owner_id)
+        return True
 
     def _count_download(self, n: int) -> None:
         if self.metrics is not None:
@@ -752,9 +814,14 @@ class Pipeline:
         failed = [o for o in outs if o.state is OutputState.FAILED]
         if any(o.state is OutputState.PENDING for o in outs):
             return
-        done_paths = [Path(o.path) for o in outs if o.state is OutputState.DONE and o.path]
+        done = [o for o in outs if o.state is OutputState.DONE and o.path]
+        done_paths = [Path(o.path) for o in done if o.path]
         problems = outputs.verify_outputs(done_paths)
         if problems:
+            # An output vanished or was emptied before the job finished: fetch it again.
+            for o in done:
+                if o.path and outputs.verify_outputs([Path(o.path)]):
+                    self.ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
             raise TransientError("outputs failed verification: " + "; ".join(problems))
         if not failed:
             self._move(
@@ -780,9 +847,17 @@ class Pipeline:
         log.warning("job partial", failed=reasons, written=len(done_paths))
 
     def _after_done(self, job: Job) -> None:
-        """on_success, only once every output is verified on disk."""
+        """on_success, only once every output is verified on disk, and only on the very
+        version of the source that was dubbed (a newer one saved meanwhile is left alone)."""
         action = post_action(job.settings.get("on_success"))
         if action.kind == "keep":
+            return
+        if not self._source_unchanged(job):
+            self.ledger.note(
+                job.id,
+                f"on_success {action.kind} skipped: the source changed or "
+                "is gone since it was dubbed",
+            )
             return
         watch = self.watch(job.watch)
         paths = [Path(o.path) for o in self.ledger.outputs(job.id) if o.path]
@@ -839,14 +914,14 @@ class Pipeline:
             self._retry_later(job, now + exc.retry_after, msg, count=False)
         elif isinstance(exc, UploadCredentialsExpired):
             self._credentials.pop(job.id, None)
-            if job.attempts + 1 >= MAX_FRESH_ASSETS:
+            if self._events_like(job, FRESH_ASSET_WHY) + 1 >= MAX_FRESH_ASSETS:
                 self._fail(job, f"upload kept failing with rejected credentials: {msg}", None)
                 return
             self._move(
                 job.id,
                 job.state,
                 JobState.QUEUED,
-                why=f"upload credentials expired; creating a fresh asset ({msg})",
+                why=f"{FRESH_ASSET_WHY} ({msg})",
                 attempts=job.attempts + 1,
                 next_attempt_at=now,
             )
@@ -874,14 +949,19 @@ class Pipeline:
             log.warning("file error, retrying later", reason=str(exc))
         else:
             log.exception("unexpected error in job", exc_info=exc)
-            if job.attempts + 1 >= MAX_INTERNAL_ERRORS:
-                self._fail(job, f"internal error: {type(exc).__name__}: {msg}", None)
+            if self._events_like(job, "retry: " + INTERNAL_WHY) + 1 >= MAX_INTERNAL_ERRORS:
+                self._fail(job, f"{INTERNAL_WHY}{type(exc).__name__}: {msg}", None)
             else:
                 self._retry_later(
                     job,
                     now + backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP),
-                    f"internal error: {type(exc).__name__}: {msg}",
+                    f"{INTERNAL_WHY}{type(exc).__name__}: {msg}",
                 )
+
+    def _events_like(self, job: Job, prefix: str) -> int:
+        """How often this job's history already holds a step of one kind (fresh assets,
+        internal errors): each limit counts its own kind, not every transient retry."""
+        return sum(e.why.startswith(prefix) for e in self.ledger.events(job.id))
 
     def _retry_later(self, job: Job, when: float, reason: str, *, count: bool = True) -> None:
         with contextlib.suppress(StaleTransition):
@@ -932,9 +1012,10 @@ class Pipeline:
         self._on_failure(job, reason, context)
 
     def _on_failure(self, job: Job, reason: str, context: str | None) -> None:
-        """The on_failure post-action: move the source aside with a reason file."""
+        """The on_failure post-action: move the source aside with a reason file (only the
+        version that failed; a newer one saved meanwhile gets its own job)."""
         action = post_action(job.settings.get("on_failure"))
-        if action.kind == "keep" or not Path(job.source_path).exists():
+        if action.kind == "keep" or not self._source_unchanged(job):
             return
         watch = self.watch(job.watch)
         self.release_source(Path(job.source_path))

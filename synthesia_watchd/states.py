@@ -67,11 +67,13 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # retry: partial re-polls the failed languages; failed/needs_attention/cancelled start over
     # from the last durable step the operator chose.
     JobState.PARTIAL: frozenset({JobState.DUBBING, JobState.DONE}),
-    JobState.FAILED: frozenset({JobState.QUEUED, JobState.ASSET_CREATED, JobState.UPLOADED}),
+    JobState.FAILED: frozenset(
+        {JobState.QUEUED, JobState.ASSET_CREATED, JobState.UPLOADED, JobState.DUBBING}
+    ),
     JobState.NEEDS_ATTENTION: frozenset(
         {JobState.QUEUED, JobState.UPLOADED, JobState.DUBBING, JobState.FAILED, JobState.CANCELLED}
     ),
-    JobState.CANCELLED: frozenset({JobState.QUEUED}),
+    JobState.CANCELLED: frozenset({JobState.QUEUED, JobState.UPLOADED, JobState.DUBBING}),
 }
 
 
