@@ -29,6 +29,7 @@ from .config import Config, build_config, dump_effective, load_config
 from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
 from .ledger import Job, Ledger
 from .logsetup import configure_logging
+from .pipeline import PROJECT_FAILED
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
@@ -134,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return dry_run(config, paths=None)
     daemon = Daemon(config, once=args.once)
+    started = time.time()
     result = daemon.run()
     if not result.finished:
         # A worker is stuck in a call that ignores the stop (a hung socket read): everything
@@ -142,9 +144,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(result.exit_code)
-    if args.once:
-        bad = result.counts.get("failed", 0) + result.counts.get("needs_attention", 0)
-        if result.exit_code == 0 and bad:
+    if args.once and result.exit_code == 0:
+        # Only what this run did counts: last month's failure must not fail every cron run.
+        with Ledger(config.ledger) as ledger:
+            bad = [
+                j
+                for j in ledger.list_jobs(
+                    states=(JobState.FAILED, JobState.NEEDS_ATTENTION), limit=1_000_000
+                )
+                if j.state_changed_at >= started
+            ]
+        if bad:
             return ExitStatus.FAILED
     return result.exit_code
 
@@ -341,7 +351,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False) -> str:
+def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
     """Put a finished-but-unhappy job back to work; returns what was done."""
     now = time.time()
     if job.state is JobState.PARTIAL:
@@ -363,18 +373,20 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False) -> str:
         )
         ledger.note(job.id, f"failed languages {failed} retried as job {new.id}")
         return f"job #{job.id}: failed languages {', '.join(failed)} queued as job #{new.id}"
-    if job.state is JobState.NEEDS_ATTENTION:
-        if job.project_id:
+    if job.state in (JobState.NEEDS_ATTENTION, JobState.FAILED, JobState.CANCELLED):
+        # Decide from what the ledger knows, so a retry never pays for work already paid for.
+        project_failed = (job.last_error or "").startswith(PROJECT_FAILED)
+        if job.project_id and not project_failed and not fresh:
             ledger.transition(
                 job.id,
                 job.state,
                 JobState.DUBBING,
-                why="retry by operator",
+                why="retry by operator: polling the existing project (no new charge)",
                 next_attempt_at=now,
                 attempts=0,
             )
-            return f"job #{job.id}: polling project {job.project_id} again"
-        if job.asset_id and (job.submit_started_at is not None or resubmit):
+            return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
+        if job.submit_started_at is not None and not job.project_id:
             if not resubmit:
                 raise WatchdError(
                     f"job #{job.id} may already have a project at Synthesia (its submit was "
@@ -394,17 +406,8 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False) -> str:
             job.id,
             job.state,
             JobState.QUEUED,
-            why="retry by operator",
-            next_attempt_at=now,
-            attempts=0,
-        )
-        return f"job #{job.id}: queued again"
-    if job.state in (JobState.FAILED, JobState.CANCELLED):
-        ledger.transition(
-            job.id,
-            job.state,
-            JobState.QUEUED,
-            why="retry by operator",
+            why="retry by operator: starting over"
+            + (" (a new project is paid for)" if job.project_id else ""),
             next_attempt_at=now,
             attempts=0,
             asset_id=None,
@@ -428,14 +431,14 @@ def cmd_retry(args: argparse.Namespace) -> int:
             sys.stderr.write("retry: give a job id or --failed\n")
             return ExitStatus.USAGE
         for job in jobs:
-            _print(retry_job(ledger, job, resubmit=args.resubmit))
+            _print(retry_job(ledger, job, resubmit=args.resubmit, fresh=args.fresh))
     return ExitStatus.OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         job = ledger.get(args.job)
-        if job.state in TERMINAL:
+        if job.state in TERMINAL and job.state is not JobState.NEEDS_ATTENTION:
             sys.stderr.write(f"job #{job.id} is already {job.state.value}\n")
             return ExitStatus.FAILED
         note = " (Synthesia keeps the project it already started)" if job.project_id else ""
@@ -582,6 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resubmit",
         action="store_true",
         help="confirm resubmitting an ambiguous submit (may pay twice)",
+    )
+    sp.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over with a new project even when one exists (pays again)",
     )
     sp.set_defaults(func=cmd_retry)
 
