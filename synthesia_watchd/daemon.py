@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +43,9 @@ from .watcher import StableFile, Vanished, WatchSet
 log = get_logger(component="daemon")
 
 HEARTBEAT_SECONDS = 5.0
+NO_KEY = (
+    "no API key: set SYNTHESIA_API_KEY, api_key_file or $CREDENTIALS_DIRECTORY/synthesia_api_key"
+)
 AUTH_RECHECK_SECONDS = 30.0
 #: The longest the loop sleeps: how quickly it notices a signal flag.
 MAX_SLEEP = 0.5
@@ -136,7 +141,7 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = InstanceLock(config.ledger)
         try:
-            self.ledger = Ledger(config.ledger)
+            self.ledger = Ledger(config.ledger, now=now)
         except BaseException:
             self.lock.release()
             raise
@@ -229,6 +234,8 @@ class Daemon:
         client = build_client(new, self.limiter, self.stop, self.metrics)
         self.client = client
         self.pipeline.reconfigure(new, client)
+        if client is None:
+            self.pauses.set("auth", NO_KEY)
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchset.reconfigure(new.watches)
@@ -267,7 +274,7 @@ class Daemon:
     def _remove_temp_files(folder: Path, source_path: str) -> None:
         stem = Path(source_path).stem
         with contextlib.suppress(OSError):
-            for tmp in folder.glob(f".{stem}.dubbed-*{PART_SUFFIX}"):
+            for tmp in folder.glob(f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 
@@ -279,11 +286,7 @@ class Daemon:
             )
             self.metrics_server.start()
         if self.client is None:
-            self.pauses.set(
-                "auth",
-                "no API key: set SYNTHESIA_API_KEY, api_key_file or "
-                "$CREDENTIALS_DIRECTORY/synthesia_api_key",
-            )
+            self.pauses.set("auth", NO_KEY)
             log.error("no API key configured: jobs are recorded but nothing is sent")
         if self.use_watchers:
             self.watchset.start()
@@ -335,7 +338,7 @@ class Daemon:
                 watch = self.pipeline.watch(item.watch)
                 if watch is not None:
                     self.scheduler.submit_intake(
-                        self.pipeline.intake, watch, item.path, item.size, item.mtime_ns
+                        self._intake, watch, item.path, item.size, item.mtime_ns
                     )
             elif isinstance(item, Vanished):
                 for job_id in self.pipeline.source_vanished(item.watch, item.path):
@@ -347,11 +350,22 @@ class Daemon:
         due = self.scheduler.next_due()
         deadline = self.watchset.next_deadline()
         sleep = MAX_SLEEP
-        if due is not None:
-            sleep = min(sleep, max(due - now, 0.0))
+        if due is not None and due > now:
+            # Jobs due already are running or waiting for a free worker (or a pause): a
+            # finishing worker sets ``wake``, so there is nothing to gain by spinning.
+            sleep = min(sleep, due - now)
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
         return sleep
+
+    def _intake(self, watch: Any, path: Path, size: int, mtime_ns: int) -> None:
+        """Intake on a worker; when it fails (I/O error, busy ledger) the watcher forgets the
+        file so that its next scan offers it again instead of ignoring it until a restart."""
+        try:
+            self.pipeline.intake(watch, path, size, mtime_ns)
+        except Exception:
+            self.watchset.release(path)
+            raise
 
     def _maybe_recheck_auth(self, now: float) -> None:
         reason = self.pauses.get("auth")
@@ -400,7 +414,13 @@ class Daemon:
         try:
             self.start()
             while not self.stop.is_set():
-                sleep = self.loop_once()
+                try:
+                    sleep = self.loop_once()
+                except (WatchdError, sqlite3.Error, OSError) as exc:
+                    # The one loop boundary: a busy ledger or a full disk must not kill the
+                    # daemon; the ledger is consistent, so log, wait a moment, carry on.
+                    log.exception("main loop error; retrying", error=str(exc))
+                    sleep = 1.0
                 if self.on_tick is not None:
                     self.on_tick(self)
                 if self.once and self.drained():
