@@ -715,11 +715,13 @@ class Pipeline:
         )
         # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
 
-    def _stage_downloading(self, job: Job, project: Project | None = None) -> None:
+    def _stage_downloading(self, job: Job) -> None:
         client = self._require_client()
         ours = functools.partial(self._ours_to_replace, job)
         todo = [o for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING]
-        if todo and project is None:
+        project: Project | None = None
+        if todo:
+            # Fresh signed URLs: the ones seen while polling may have expired meanwhile.
             project = client.get_project(job.project_id or "", sorted({o.language for o in todo}))
         refreshed = False
         for out in todo:
