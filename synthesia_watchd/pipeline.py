@@ -818,13 +818,15 @@ class Pipeline:
             return
         done = [o for o in outs if o.state is OutputState.DONE and o.path]
         done_paths = [Path(o.path) for o in done if o.path]
-        problems = outputs.verify_outputs(done_paths)
-        if problems:
+        problems = {o: outputs.verify_outputs([Path(o.path)]) for o in done if o.path}
+        lost = [o for o, found in problems.items() if found]
+        if lost:
             # An output vanished or was emptied before the job finished: fetch it again.
-            for o in done:
-                if o.path and outputs.verify_outputs([Path(o.path)]):
-                    self.ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
-            raise TransientError("outputs failed verification: " + "; ".join(problems))
+            for o in lost:
+                self.ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
+            raise TransientError(
+                "outputs failed verification: " + "; ".join(p for o in lost for p in problems[o])
+            )
         if not failed:
             self._move(
                 job.id,

@@ -120,6 +120,11 @@ def clocked(
 # -- the happy path --------------------------------------------------------------------------------
 
 
+def first_download(http: requests.Session, sim: Simulator, pid: str) -> str:
+    """The signed download URL of a project's first dubbed language, fetched fresh."""
+    return str(project(http, sim, pid).json()["dubbedAssets"][0]["download"])
+
+
 def test_full_flow_multipart_upload_poll_and_download(
     clocked: tuple[Simulator, FakeClock], http: requests.Session
 ) -> None:
@@ -422,7 +427,7 @@ def test_range_request(clocked: tuple[Simulator, FakeClock], http: requests.Sess
     sim, clock = clocked
     pid = ready_project(http, sim, ["de"])
     clock.advance(10.0)
-    url = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    url = first_download(http, sim, pid)
     part = requests.get(url, headers={"Range": "bytes=10-19"}, timeout=10)
     assert part.status_code == 206
     assert part.content == sim.expected_output(pid, "de")[10:20]
@@ -557,12 +562,12 @@ def test_download_url_expiry_and_refresh(
     sim, clock = clocked
     pid = ready_project(http, sim, ["de"])
     clock.advance(10.0)
-    url = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    url = first_download(http, sim, pid)
     clock.advance(60.0)
     dead = requests.get(url, timeout=10)
     assert dead.status_code == 403
     assert b"<Code>AccessDenied</Code>" in dead.content
-    fresh = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    fresh = first_download(http, sim, pid)
     assert fresh != url
     assert requests.get(fresh, timeout=10).status_code == 200
     pruned = requests.get(url, timeout=10)  # its record was dropped when fresh ones were made
@@ -581,7 +586,7 @@ def test_download_faults_expired_url_and_truncate(
     sim, clock = clocked
     pid = ready_project(http, sim, ["de"])
     clock.advance(10.0)
-    url = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    url = first_download(http, sim, pid)
     sim.faults.add("DOWNLOAD", "expired_url", count=1)
     assert requests.get(url, timeout=10).status_code == 403
     sim.faults.add("DOWNLOAD", "truncate", count=1)
@@ -598,7 +603,7 @@ def test_authorization_on_signed_url_is_400(
     sim, clock = clocked
     pid = ready_project(http, sim, ["de"])
     clock.advance(10.0)
-    url = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    url = first_download(http, sim, pid)
     resp = requests.get(url, headers=auth(sim), timeout=10)
     assert resp.status_code == 400
     assert b"Only one auth mechanism allowed" in resp.content
@@ -687,7 +692,7 @@ def test_download_5xx_and_slowdown_are_s3_xml(
     sim, clock = clocked
     pid = ready_project(http, sim, ["de"])
     clock.advance(10.0)
-    url = project(http, sim, pid).json()["dubbedAssets"][0]["download"]
+    url = first_download(http, sim, pid)
     sim.faults.add("DOWNLOAD", "5xx", count=1, status=500)
     sim.faults.add("DOWNLOAD", "429", count=1, retry_after=3)
     first = requests.get(url, timeout=10)
