@@ -19,7 +19,9 @@ def test_readme_starts_with_demo_and_test_commands() -> None:
     assert text.index("```sh") < 40
     demo, tests = _readme_commands()
     assert demo.startswith("python3 -m venv .venv") and demo.endswith("synthesia-watchd demo")
-    assert tests.startswith("python3 -m venv .venv") and "pytest" in tests
+    assert tests == "bash scripts/test"
+    script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
+    assert "python3 -m venv .venv" in script and "python -m pytest" in script
 
 
 def test_ci_runs_the_readme_test_command() -> None:
