@@ -731,6 +731,7 @@ class SynthesiaClient:
         url: str,
         dest: Path,
         *,
+        root: Path | None = None,
         progress: Callable[[int], None] | None = None,
         replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
@@ -741,7 +742,8 @@ class SynthesiaClient:
         403/404 raise DownloadUrlExpired (refresh with get_project); 5xx and connection
         failures are retried inline, then TransientError. An identical file already at
         ``dest`` counts as success; a different one raises OutputConflict unless
-        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit).
+        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit). With ``root``
+        the file is written inside it without following symlinks (EscapingPath otherwise).
         """
         op = OP_DOWNLOAD
         _check_url(url, allowed_hosts=self._allowed_hosts)
@@ -750,7 +752,7 @@ class SynthesiaClient:
             if self._stop.is_set():
                 raise ShutdownRequested("stopping before a download")
             try:
-                return self._download_once(url, dest, progress, replace_if)
+                return self._download_once(url, dest, root, progress, replace_if)
             except _RetryableDownload as exc:
                 policy = self._retry_or_raise(policy, op, exc.why, exc.status)
 
@@ -784,6 +786,7 @@ class SynthesiaClient:
         self,
         url: str,
         dest: Path,
+        root: Path | None,
         progress: Callable[[int], None] | None,
         replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
@@ -805,7 +808,7 @@ class SynthesiaClient:
                     f"download of {dest.name} answered {status}", status=status, operation=op
                 )
             expected = _content_length(resp)
-            with AtomicWriter(dest) as writer:
+            with AtomicWriter(dest, root=root) as writer:
                 try:
                     for chunk in resp.iter_content(_CHUNK):
                         if self._stop.is_set():

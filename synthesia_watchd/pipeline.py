@@ -47,6 +47,7 @@ from .jobspec import (
     output_file,
     output_kinds,
     output_name_problem,
+    output_root,
     post_action,
 )
 from .ledger import Job, Ledger
@@ -249,8 +250,7 @@ class Pipeline:
             prev = sources[(out.language, out.kind)]
             assert prev.path is not None
             dest = output_file(job, out.language, out.kind)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            digest = atomic.link_or_copy(Path(prev.path), dest)
+            digest = atomic.link_or_copy(Path(prev.path), dest, root=output_root(job))
             placed.append((out.language, out.kind, dest, digest, dest.stat().st_size))
         for lang, kind, dest, digest, nbytes in placed:
             self.ledger.set_output(
@@ -750,11 +750,11 @@ class Pipeline:
                 )
                 continue
             dest = output_file(job, out.language, out.kind)
-            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 result = client.download(
                     url,
                     dest,
+                    root=output_root(job),
                     progress=self._count_download,
                     replace_if=ours,
                 )
@@ -773,6 +773,7 @@ class Pipeline:
                 result = client.download(
                     url,
                     dest,
+                    root=output_root(job),
                     progress=self._count_download,
                     replace_if=ours,
                 )

@@ -34,6 +34,8 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "saferoot",
+    "outputs",
 }
 
 
