@@ -34,6 +34,7 @@ from .errors import (
     StaleTransition,
     TransientError,
     UnsafePathError,
+    UnsafeUrlError,
     UploadCredentialsExpired,
     WatchdError,
 )
@@ -71,6 +72,8 @@ FRESH_ASSET_WHY = "upload credentials expired; creating a fresh asset"
 #: How a job failed by Synthesia itself begins its last_error (retry then starts over).
 PROJECT_FAILED = "Synthesia failed the dubbing project"
 INTERNAL_WHY = "internal error: "
+#: The error code of an output whose download URL was refused as unsafe.
+UNSAFE_URL_CODE = "unsafe_download_url"
 
 
 class Uploader(Protocol):
@@ -750,33 +753,33 @@ class Pipeline:
                 )
                 continue
             dest = output_file(job, out.language, out.kind)
+            fetch = functools.partial(
+                client.download,
+                dest=dest,
+                root=output_root(job),
+                progress=self._count_download,
+                replace_if=ours,
+            )
             try:
-                result = client.download(
-                    url,
-                    dest,
-                    root=output_root(job),
-                    progress=self._count_download,
-                    replace_if=ours,
-                )
-            except DownloadUrlExpired:
-                if refreshed:
-                    raise
-                # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
-                refreshed = True
-                project = client.get_project(
-                    job.project_id or "", sorted({o.language for o in todo})
-                )
-                asset = match_assets(project, [out.language]).get(out.language)
-                url = asset_url(asset, out.kind) if asset else None
-                if asset is None or url is None:
-                    raise
-                result = client.download(
-                    url,
-                    dest,
-                    root=output_root(job),
-                    progress=self._count_download,
-                    replace_if=ours,
-                )
+                try:
+                    result = fetch(url)
+                except DownloadUrlExpired:
+                    if refreshed:
+                        raise
+                    # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
+                    refreshed = True
+                    project = client.get_project(
+                        job.project_id or "", sorted({o.language for o in todo})
+                    )
+                    asset = match_assets(project, [out.language]).get(out.language)
+                    url = asset_url(asset, out.kind) if asset else None
+                    if asset is None or url is None:
+                        raise
+                    result = fetch(url)
+            except UnsafeUrlError as exc:
+                # The answer is untrusted: this output fails, the others are still written.
+                self._refuse_output(job, out.language, out.kind, str(exc))
+                continue
             self.ledger.set_output(
                 job.id,
                 out.language,
@@ -795,6 +798,14 @@ class Pipeline:
                 path=str(dest),
             )
         self._finish(self.ledger.get(job.id))
+
+    def _refuse_output(self, job: Job, language: str, kind: str, reason: str) -> None:
+        """Fail one output whose download URL is unsafe (never contacted), with the reason."""
+        self.ledger.set_output(
+            job.id, language, kind, state=OutputState.FAILED, error_code=UNSAFE_URL_CODE
+        )
+        self.ledger.note(job.id, f"{language}/{kind} not downloaded: {reason}")
+        log.error("unsafe download URL refused", language=language, kind=kind, reason=reason)
 
     def _ours_to_replace(self, job: Job, dest: Path) -> bool:
         """An existing output may be replaced only if we wrote it for an earlier version of

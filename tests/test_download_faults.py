@@ -25,6 +25,9 @@ def test_unsafe_url_fails_only_its_language(engine_factory: Callable[..., Engine
     assert (engine.output / "talk.dubbed-fr-FR.mp4").stat().st_size > 0
     assert outs["es-ES"].state is OutputState.FAILED
     assert outs["es-ES"].error_code == "unsafe_download_url"
-    assert "169.254.169.254" in (job.last_error or ""), job.last_error
+    assert "unsafe_download_url" in (job.last_error or ""), job.last_error
+    with engine.ledger() as ledger:
+        history = [e.why for e in ledger.events(job.id)]
+    assert any("es-ES/video not downloaded" in h and "169.254.169.254" in h for h in history)
     assert not (engine.output / "talk.dubbed-es-ES.mp4").exists()
     assert engine.sim.count("DOWNLOAD") == 1  # only fr-FR was fetched
