@@ -30,12 +30,14 @@ import requests
 
 from . import contract
 from .atomic import AtomicWriter
+from .diskspace import is_no_space
 from .errors import (
     AmbiguousSubmit,
     ApiError,
     AuthError,
     DownloadIncomplete,
     DownloadUrlExpired,
+    NoSpaceLeft,
     PermanentError,
     RateLimited,
     ShutdownRequested,
@@ -808,22 +810,40 @@ class SynthesiaClient:
                     f"download of {dest.name} answered {status}", status=status, operation=op
                 )
             expected = _content_length(resp)
-            with AtomicWriter(dest, root=root) as writer:
-                try:
-                    for chunk in resp.iter_content(_CHUNK):
-                        if self._stop.is_set():
-                            raise ShutdownRequested("stopping during a download")
-                        writer.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                except (requests.RequestException, OSError) as exc:
-                    raise self._short(
-                        dest, writer.bytes_written, expected, _describe(exc)
-                    ) from None
-                if expected is not None and writer.bytes_written != expected:
-                    raise self._short(dest, writer.bytes_written, expected, "body length mismatch")
-                writer.commit(replace_if=replace_if)
-                return DownloadResult(path=dest, bytes=writer.bytes_written, sha256=writer.sha256)
+            written = 0
+            try:
+                with AtomicWriter(dest, root=root) as writer:
+                    try:
+                        for chunk in resp.iter_content(_CHUNK):
+                            if self._stop.is_set():
+                                raise ShutdownRequested("stopping during a download")
+                            writer.write(chunk)
+                            written = writer.bytes_written
+                            if progress is not None:
+                                progress(len(chunk))
+                    except (requests.RequestException, OSError) as exc:
+                        if is_no_space(exc) and not isinstance(exc, requests.RequestException):
+                            raise
+                        raise self._short(
+                            dest, writer.bytes_written, expected, _describe(exc)
+                        ) from None
+                    if expected is not None and writer.bytes_written != expected:
+                        raise self._short(
+                            dest, writer.bytes_written, expected, "body length mismatch"
+                        )
+                    writer.commit(replace_if=replace_if)
+                    return DownloadResult(
+                        path=dest, bytes=writer.bytes_written, sha256=writer.sha256
+                    )
+            except OSError as exc:
+                if not is_no_space(exc) or isinstance(exc, requests.RequestException):
+                    raise
+                # The partial file is gone already (the writer discards it on the way out).
+                raise NoSpaceLeft(
+                    f"download of {dest.name}: {exc.strerror or 'no space left on device'}",
+                    folder=str(dest.parent),
+                    needed=expected if expected is not None else written + _CHUNK,
+                ) from None
 
     @staticmethod
     def _short(dest: Path, got: int, expected: int | None, why: str) -> DownloadIncomplete:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import atomic, media, outputs
+from . import atomic, diskspace, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
@@ -27,6 +27,7 @@ from .errors import (
     AuthError,
     ContentError,
     DownloadUrlExpired,
+    NoSpaceLeft,
     OutputConflict,
     PermanentError,
     RateLimited,
@@ -144,6 +145,8 @@ class Pipeline:
         #: Jobs whose submit is under way (job id -> source bytes), guarded by _submit_lock.
         self._submitting: dict[int, int] = {}
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
+        #: Output roots whose filesystem is full: their downloads wait for space.
+        self.space = diskspace.SpaceHolds()
         #: Told before a post-action moves or deletes a source, so the watcher forgets it
         #: quietly instead of reporting it vanished (or the folder "suddenly empty").
         self.release_source: Callable[[Path], None] = lambda path: None
@@ -719,6 +722,8 @@ class Pipeline:
         # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
 
     def _stage_downloading(self, job: Job) -> None:
+        if self._held_for_space(job):
+            return
         client = self._require_client()
         ours = functools.partial(self._ours_to_replace, job)
         todo = [o for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING]
@@ -798,6 +803,36 @@ class Pipeline:
                 path=str(dest),
             )
         self._finish(self.ledger.get(job.id))
+
+    def _held_for_space(self, job: Job) -> bool:
+        """Whether the job's output root is still full (then the job waits, spending nothing)."""
+        root = output_root(job)
+        reason, resumed = self.space.blocked(root)
+        if resumed:
+            self.pauses.clear(f"space:{root}")
+            log.info("space is back: downloads resume", output_root=str(root))
+        if reason is None:
+            return False
+        self._retry_later(job, self.now() + diskspace.RECHECK_SECONDS, reason, count=False)
+        return True
+
+    def _hold_for_space(self, job: Job, exc: OSError | NoSpaceLeft) -> None:
+        """A write found no space: hold the output root and wait, without using a retry."""
+        root = output_root(job)
+        if isinstance(exc, NoSpaceLeft):
+            folder, needed = Path(exc.folder), exc.needed
+        else:
+            folder = Path(exc.filename).parent if isinstance(exc.filename, str) else root
+            needed = None
+        reason, new = self.space.hold(root, folder, needed)
+        if self.pauses.set(f"space:{root}", reason) or new:
+            log.error(
+                "no space left on device: downloads held until space returns",
+                folder=str(folder),
+                free=diskspace.describe(diskspace.free_bytes(folder)),
+                needed=diskspace.describe(needed),
+            )
+        self._retry_later(job, self.now() + diskspace.RECHECK_SECONDS, reason, count=False)
 
     def _refuse_output(self, job: Job, language: str, kind: str, reason: str) -> None:
         """Fail one output whose download URL is unsafe (never contacted), with the reason."""
@@ -943,6 +978,9 @@ class Pipeline:
             )
         elif isinstance(exc, AmbiguousSubmit):
             self._ambiguous(job, msg)
+        elif isinstance(exc, NoSpaceLeft) or diskspace.is_no_space(exc):
+            assert isinstance(exc, (NoSpaceLeft, OSError))
+            self._hold_for_space(job, exc)
         elif isinstance(exc, OutputConflict):
             self._move(
                 job.id,

@@ -35,6 +35,7 @@ PURE = {
     "stability",
     "urls",
     "saferoot",
+    "diskspace",
     "outputs",
 }
 
