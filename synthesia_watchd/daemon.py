@@ -161,7 +161,7 @@ class Daemon:
         self.watchset = WatchSet(config.watches if watch else (), log=log)
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
-        self.pipeline.root_available = self._root_available
+        self.pipeline.root_available = self.watchset.check_root
         self.scheduler = Scheduler(
             self.pipeline,
             self.ledger,
@@ -191,9 +191,6 @@ class Daemon:
             self._stop_requested += 1
             if self._stop_requested >= 2:
                 os._exit(130)  # second signal: cold stop; the ledger is consistent at any point
-
-    def _root_available(self, watch: str) -> bool:
-        return not any(w.paused for w in self.watchset.status() if w.name == watch)
 
     def request_stop(self) -> None:
         """Ask for a warm stop from another thread (the demo, tests): same path as SIGTERM."""

@@ -147,11 +147,13 @@ class Pipeline:
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
         #: Output roots whose filesystem is full: their downloads wait for space.
         self.space = diskspace.SpaceHolds()
-        #: Told before a post-action moves or deletes a source, so the watcher forgets it
-        #: quietly instead of reporting it vanished (or the folder "suddenly empty").
+        #: Told before a post-action moves or deletes a source, and when a job is cancelled
+        #: because its source vanished, so the watcher forgets it quietly instead of reporting
+        #: it vanished (or the folder "suddenly empty"), and sees it as new if it comes back.
         self.release_source: Callable[[Path], None] = lambda path: None
-        #: Whether a watch's input root is reachable (the watcher pauses unmounted roots);
-        #: a queued job whose source is unreachable waits instead of being cancelled.
+        #: Whether a watch's input root is confirmed healthy, checked at once when a source is
+        #: missing (the watcher pauses an unmounted root); until it is, the job waits instead
+        #: of being cancelled.
         self.root_available: Callable[[str], bool] = lambda watch: True
 
     # --- configuration -----------------------------------------------------------------------
@@ -430,6 +432,9 @@ class Pipeline:
             else:
                 why = VANISHED
             self._move(job.id, JobState.QUEUED, JobState.CANCELLED, why=why, last_error=why)
+            if why == VANISHED:
+                # The watcher must not count it as reported: if it comes back, it is new work.
+                self.release_source(Path(job.source_path))
             return
         twin = self._active_twin(job)
         if twin is not None:
@@ -519,6 +524,7 @@ class Pipeline:
                 why=VANISHED + " during upload",
                 last_error=VANISHED,
             )
+            self.release_source(Path(job.source_path))
             return
         self._credentials.pop(job.id, None)
         self._move(
@@ -887,6 +893,11 @@ class Pipeline:
             self._after_done(self.ledger.get(job.id))
             return
         reasons = ", ".join(f"{o.language}/{o.kind}: {o.error_code}" for o in failed)
+        if not done and all(o.error_code == UNSAFE_URL_CODE for o in failed):
+            # Nothing usable came back, through no fault of the dub: `retry` re-polls the
+            # project (no new charge) once allowed_download_hosts or the API is fixed.
+            self._fail(job, f"every download URL was refused as unsafe ({reasons})", None)
+            return
         self._move(
             job.id,
             JobState.DOWNLOADING,

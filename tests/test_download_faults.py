@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from enginefixtures import Engine
 
+from synthesia_watchd import cli
 from synthesia_watchd.daemon import Daemon
 from synthesia_watchd.ledger import Job
 from synthesia_watchd.states import JobState, OutputState
@@ -103,3 +104,34 @@ def test_full_disk_holds_downloads_until_space_returns(
     assert job.attempts == 0
     assert (out / "talk.dubbed-fr-FR.mp4").stat().st_size == MIB
     assert (out / "talk.dubbed-es-ES.mp4").stat().st_size == MIB
+
+
+def test_retry_of_refused_downloads_polls_the_project_again(
+    engine_factory: Callable[..., Engine],
+) -> None:
+    """retry of a job whose only failures are unsafe URLs fetches them again, no new dub."""
+    engine = engine_factory()
+    fault = engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="es-ES")
+    engine.put("talk.mp4")
+    engine.run()
+    assert engine.jobs()[0].state is JobState.PARTIAL
+    fault.remaining = 0  # the answer is safe again
+    assert cli.main(["retry", "--failed", "--ledger", str(engine.ledger_path)]) == 0
+    engine.run()
+    engine.assert_all_done()
+    assert len(engine.jobs()) == 1
+    assert engine.dub_posts() == 1
+    assert (engine.output / "talk.dubbed-es-ES.mp4").stat().st_size > 0
+
+
+def test_every_url_unsafe_fails_the_job(engine_factory: Callable[..., Engine]) -> None:
+    """When no language came back usable the job fails with the refusals as its reason."""
+    engine = engine_factory()
+    engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="es-ES")
+    engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="fr-FR")
+    engine.put("talk.mp4")
+    engine.run()
+    job = engine.jobs()[0]
+    assert job.state is JobState.FAILED
+    assert "refused as unsafe" in (job.last_error or "")
+    assert list(engine.output.iterdir()) == []
