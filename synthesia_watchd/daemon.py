@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import os
 import signal
@@ -23,9 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, outputs
 from .api import SynthesiaClient, UploadCredentials
-from .atomic import PART_SUFFIX
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Job, Ledger
@@ -271,7 +269,7 @@ class Daemon:
     def _remove_temp_files(folder: Path, source_path: str) -> None:
         stem = Path(source_path).stem
         with contextlib.suppress(OSError):
-            for tmp in folder.glob(f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"):
+            for tmp in folder.glob(outputs.temp_glob(stem)):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 

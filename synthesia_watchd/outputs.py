@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Protocol
 
-from .atomic import AtomicWriter, fsync_dir, temp_name_for
+from .atomic import PART_SUFFIX, AtomicWriter, fsync_dir, temp_name_for
 from .errors import UnsafePathError, WatchdError
 from .saferoot import SafeDir, open_parent
 
@@ -40,6 +41,13 @@ KIND_EXTENSIONS: dict[str, str] = {
     "vtt": ".vtt",
     "srt": ".srt",
     "thumbnail": ".jpg",
+}
+
+#: Values of a watch's ``outputs:`` option -> the output kinds each stands for.
+OUTPUT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "video": ("video",),
+    "captions": ("vtt", "srt"),
+    "thumbnail": ("thumbnail",),
 }
 
 REASON_SUFFIX = ".reason.json"
@@ -114,8 +122,13 @@ def output_kinds(requested: Sequence[str]) -> list[str]:
     """Output kinds for the ``outputs:`` option (``captions`` is both vtt and srt)."""
     kinds: list[str] = []
     for item in requested:
-        kinds.extend(["vtt", "srt"] if item == "captions" else [item])
+        kinds.extend(OUTPUT_OPTIONS.get(item, (item,)))
     return kinds or ["video"]
+
+
+def temp_glob(stem: str) -> str:
+    """A glob for the temp files of a source's outputs (``.<stem>.dubbed-*.part``)."""
+    return f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"
 
 
 def output_name(stem: str, language: str, kind: str) -> str:

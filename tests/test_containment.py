@@ -6,10 +6,13 @@ must not carry writes out of the root: the job ends with a reason and nothing la
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
+import pytest
 from enginefixtures import Engine
 
+from synthesia_watchd.atomic import AtomicWriter, link_or_copy
+from synthesia_watchd.saferoot import EscapingPath, open_inside, open_parent
 from synthesia_watchd.states import JobState
 
 
@@ -63,3 +66,46 @@ def test_symlinked_failure_target_gets_no_reason_file(engine: Engine, tmp_path: 
     assert _files(elsewhere) == []
     assert src.exists()
     assert engine.jobs()[0].state is JobState.FAILED
+
+
+def test_open_inside_refuses_climbing_and_non_folders(tmp_path: Path) -> None:
+    """``..`` and a file on the way are refused; missing folders are made inside the root."""
+    root = tmp_path / "root"
+    with open_inside(root, PurePath("a/b")) as folder:
+        assert folder.path == root / "a" / "b"
+    assert (root / "a" / "b").is_dir()
+    with pytest.raises(EscapingPath):
+        open_inside(root, PurePath("../x"))
+    (root / "file").write_bytes(b"")
+    with pytest.raises(EscapingPath, match="not a folder"):
+        open_inside(root, PurePath("file/sub"))
+    with pytest.raises(EscapingPath):
+        open_parent(root, tmp_path / "elsewhere" / "x.mp4")
+
+
+def test_atomic_writer_in_a_symlinked_folder_writes_nothing_anywhere(tmp_path: Path) -> None:
+    """Neither the temp file nor the final name reaches the folder a symlink points to."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "sub").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(EscapingPath, match="is a symlink"):
+        AtomicWriter(root / "sub" / "v.dubbed-de.mp4", root=root).__enter__()
+    assert _files(elsewhere) == []
+    with AtomicWriter(root / "real" / "v.dubbed-de.mp4", root=root) as writer:
+        writer.write(b"data")
+        writer.commit()
+    assert _files(root) == ["real/v.dubbed-de.mp4"]
+
+
+def test_reuse_link_refuses_a_symlinked_folder(tmp_path: Path) -> None:
+    """Placing an earlier output by hard link never goes through a symlinked folder."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "sub").symlink_to(elsewhere, target_is_directory=True)
+    earlier = tmp_path / "earlier.mp4"
+    earlier.write_bytes(b"dubbed")
+    with pytest.raises(EscapingPath):
+        link_or_copy(earlier, root / "sub" / "v.dubbed-de.mp4", root=root)
+    assert _files(elsewhere) == []
