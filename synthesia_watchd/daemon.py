@@ -26,6 +26,7 @@ from . import __version__, outputs
 from .api import SynthesiaClient, UploadCredentials
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
+from .jobspec import output_root
 from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
@@ -251,7 +252,9 @@ class Daemon:
         """
         for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
             if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
-                self._remove_temp_files(Path(job.output_dir), job.source_path)
+                outputs.remove_temp_files(
+                    output_root(job), Path(job.output_dir), Path(job.source_path).stem
+                )
         self.resume_now()
 
     def resume_now(self) -> None:
@@ -264,14 +267,6 @@ class Daemon:
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
-
-    @staticmethod
-    def _remove_temp_files(folder: Path, source_path: str) -> None:
-        stem = Path(source_path).stem
-        with contextlib.suppress(OSError):
-            for tmp in folder.glob(outputs.temp_glob(stem)):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
 
     def start(self) -> None:
         self.recover()

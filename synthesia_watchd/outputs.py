@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import glob
 import json
 import os
@@ -126,9 +127,20 @@ def output_kinds(requested: Sequence[str]) -> list[str]:
     return kinds or ["video"]
 
 
-def temp_glob(stem: str) -> str:
-    """A glob for the temp files of a source's outputs (``.<stem>.dubbed-*.part``)."""
-    return f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"
+def remove_temp_files(root: Path, folder: Path, stem: str) -> None:
+    """Remove the temp files an interrupted download of ``stem``'s outputs left in ``folder``.
+
+    The folder is reached from ``root`` without following symlinks: even a cleanup never
+    deletes outside the output root. Best effort: an unreachable folder is left alone.
+    """
+    pattern = f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"
+    try:
+        with open_parent(root, folder / pattern, create=False) as d:
+            for name in os.listdir(d.fd):
+                if fnmatch.fnmatchcase(name, pattern):
+                    d.unlink(name)
+    except (OSError, UnsafePathError):
+        return
 
 
 def output_name(stem: str, language: str, kind: str) -> str:

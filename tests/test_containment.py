@@ -12,6 +12,7 @@ import pytest
 from enginefixtures import Engine
 
 from synthesia_watchd.atomic import AtomicWriter, link_or_copy
+from synthesia_watchd.outputs import remove_temp_files
 from synthesia_watchd.saferoot import EscapingPath, open_inside, open_parent
 from synthesia_watchd.states import JobState
 
@@ -109,3 +110,18 @@ def test_reuse_link_refuses_a_symlinked_folder(tmp_path: Path) -> None:
     with pytest.raises(EscapingPath):
         link_or_copy(earlier, root / "sub" / "v.dubbed-de.mp4", root=root)
     assert _files(elsewhere) == []
+
+
+def test_leftover_temp_cleanup_stays_inside_the_root(tmp_path: Path) -> None:
+    """Recovery removes a source's temp files in its folder, never through a symlinked one."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "real").mkdir(parents=True)
+    elsewhere.mkdir()
+    (root / "sub").symlink_to(elsewhere, target_is_directory=True)
+    for folder in (root / "real", elsewhere):
+        (folder / ".v.dubbed-de.mp4.0a1b2c3d.part").write_bytes(b"half")
+        (folder / "v.dubbed-de.mp4").write_bytes(b"whole")
+    remove_temp_files(root, root / "real", "v")
+    remove_temp_files(root, root / "sub", "v")
+    assert _files(root / "real") == ["v.dubbed-de.mp4"]
+    assert _files(elsewhere) == [".v.dubbed-de.mp4.0a1b2c3d.part", "v.dubbed-de.mp4"]
