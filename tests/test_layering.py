@@ -37,6 +37,7 @@ PURE = {
     "saferoot",
     "diskspace",
     "outputs",
+    "estimate",
 }
 
 
