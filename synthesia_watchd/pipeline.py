@@ -92,7 +92,8 @@ class Uploader(Protocol):
 
 @dataclass
 class Pauses:
-    """Reasons all API work is on hold (auth, budget); shared by every worker."""
+    """Reasons work is on hold: all API work (auth, budget), or one output root's downloads
+    (``space:<root>``, a full disk); shared by every worker and shown by ``status``."""
 
     reasons: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
