@@ -472,8 +472,8 @@ class Daemon:
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget"):
-            self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
+        for kind in ("auth", "budget", "space"):  # space: one key per held output root
+            self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
         record = {
             "pid": os.getpid(),
             "time": self.now(),
