@@ -431,8 +431,9 @@ class WatchSet:
         """Whether a watch's root is confirmed healthy now; asked when a job's source is missing.
 
         Checked at once rather than at the next safety scan: the root must be reachable, still
-        on its device, and not emptied of every file reported from it (a bind mount keeps
-        ``st_dev``, so an emptied root is the only sign it was unmounted). An unhealthy root
+        on its device, and hold files (a bind mount keeps ``st_dev``, so an emptied root is the
+        only sign it was unmounted; after a restart, before anything was reported, an empty
+        root may be a share not mounted yet). A root emptied of reported files, or unhealthy,
         pauses its watch; a paused one is re-checked and resumes if it is back. The walk runs
         outside the lock so a large tree does not stall the main loop.
         """
@@ -453,8 +454,10 @@ class WatchSet:
         except OSError as exc:
             problem = f"cannot list the input folder: {exc.strerror or exc}"
         else:
-            if not reported or found:
+            if found:
                 return True
+            if not reported:
+                return False  # an empty folder confirms nothing (a share not mounted yet)
             problem = _emptied(reported)
         with self._lock:
             if self._watches.get(name) is w and not w.paused:
