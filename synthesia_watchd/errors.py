@@ -73,6 +73,10 @@ class UnsafePathError(WatchdError):
     """Raised when a name from the API would place a file outside the output folder."""
 
 
+class EscapingPath(UnsafePathError):
+    """Raised when a write would leave its root: a symlinked or non-folder component, ``..``."""
+
+
 class NoSpaceLeft(WatchdError):
     """Raised when a download finds its filesystem (or quota) full; the job is held, not failed.
 

@@ -18,7 +18,9 @@ import stat as stat_mod
 from pathlib import Path, PurePath
 from types import TracebackType
 
-from .errors import UnsafePathError
+from .errors import EscapingPath
+
+__all__ = ["NEW_FILE_FLAGS", "EscapingPath", "SafeDir", "open_inside", "open_parent"]
 
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -26,10 +28,6 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
 #: Flags for a new file created beside its final name: exclusive, never through a symlink.
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
-
-
-class EscapingPath(UnsafePathError):
-    """Raised when a write would leave its root (a symlinked or non-folder component, ``..``)."""
 
 
 class SafeDir:
