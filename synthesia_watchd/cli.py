@@ -27,9 +27,9 @@ from typing import Any
 from . import __version__
 from .config import Config, build_config, dump_effective, load_config
 from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
-from .ledger import Job, Ledger
+from .ledger import Job, Ledger, Output
 from .logsetup import configure_logging
-from .pipeline import PROJECT_FAILED
+from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
@@ -351,9 +351,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str) -> str:
+    """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
+    fetched again."""
+    for o in reopen:
+        ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
+    ledger.transition(
+        job.id, job.state, JobState.DUBBING, why=why, next_attempt_at=time.time(), attempts=0
+    )
+    return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
+
+
 def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
     """Put a finished-but-unhappy job back to work; returns what was done."""
     now = time.time()
+    failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
+    refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
+    if job.state is JobState.PARTIAL and job.project_id and refused == failed_outputs:
+        # Only downloads were refused (unsafe URLs): the project has them, already paid for.
+        return _poll_again(
+            ledger,
+            job,
+            refused,
+            "retry by operator: fetching the refused downloads again (no new charge)",
+        )
     if job.state is JobState.PARTIAL:
         failed = sorted(
             {o.language for o in ledger.outputs(job.id) if o.state is OutputState.FAILED}
@@ -377,15 +398,12 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
         # Decide from what the ledger knows, so a retry never pays for work already paid for.
         project_failed = (job.last_error or "").startswith(PROJECT_FAILED)
         if job.project_id and not project_failed and not fresh:
-            ledger.transition(
-                job.id,
-                job.state,
-                JobState.DUBBING,
-                why="retry by operator: polling the existing project (no new charge)",
-                next_attempt_at=now,
-                attempts=0,
+            return _poll_again(
+                ledger,
+                job,
+                refused,
+                "retry by operator: polling the existing project (no new charge)",
             )
-            return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
         if job.submit_started_at is not None and not job.project_id:
             if not resubmit:
                 raise WatchdError(

@@ -34,6 +34,9 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "saferoot",
+    "diskspace",
+    "outputs",
     "estimate",
 }
 
