@@ -28,7 +28,8 @@ from .api import SynthesiaClient, UploadCredentials
 from .atomic import PART_SUFFIX
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
-from .ledger import Job, Ledger
+from .ledger import Job
+from .ledgerguard import open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
@@ -130,6 +131,7 @@ class Daemon:
         client: SynthesiaClient | None = None,
         now: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        new_ledger: bool = False,
     ) -> None:
         self.config = config
         self.once = once
@@ -141,7 +143,7 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = InstanceLock(config.ledger)
         try:
-            self.ledger = Ledger(config.ledger, now=now)
+            self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
         except BaseException:
             self.lock.release()
             raise
