@@ -40,6 +40,19 @@ def e2e_key() -> str:
     return "sk-e2e-" + secrets.token_hex(12)
 
 
+def python_command(memory_limit: int | None = None) -> list[str]:
+    """``python -m synthesia_watchd``, optionally under an address-space limit (RLIMIT_AS)."""
+    if memory_limit is None:
+        return [sys.executable, "-m", "synthesia_watchd"]
+    code = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit})); "
+        "sys.argv[0] = 'synthesia-watchd'; "
+        "runpy.run_module('synthesia_watchd', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code]
+
+
 class DaemonProcess:
     """One daemon subprocess over folders in ``tmp_path``, with its ledger and log at hand.
 
@@ -73,6 +86,9 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
         self.env_overrides: dict[str, str] = {}
+        #: Address-space limit (bytes) for the daemon process, so a runaway allocation ends in
+        #: MemoryError instead of swapping the machine; None: no limit.
+        self.memory_limit: int | None = None
         self._ledger: Ledger | None = None
 
     # --- config and process ------------------------------------------------------------------
@@ -121,9 +137,7 @@ class DaemonProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "synthesia_watchd",
+                    *python_command(self.memory_limit),
                     "run",
                     "-c",
                     str(self.config_path),
