@@ -227,13 +227,19 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
+            # The limiter is kept: pacing state survives a reload on purpose.
+            client = build_client(new, self.limiter, self.stop, self.metrics)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
             return
+        except Exception as exc:  # MemoryError, RecursionError, a bug: a reload is never fatal
+            log.exception(
+                "reload failed; keeping the running config", error=f"{type(exc).__name__}: {exc}"
+            )
+            self.notifier.ready(self.status_line())
+            return
         self.config = new
-        # The limiter is kept: pacing state survives a reload on purpose.
-        client = build_client(new, self.limiter, self.stop, self.metrics)
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
