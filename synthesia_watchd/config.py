@@ -36,6 +36,7 @@ from .configschema import (
     walk,
 )
 from .errors import ConfigError, ConfigIssue
+from .hygiene import secret_warnings
 from .yamlmarks import MAX_CONFIG_BYTES, Doc, KeyPath, dump_block, too_large
 
 __all__ = [
@@ -391,6 +392,12 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
             "synthesia.api_key is written in the config file; prefer "
             f"{API_KEY_ENV}, synthesia.api_key_file or a systemd credential"
         )
+    warnings += secret_warnings(
+        config_file=source,
+        key_inline=inline is not None,
+        api_key_file=top.get("synthesia.api_key_file"),
+        metrics_listen=get("metrics.listen"),
+    )
     return Config(
         source=source,
         api_url=get("synthesia.api_url"),

@@ -287,6 +287,8 @@ class Daemon:
                     tmp.unlink()
 
     def start(self) -> None:
+        for warning in self.config.warnings:
+            log.warning("config warning", warning=warning)
         self.recover()
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(

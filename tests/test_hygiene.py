@@ -67,9 +67,7 @@ def test_a_readable_api_key_file_is_warned_about(tmp_path: Path, capsys: Capsys)
     assert "readable by group or others" in err and str(key) in err
 
 
-def test_private_files_and_loopback_metrics_give_no_warning(
-    tmp_path: Path, capsys: Capsys
-) -> None:
+def test_private_files_and_loopback_metrics_give_no_warning(tmp_path: Path, capsys: Capsys) -> None:
     """0600 files and a loopback listener: none of these warnings."""
     key = tmp_path / "api_key"
     key.write_text("sk-file-secret\n")
