@@ -26,10 +26,11 @@ from typing import Any
 from . import __version__
 from .api import SynthesiaClient, UploadCredentials
 from .atomic import PART_SUFFIX
+from .claims import Claims
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Job
-from .ledgerguard import open_checked
+from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
@@ -160,7 +161,10 @@ class Daemon:
             metrics=self.metrics,
             now=now,
         )
-        self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
+        self.watchset = WatchSet(
+            config.watches if watch else (), log=log, claim=self.claims.problem
+        )
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
         self.pipeline.root_available = self._root_available
@@ -454,6 +458,7 @@ class Daemon:
         self.notifier.stopping()
         if self.use_watchers:
             self.watchset.stop()
+            self.claims.release_all()
         finished = self.scheduler.shutdown(self.config.shutdown_timeout)
         if not finished:
             log.warning(
@@ -513,6 +518,7 @@ class Daemon:
         }
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
+        self.claims.refresh()
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
         self.notifier.watchdog()

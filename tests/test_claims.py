@@ -111,8 +111,8 @@ def test_two_ledgers_on_one_folder_pay_once(
 ) -> None:
     """The issue's repro: a second ledger on the same folder pauses it; every file paid once."""
     sim = e2e_sim()
-    first = daemon_factory(sim, watch={"scan_interval": 0.5})
-    second = daemon_factory(sim, watch={"scan_interval": 0.5})
+    first = daemon_factory(sim, watch={"scan_interval": 1})
+    second = daemon_factory(sim, watch={"scan_interval": 1})
     second.input, second.output = first.input, first.output  # one config, two state folders
     first.start()
     first.wait_started()
