@@ -237,13 +237,22 @@ class Claims:
                 if outcome is not None and outcome != _RETRY and self._log is not None:
                     self._log.warning("watch folder claim lost", root=str(root), reason=outcome)
 
-    def release_all(self) -> None:
-        """Remove our claims (clean shutdown), so another daemon may take over at once."""
+    def release(self, root: Path) -> None:
+        """Remove our claim on ``root`` (a watch removed, a clean stop): another daemon may
+        take the folder over at once. A claim another ledger holds by now is left alone."""
+        root = Path(os.path.abspath(root))
         with self._lock:
-            for root in list(self._held):
-                path = claim_path(root)
-                with contextlib.suppress(OSError):
-                    claim = Claim.decode(path.read_bytes())
-                    if claim is not None and claim.ledger_id == self.ledger_id:
-                        path.unlink()
-                self._held.pop(root, None)
+            if self._held.pop(root, None) is None:
+                return
+            path = claim_path(root)
+            with contextlib.suppress(OSError):
+                claim = Claim.decode(path.read_bytes())
+                if claim is not None and claim.ledger_id == self.ledger_id:
+                    path.unlink()
+
+    def release_all(self) -> None:
+        """Remove every claim we hold (clean shutdown)."""
+        with self._lock:
+            held = list(self._held)
+        for root in held:
+            self.release(root)

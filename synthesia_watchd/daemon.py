@@ -243,7 +243,7 @@ class Daemon:
             )
             self.notifier.ready(self.status_line())
             return
-        self.config = new
+        old, self.config = self.config, new
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -251,6 +251,8 @@ class Daemon:
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchset.reconfigure(new.watches)
+            for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
+                self.claims.release(gone)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])

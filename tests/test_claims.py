@@ -163,3 +163,35 @@ def test_a_claim_left_by_a_dead_daemon_is_taken_over(
     daemon.drop("clip.mp4")
     daemon.wait_all(1, {JobState.DONE})
     assert daemon.ledger().get_meta("ledger_id") in claim_path(daemon.input).read_text()
+
+
+def test_a_watch_removed_by_reload_gives_its_folder_up(tmp_path: Path) -> None:
+    """SIGHUP without a watch: its claim is released, not refreshed forever."""
+    from synthesia_watchd.config import load_config
+    from synthesia_watchd.daemon import Daemon
+
+    folders = {name: tmp_path / name for name in ("a", "b")}
+    for folder in folders.values():
+        folder.mkdir()
+
+    def write(*names: str) -> Path:
+        watches = "".join(
+            f"  - {{name: {n}, input: {folders[n]}, targets: [fr-FR], source_language: en}}\n"
+            for n in names
+        )
+        path = tmp_path / "config.yaml"
+        path.write_text(f"state_dir: {tmp_path / 'state'}\nwatches:\n{watches}")
+        return path
+
+    daemon = Daemon(load_config(write("a", "b")), once=True)
+    try:
+        daemon.start()
+        assert claim_path(folders["a"]).exists() and claim_path(folders["b"]).exists()
+        write("a")
+        daemon.reload()
+        assert claim_path(folders["a"]).exists() and not claim_path(folders["b"]).exists()
+    finally:
+        daemon.shutdown()
+        daemon.ledger.close()
+        daemon.lock.release()
+    assert not claim_path(folders["a"]).exists()
