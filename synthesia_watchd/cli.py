@@ -511,7 +511,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from .ledgerguard import backup
 
     with _open_ledger(args) as ledger:
-        dest = backup(ledger, Path(args.dest))
+        dest = backup(ledger, Path(args.dest), folder=args.dest.endswith(os.sep))
     _print(f"ledger backed up to {dest}")
     return ExitStatus.OK
 
@@ -642,7 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("backup", help="copy the ledger now, while the daemon runs")
     with_ledger(sp)
-    sp.add_argument("dest", help="backup file, or a folder for a dated file name")
+    sp.add_argument(
+        "dest", help="backup file, or a folder (existing, or ending in /) for a dated file name"
+    )
     sp.set_defaults(func=cmd_backup)
 
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")

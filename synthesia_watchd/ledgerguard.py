@@ -200,13 +200,15 @@ def open_checked(
     return ledger
 
 
-def backup(ledger: Ledger, dest: Path) -> Path:
-    """Copy the ledger online into ``dest`` (a file, or a folder for a dated name).
+def backup(ledger: Ledger, dest: Path, *, folder: bool = False) -> Path:
+    """Copy the ledger online into ``dest``: a file, or (existing, or ``folder``) a folder
+    that gets a dated name.
 
     The copy is written beside its final name and renamed into place once checked, so a
     failed backup never leaves a half copy under the name of a good one.
     """
-    if dest.is_dir():
+    if folder or dest.is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
         dest = dest / f"{ledger.path.stem}-{stamp}.sqlite3"
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -65,3 +65,18 @@ def test_backup_into_a_folder_gets_a_dated_private_name(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [made.name]
     with Ledger(made) as copy:
         assert copy.counts()["done"] == 2
+
+
+def test_backup_to_a_new_folder_named_with_a_slash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backup DIR/` creates the folder and a dated file in it, not a file called DIR."""
+    from synthesia_watchd import cli
+
+    ledger_path = tmp_path / "ledger.sqlite3"
+    open_checked(ledger_path).close()
+    dest = tmp_path / "backups" / "daily"
+    assert cli.main(["backup", "--ledger", str(ledger_path), f"{dest}/"]) == 0
+    made = list(dest.iterdir())
+    assert len(made) == 1 and made[0].name.startswith("ledger-")
+    assert str(made[0]) in capsys.readouterr().out
