@@ -31,8 +31,8 @@ from .atomic import replace_file, temp_name_for
 CLAIM_NAME = ".synthesia-watchd.claim"
 #: How often a held claim's heartbeat is rewritten.
 REFRESH_SECONDS = 30.0
-#: A claim not refreshed for this long belongs to a daemon that is gone. Hosts' clocks must
-#: agree to well within this (NTP does).
+#: A claim not refreshed for this long belongs to a daemon that is gone: by its heartbeat's
+#: time, or by how long this daemon has seen it unchanged (clocks that disagree).
 STALE_SECONDS = 120.0
 _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
 #: What an attempt returns when another daemon moved first: read the claim again.
@@ -85,9 +85,14 @@ class Claims:
         host: str | None = None,
         pid: int | None = None,
         log: LogLike | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger_id = ledger_id
         self._now = now
+        self._monotonic = monotonic
+        #: Foreign claims as last read -> since when (our monotonic clock) they read so: a
+        #: claim that does not change for STALE_SECONDS is stale whatever its clock says.
+        self._seen: dict[Path, tuple[bytes, float]] = {}
         self._host = host or socket.gethostname()
         self._pid = os.getpid() if pid is None else pid
         self._log = log
@@ -123,9 +128,10 @@ class Claims:
             if root not in self._held or now - self._held[root] >= REFRESH_SECONDS:
                 return self._write(root, now, create=False)
             return None
-        if self._fresh(path, claim, now):
+        if self._fresh(path, claim, now) and not self._unchanged_too_long(root, data):
             self._held.pop(root, None)
             return self._reason(root, claim)
+        self._seen.pop(root, None)
         if self._log is not None:
             self._log.warning(
                 "stale claim taken over",
@@ -134,6 +140,16 @@ class Claims:
                 host=claim.host if claim else "?",
             )
         return self._write(root, now, create=False)
+
+    def _unchanged_too_long(self, root: Path, data: bytes) -> bool:
+        """Whether this exact claim has been read for STALE_SECONDS: its owner stopped
+        refreshing it, even if its heartbeat looks fresh to us (a clock ahead of ours)."""
+        mono = self._monotonic()
+        seen = self._seen.get(root)
+        if seen is None or seen[0] != data:
+            self._seen[root] = (data, mono)
+            return False
+        return mono - seen[1] >= STALE_SECONDS
 
     @staticmethod
     def _fresh(path: Path, claim: Claim | None, now: float) -> bool:

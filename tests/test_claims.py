@@ -195,3 +195,18 @@ def test_a_watch_removed_by_reload_gives_its_folder_up(tmp_path: Path) -> None:
         daemon.ledger.close()
         daemon.lock.release()
     assert not claim_path(folders["a"]).exists()
+
+
+def test_a_claim_that_never_changes_goes_stale_whatever_its_clock(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    """A heartbeat from a clock far ahead, never rewritten: stale after STALE_SECONDS seen."""
+    _foreign(tmp_path, fake_clock() + 3600)
+    mono = FakeClock()
+    claims = Claims("a" * 32, now=fake_clock, monotonic=mono)
+    assert claims.problem(tmp_path) is not None
+    mono.advance(STALE_SECONDS - 1)
+    assert claims.problem(tmp_path) is not None
+    mono.advance(2)
+    assert claims.problem(tmp_path) is None
+    assert json.loads(claim_path(tmp_path).read_text())["ledger_id"] == "a" * 32
