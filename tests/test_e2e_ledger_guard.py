@@ -134,7 +134,11 @@ def test_a_read_only_ledger_is_refused_at_start(
 
 def _overwrite_pages(path: Path, pages: tuple[int, ...]) -> None:
     """Scribble over whole pages of an SQLite file, as a bad disk or a stray write would."""
-    page_size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+    conn = sqlite3.connect(path)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
     with open(path, "r+b") as fh:
         for page in pages:
             fh.seek(page * page_size)
