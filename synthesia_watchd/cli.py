@@ -7,7 +7,8 @@ Exit codes (stable; scripts depend on them):
 1     finished, but something failed (a job failed, ``health`` is stale)
 2     usage or configuration error (the message names file, key and line)
 3     the API key is missing or rejected
-4     the ledger cannot be opened safely (network filesystem, newer schema)
+4     the ledger cannot be used safely (network filesystem, newer schema, another daemon
+      on it, read-only, damaged, or emptied/missing/replaced since it was used here)
 130   interrupted (Ctrl-C)
 ====  ==========================================================================
 """
@@ -134,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dryrun import dry_run
 
         return dry_run(config, paths=None)
-    daemon = Daemon(config, once=args.once)
+    daemon = Daemon(config, once=args.once, new_ledger=args.new_ledger)
     started = time.time()
     result = daemon.run()
     if not result.finished:
@@ -523,6 +524,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the ledger while the daemon keeps running (SQLite's online backup)."""
+    from .ledgerguard import backup
+
+    with _open_ledger(args) as ledger:
+        dest = backup(ledger, Path(args.dest), folder=args.dest.endswith(os.sep))
+    _print(f"ledger backed up to {dest}")
+    return ExitStatus.OK
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from .simulator import main as sim_main
 
@@ -568,6 +579,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="discover and check files, report what would be sent and billed; no API call",
+    )
+    sp.add_argument(
+        "--new-ledger",
+        action="store_true",
+        help="start afresh when the ledger used here before is empty, missing or replaced "
+        "(outputs already on disk are adopted; other files are dubbed and paid for again)",
     )
     sp.set_defaults(func=cmd_run)
 
@@ -640,6 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--watch", required=True, help="watch name")
     sp.add_argument("--dry-run", action="store_true", help="show what would be added and billed")
     sp.set_defaults(func=cmd_backfill)
+
+    sp = sub.add_parser("backup", help="copy the ledger now, while the daemon runs")
+    with_ledger(sp)
+    sp.add_argument(
+        "dest", help="backup file, or a folder (existing, or ending in /) for a dated file name"
+    )
+    sp.set_defaults(func=cmd_backup)
 
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
     sp.add_argument("--port", type=int, default=8765)

@@ -24,10 +24,12 @@ from typing import Any
 
 from . import __version__, outputs
 from .api import SynthesiaClient, UploadCredentials
+from .claims import Claims
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .jobspec import output_root
-from .ledger import Job, Ledger
+from .ledger import Job
+from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
@@ -129,6 +131,7 @@ class Daemon:
         client: SynthesiaClient | None = None,
         now: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        new_ledger: bool = False,
     ) -> None:
         self.config = config
         self.once = once
@@ -140,7 +143,7 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = InstanceLock(config.ledger)
         try:
-            self.ledger = Ledger(config.ledger, now=now)
+            self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
         except BaseException:
             self.lock.release()
             raise
@@ -157,7 +160,10 @@ class Daemon:
             metrics=self.metrics,
             now=now,
         )
-        self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
+        self.watchset = WatchSet(
+            config.watches if watch else (), log=log, claim=self.claims.problem
+        )
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
         self.pipeline.root_available = self.watchset.check_root
@@ -221,13 +227,19 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
+            # The limiter is kept: pacing state survives a reload on purpose.
+            client = build_client(new, self.limiter, self.stop, self.metrics)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
             return
-        self.config = new
-        # The limiter is kept: pacing state survives a reload on purpose.
-        client = build_client(new, self.limiter, self.stop, self.metrics)
+        except Exception as exc:  # MemoryError, RecursionError, a bug: a reload is never fatal
+            log.exception(
+                "reload failed; keeping the running config", error=f"{type(exc).__name__}: {exc}"
+            )
+            self.notifier.ready(self.status_line())
+            return
+        old, self.config = self.config, new
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -235,6 +247,8 @@ class Daemon:
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchset.reconfigure(new.watches)
+            for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
+                self.claims.release(gone)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
@@ -269,6 +283,8 @@ class Daemon:
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
 
     def start(self) -> None:
+        for warning in self.config.warnings:
+            log.warning("config warning", warning=warning)
         self.recover()
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(
@@ -434,6 +450,7 @@ class Daemon:
         self.notifier.stopping()
         if self.use_watchers:
             self.watchset.stop()
+            self.claims.release_all()
         finished = self.scheduler.shutdown(self.config.shutdown_timeout)
         if not finished:
             log.warning(
@@ -493,6 +510,7 @@ class Daemon:
         }
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
+        self.claims.refresh()
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
         self.notifier.watchdog()

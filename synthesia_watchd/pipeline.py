@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import atomic, diskspace, media, outputs
+from . import adopt, atomic, diskspace, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
@@ -230,8 +230,44 @@ class Pipeline:
         job = add_job(sha256=sha256, settings=settings)
         with job_context(job.id, path.name, "intake"):
             log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
-        self._try_reuse(job)
+        self._settle_without_api(job)
         return self.ledger.get(job.id)
+
+    def _settle_without_api(self, job: Job) -> bool:
+        """Done with no API call: identical content dubbed before, or outputs already on disk."""
+        return self._try_reuse(job) or self._try_adopt(job)
+
+    def _try_adopt(self, job: Job) -> bool:
+        """Every output already on disk, newer than the source (a ledger started afresh, a
+        folder dubbed by a script before): recorded as this job's, nothing is sent."""
+        try:
+            wanted = {
+                (o.language, o.kind): output_file(job, o.language, o.kind)
+                for o in self.ledger.outputs(job.id)
+            }
+        except UnsafePathError:
+            return False
+        found = adopt.existing_outputs(
+            wanted,
+            job.mtime_ns,
+            # Another worker may be adopting this very job: its own rows do not count.
+            lambda path, sha: self.ledger.output_written_by(str(path), sha) not in (None, job.id),
+        )
+        if found is None:
+            return False
+        for f in found:
+            self.ledger.set_output(
+                job.id, f.language, f.kind, state=OutputState.DONE, path=str(f.path),
+                bytes=f.size, sha256=f.sha256,
+            )  # fmt: skip
+        self._move(
+            job.id,
+            JobState.QUEUED,
+            JobState.DONE,
+            why=f"{adopt.ADOPTED}: {len(found)} file(s) newer than the source; no API call",
+        )
+        self._after_done(self.ledger.get(job.id))
+        return True
 
     def _try_reuse(self, job: Job) -> bool:
         """Satisfy a job from identical earlier work: same bytes, language and targets."""
@@ -416,7 +452,7 @@ class Pipeline:
         return None
 
     def _stage_queued(self, job: Job) -> None:
-        if self._try_reuse(job):
+        if self._settle_without_api(job):
             return
         if not self._source_unchanged(job):
             if not self.root_available(job.watch):

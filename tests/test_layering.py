@@ -38,6 +38,7 @@ PURE = {
     "diskspace",
     "outputs",
     "estimate",
+    "hygiene",
 }
 
 
