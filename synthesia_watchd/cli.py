@@ -26,7 +26,16 @@ from typing import Any
 
 from . import __version__
 from .config import Config, build_config, dump_effective, load_config
-from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
+from . import runtime
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConfigIssue,
+    LedgerError,
+    StaleTransition,
+    UsageError,
+    WatchdError,
+)
 from .ledger import Job, Ledger
 from .logsetup import configure_logging
 from .pipeline import PROJECT_FAILED
@@ -79,10 +88,45 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     return load_config(path)
 
 
-def _open_ledger(args: argparse.Namespace) -> Ledger:
+NO_CONFIG_FIX = (
+    "pass -c CONFIG (the config the daemon runs with), set SYNTHESIA_WATCHD_CONFIG, "
+    "or give --ledger FILE"
+)
+
+
+def _ledger_path(args: argparse.Namespace) -> Path:
+    """The ledger a command means: --ledger, the config's, or the one running daemon's."""
     if getattr(args, "ledger", None):
-        return Ledger(Path(args.ledger))
-    return Ledger(_load(args, required=False).ledger)
+        return Path(args.ledger)
+    path = _find_config(getattr(args, "config", None))
+    if path is not None:
+        return load_config(path).ledger
+    return _running_daemon().ledger
+
+
+def _running_daemon() -> runtime.RunningDaemon:
+    """Without a config: the running daemon named by its runtime file, else a usage error."""
+    found = runtime.running()
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = "; ".join(
+            f"pid {d.pid}: -c {d.config}" if d.config else f"pid {d.pid}: --ledger {d.ledger}"
+            for d in found
+        )
+        raise UsageError(f"{len(found)} daemons are running ({names}); say which: {NO_CONFIG_FIX}")
+    raise UsageError(f"no config file and no running synthesia-watchd found: {NO_CONFIG_FIX}")
+
+
+def _open_ledger(args: argparse.Namespace) -> Ledger:
+    """Open an existing ledger; never create one (a typo must not start an empty history)."""
+    path = _ledger_path(args)
+    if not path.exists():
+        raise WatchdError(
+            f"no ledger at {path}: synthesia-watchd has not run with this config yet "
+            "(or -c/--ledger names another one)"
+        )
+    return Ledger(path)
 
 
 def _age(seconds: float) -> str:
@@ -450,8 +494,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     from .metrics import Heartbeat
 
-    config = _load(args, required=False)
-    ok, reason = Heartbeat.check(config.state_dir / "heartbeat", max_age=args.max_age)
+    path = _find_config(args.config)
+    state_dir = load_config(path).state_dir if path else _running_daemon().state_dir
+    ok, reason = Heartbeat.check(state_dir / "heartbeat", max_age=args.max_age)
     (_print if ok else lambda t: sys.stderr.write(t + "\n"))(reason)
     return ExitStatus.OK if ok else ExitStatus.FAILED
 
@@ -639,6 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         sys.stderr.write(f"config error:\n{exc}\n")
+        return ExitStatus.USAGE
+    except UsageError as exc:
+        sys.stderr.write(f"{exc}\n")
         return ExitStatus.USAGE
     except AuthError as exc:
         sys.stderr.write(f"API key problem: {exc}\n")

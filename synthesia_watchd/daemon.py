@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, runtime
 from .api import SynthesiaClient, UploadCredentials
 from .atomic import PART_SUFFIX
 from .config import Config, load_config
@@ -181,6 +181,8 @@ class Daemon:
         self.started = threading.Event()
         #: Called once per loop pass (the `dub` progress bar).
         self.on_tick: Callable[[Daemon], None] | None = None
+        #: This run's runtime file (commands without -c find the ledger through it).
+        self.runtime_file: Path | None = None
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -290,6 +292,9 @@ class Daemon:
             log.error("no API key configured: jobs are recorded but nothing is sent")
         if self.use_watchers:
             self.watchset.start()
+        self.runtime_file = runtime.register(
+            self.config.ledger, self.config.state_dir, self.config.source
+        )
         log.info(
             "started",
             version=__version__,
@@ -453,6 +458,7 @@ class Daemon:
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.beat(force=True, stopping=True)
+        runtime.unregister(self.runtime_file)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})

@@ -1,0 +1,141 @@
+"""Runtime files: which daemons run now, and on which ledger.
+
+A running daemon writes ``<pid>.json`` (its ledger, state folder and config) into a runtime
+folder at start and removes it at a clean stop. Commands given no config read these files,
+so `status` typed without ``-c`` answers for the daemon that really runs instead of a
+default ledger nobody uses. A file left by a killed daemon names a dead pid and is ignored.
+
+Folder, first that applies: ``$SYNTHESIA_WATCHD_RUNTIME_DIR``, systemd's
+``$RUNTIME_DIRECTORY``, ``$XDG_RUNTIME_DIR/synthesia-watchd``, ``/run/synthesia-watchd``
+when writable, else ``<tmp>/synthesia-watchd-<uid>``. Readers look in all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_DIR = "SYNTHESIA_WATCHD_RUNTIME_DIR"
+SYSTEM_DIR = Path("/run/synthesia-watchd")
+
+
+@dataclass(frozen=True)
+class RunningDaemon:
+    """What a runtime file says about one running daemon."""
+
+    pid: int
+    ledger: Path
+    state_dir: Path
+    config: str | None
+    started: float
+    file: Path
+
+
+def _candidates(environ: Mapping[str, str]) -> list[Path]:
+    """Runtime folders in order of preference (writers take the first usable one)."""
+    found: list[Path] = []
+    if environ.get(ENV_DIR):
+        return [Path(environ[ENV_DIR])]
+    systemd = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if systemd:
+        found.append(Path(systemd))
+    if environ.get("XDG_RUNTIME_DIR"):
+        found.append(Path(environ["XDG_RUNTIME_DIR"]) / "synthesia-watchd")
+    found.append(SYSTEM_DIR)
+    found.append(Path(tempfile.gettempdir()) / f"synthesia-watchd-{os.getuid()}")
+    return found
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(mode=0o755, parents=False, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def register(
+    ledger: Path,
+    state_dir: Path,
+    config: Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> Path | None:
+    """Write this process's runtime file; returns it (None when no folder is writable)."""
+    env = os.environ if environ is None else environ
+    record = {
+        "pid": os.getpid(),
+        "ledger": str(ledger),
+        "state_dir": str(state_dir),
+        "config": str(config) if config is not None else None,
+        "started": time.time(),
+    }
+    for folder in _candidates(env):
+        if not _writable_dir(folder):
+            continue
+        path = folder / f"{os.getpid()}.json"
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            os.chmod(tmp, 0o644)  # readable by operators: it names paths, no secret
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            continue
+        return path
+    return None
+
+
+def unregister(path: Path | None) -> None:
+    """Remove a runtime file written by ``register`` (clean stop)."""
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _read(path: Path) -> RunningDaemon | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return RunningDaemon(
+            pid=int(doc["pid"]),
+            ledger=Path(doc["ledger"]),
+            state_dir=Path(doc["state_dir"]),
+            config=doc.get("config"),
+            started=float(doc.get("started", 0)),
+            file=path,
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def running(environ: Mapping[str, str] | None = None) -> list[RunningDaemon]:
+    """Every daemon whose runtime file names a live process, one per ledger."""
+    env = os.environ if environ is None else environ
+    folders = _candidates(env)
+    if ENV_DIR not in env or not env.get(ENV_DIR):
+        # Daemons of other users fall back to their own temp folder: look there too.
+        folders += sorted(Path(tempfile.gettempdir()).glob("synthesia-watchd-*"))
+    seen: dict[Path, RunningDaemon] = {}
+    for folder in dict.fromkeys(folders):
+        with contextlib.suppress(OSError):
+            for path in sorted(folder.glob("*.json")):
+                found = _read(path)
+                if found is not None and _alive(found.pid):
+                    seen.setdefault(found.ledger, found)
+    return list(seen.values())
