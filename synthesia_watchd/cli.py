@@ -24,9 +24,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, runtime
 from .config import Config, build_config, dump_effective, load_config
-from . import runtime
 from .errors import (
     AuthError,
     ConfigError,
