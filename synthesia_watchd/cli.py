@@ -38,6 +38,7 @@ from .errors import (
 from .ledger import Job, Ledger
 from .logsetup import configure_logging
 from .pipeline import PROJECT_FAILED
+from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
@@ -445,6 +446,7 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
                 attempts=0,
             )
             return f"job #{job.id}: will be submitted again"
+        moved_back = bring_back(job)
         ledger.transition(
             job.id,
             job.state,
@@ -457,7 +459,7 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
             project_id=None,
             submit_started_at=None,
         )
-        return f"job #{job.id}: queued again"
+        return f"job #{job.id}: queued again{moved_back}"
     if job.state in ACTIVE:
         ledger.update(job.id, expected=job.state, next_attempt_at=now, why="retry now")
         return f"job #{job.id}: {job.state.value}, retrying now"
@@ -473,6 +475,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
         else:
             sys.stderr.write("retry: give a job id or --failed\n")
             return ExitStatus.USAGE
+        if not jobs:
+            _print("no failed or partial jobs: nothing to retry")
         for job in jobs:
             _print(retry_job(ledger, job, resubmit=args.resubmit, fresh=args.fresh))
     return ExitStatus.OK
@@ -546,6 +550,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         "no upload and no new project"
         + ("; the daemon downloads them" if not args.dry_run and todo else "")
     )
+    return ExitStatus.OK
+
+
+def cmd_languages(args: argparse.Namespace) -> int:
+    """Print the language codes `targets` (or `source_language` with --source) accept."""
+    from .languages import listing
+
+    rows = listing(source=args.source)
+    if args.json:
+        _print(json.dumps(rows, indent=2))
+        return ExitStatus.OK
+    width = max(len(r["code"]) for r in rows)
+    for row in rows:
+        _print(f"{row['code']:<{width}}  {row['name']}")
     return ExitStatus.OK
 
 
@@ -666,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--watch", required=True, help="watch name")
     sp.add_argument("--dry-run", action="store_true", help="show what would be added and billed")
     sp.set_defaults(func=cmd_backfill)
+
+    sp = sub.add_parser("languages", help="list the language codes Synthesia dubs into")
+    sp.add_argument("--source", action="store_true", help="list source (spoken) languages instead")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_languages)
 
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
     sp.add_argument("--port", type=int, default=8765)

@@ -140,7 +140,7 @@ def test_retry_moves_a_failed_source_back(keyed: Engine, capsys: Capsys) -> None
     assert (failed / "a.mp4").is_file()
     code, out, err = run_cli(capsys, "retry", str(job.id), "--ledger", str(keyed.ledger_path))
     assert code == 0, err
-    assert f"job #{job.id}: queued again" in out and "moved back" in out
+    assert f"job #{job.id}: queued again" in out and "source moved back from" in out
     assert src.is_file() and not (failed / "a.mp4").exists()
     assert not (failed / "a.mp4.reason.json").exists()
     keyed.run()
@@ -320,4 +320,3 @@ def test_demo_reuses_one_folder(
     demo = no_config / "demo"
     assert len(list((demo / "dubbed").glob("*.dubbed-*.mp4"))) == 3
     assert str(demo) in out
-
