@@ -162,6 +162,14 @@ def _job_dict(job: Job) -> dict[str, Any]:
     }
 
 
+def _job_id(text: str) -> int:
+    """A job id as typed: ``5`` or ``#5`` (the form `jobs` and `status` print)."""
+    try:
+        return int(text.strip().lstrip("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a job id: {text!r} (e.g. 5 or '#5')") from None
+
+
 def _print(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
@@ -188,17 +196,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(result.exit_code)
-    if args.once and result.exit_code == 0:
+    if args.once:
         # Only what this run did counts: last month's failure must not fail every cron run.
         with Ledger(config.ledger) as ledger:
-            bad = [
-                j
-                for j in ledger.list_jobs(
-                    states=(JobState.FAILED, JobState.NEEDS_ATTENTION), limit=1_000_000
-                )
-                if j.state_changed_at >= started
+            touched = [
+                j for j in ledger.list_jobs(limit=1_000_000) if j.state_changed_at >= started
             ]
-        if bad:
+        by_state: dict[str, int] = {}
+        for j in touched:
+            by_state[j.state.value] = by_state.get(j.state.value, 0) + 1
+        _print(
+            "run --once: "
+            + (
+                ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+                or "nothing to do"
+            )
+            + (
+                f"; see `synthesia-watchd jobs -c {config.source} --state failed`"
+                if by_state.get("failed")
+                else ""
+            )
+        )
+        bad = by_state.get("failed", 0) + by_state.get("needs_attention", 0)
+        if result.exit_code == 0 and bad:
             return ExitStatus.FAILED
     return result.exit_code
 
@@ -214,7 +234,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             "# no API key found (SYNTHESIA_API_KEY, api_key_file, "
             "$CREDENTIALS_DIRECTORY/synthesia_api_key): only the simulator or --dry-run work"
         )
-        return ExitStatus.OK
+        # Exit 3 as for a rejected key, unless the key is not to be checked at all.
+        return ExitStatus.OK if args.offline else ExitStatus.AUTH
     if args.offline:
         return ExitStatus.OK
     import threading
@@ -525,7 +546,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from .ratelimit import RateLimiter
 
     config = _load(args)
-    watch = config.watch(args.watch)
+    try:
+        watch = config.watch(args.watch)
+    except KeyError:
+        known = ", ".join(w.name for w in config.watches) or "none"
+        raise UsageError(
+            f"backfill: no watch named {args.watch!r} in {config.source} (watches: {known})"
+        ) from None
     client = None
     if not args.dry_run:
         client = build_client(
@@ -635,13 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("show", help="one job with its outputs and history")
     with_ledger(sp)
-    sp.add_argument("job", type=int)
+    sp.add_argument("job", type=_job_id)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_show)
 
     sp = sub.add_parser("retry", help="retry a job (or every failed one)")
     with_ledger(sp)
-    sp.add_argument("job", type=int, nargs="?")
+    sp.add_argument("job", type=_job_id, nargs="?")
     sp.add_argument("--failed", action="store_true", help="every failed or partial job")
     sp.add_argument(
         "--resubmit",
@@ -657,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("cancel", help="cancel a job")
     with_ledger(sp)
-    sp.add_argument("job", type=int)
+    sp.add_argument("job", type=_job_id)
     sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("health", help="exit 0 when the daemon's heartbeat is fresh")
@@ -676,7 +703,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="dub a generated video end to end on the built-in simulator")
     sp.add_argument("--dub-seconds", type=float, default=2.0)
-    sp.add_argument("--dir", type=Path, help="keep the demo files here (default: a temp folder)")
+    sp.add_argument(
+        "--dir",
+        type=Path,
+        help="keep the demo files here (default: the state folder's demo/, emptied each run)",
+    )
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("backfill", help="add a watch's new targets to its done projects")
@@ -691,9 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_languages)
 
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
-    sp.add_argument("--port", type=int, default=8765)
-    sp.add_argument("--s3-port", type=int, default=0)
-    sp.add_argument("--dub-seconds", type=float)
+    sp.add_argument("--port", type=int, default=8765, help="API port (default 8765; 0: any)")
+    sp.add_argument("--s3-port", type=int, default=0, help="S3 port (default 0: any free port)")
+    sp.add_argument("--dub-seconds", type=float, help="seconds from submit to dubbed (default 2)")
     sp.set_defaults(func=cmd_simulator)
     return p
 

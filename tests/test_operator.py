@@ -268,7 +268,7 @@ def test_simulator_help_describes_every_option(capsys: Capsys) -> None:
     """simulator --help: each option has a description."""
     with pytest.raises(SystemExit):
         cli.main(["simulator", "--help"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.split("options:", 1)[1]
     for option, words in (("--port", "API port"), ("--s3-port", "S3"), ("--dub-seconds", "sec")):
         after = out.split(option, 1)[1].split("\n  -", 1)[0]
         assert words in after, option
@@ -289,6 +289,8 @@ def test_simulator_hint_names_the_real_config_key(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert "synthesia.api_url" in lines[2], lines
 
 
@@ -307,16 +309,15 @@ def test_demo_try_command_works_from_any_shell(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.slow
 def test_demo_reuses_one_folder(
-    no_config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Capsys
+    no_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
 ) -> None:
-    """Two demos without --dir use the same folder under the state folder, not a new temp one."""
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+    """Two demos without --dir use one folder under the state folder, emptied each time."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "")
+    ledgers = []
     for _ in range(2):
         code, out, err = run_cli(capsys, "demo", "--dub-seconds", "0.2")
         assert code == 0, out + err
-    assert list((tmp_path / "tmp").iterdir()) == []
+        ledgers += [line for line in out.splitlines() if line.startswith("ledger: ")]
     demo = no_config / "demo"
+    assert ledgers == [f"ledger: {demo / 'state' / 'ledger.sqlite3'}"] * 2
     assert len(list((demo / "dubbed").glob("*.dubbed-*.mp4"))) == 3
-    assert str(demo) in out
