@@ -267,6 +267,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
     record = _daemon_record(ledger) or {}
     beat_age = now - record["time"] if "time" in record else None
     running = beat_age is not None and beat_age < 60 and not record.get("stopping")
+    live = record.get("progress", {}) if running else {}
     active = [
         {
             "id": j.id,
@@ -274,10 +275,23 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "step": j.state.value,
             "age_seconds": round(now - j.state_changed_at, 1),
             "attempts": j.attempts,
-            "last_error": j.last_error,
+            # An error is news only while the job is still retrying after it; once a step
+            # succeeded (attempts back to 0) an old 403 would only mislead.
+            "last_error": j.last_error if j.attempts else None,
             "detected_language": j.detected_language,
+            "progress": _job_progress(ledger, j, live.get(str(j.id)), now),
         }
         for j in ledger.list_jobs(states=ACTIVE, limit=50)
+    ]
+    unhappy = [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "state": j.state.value,
+            "age_seconds": round(now - j.state_changed_at, 1),
+            "reason": j.last_error or j.last_error_context,
+        }
+        for j in ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=20)
     ]
     attention = [
         {
@@ -301,7 +315,37 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
         "active": active,
         "needs_attention": attention,
+        "failed": unhappy,
     }
+
+
+def _job_progress(
+    ledger: Ledger, job: Job, live: dict[str, Any] | None, now: float
+) -> dict[str, Any] | None:
+    """What an active job is doing: the daemon's latest figures for its current step, or
+    for a dub (no daemon needed) the time so far and the estimate from earlier dubs."""
+    from .progress import dubbing_figures
+
+    if job.state is JobState.DUBBING:
+        return dubbing_figures(ledger, job, now)
+    if live and live.get("step") == {
+        JobState.ASSET_CREATED: "uploading",
+        JobState.DOWNLOADING: "downloading",
+    }.get(job.state):
+        return live
+    return None
+
+
+def _progress_text(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    if "elapsed" in progress:
+        return f"  {progress['elapsed']} (usually ~{progress['estimate']}), {progress['left']}"
+    bits = [f"{progress['percent']}%"] if "percent" in progress else []
+    if "language" in progress:
+        bits.insert(0, str(progress["language"]))
+    bits += [f"{progress.get('mb', 0)} MB", str(progress.get("rate", ""))]
+    return "  " + " ".join(b for b in bits if b)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -329,7 +373,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if w.get("paused"):
             line += f", PAUSED: {w.get('pause_reason')}"
         if w.get("pending"):
-            line += f", {w['pending']} file(s) settling"
+            line += f", {w['pending']} new file(s) settling"
         _print(line)
     counts = data["counts"]
     _print(
@@ -343,10 +387,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         extra = f"  (attempt {j['attempts']}: {j['last_error']})" if j["last_error"] else ""
         lang = f" [{j['detected_language']}]" if j.get("detected_language") else ""
         _print(
-            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}{extra}"
+            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}"
+            f"{_progress_text(j.get('progress'))}{extra}"
         )
     for j in data["needs_attention"]:
         _print(f"  #{j['id']} NEEDS ATTENTION {j['file']}: {j['reason']}")
+    if data["failed"]:
+        _print("failed or partial (newest first; `retry JOB` once the cause is fixed):")
+    for j in data["failed"]:
+        _print(
+            f"  #{j['id']} {j['state']:<8} {_age(j['age_seconds']):>6} ago  {j['file']}: "
+            f"{j['reason']}"
+        )
     return ExitStatus.OK
 
 

@@ -495,6 +495,7 @@ class Daemon:
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {
                     "name": w.name,
