@@ -229,6 +229,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     _print(dump_effective(config).rstrip())
     for warning in config.warnings:
         sys.stderr.write(f"warning: {warning}\n")
+    _print(f"# {_spending_line(config)}")
     if config.api_key is None:
         _print(
             "# no API key found (SYNTHESIA_API_KEY, api_key_file, "
@@ -250,6 +251,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     client.check_auth()
     _print(f"# API key from {config.api_key_source}: accepted by {config.api_url}")
     return ExitStatus.OK
+
+
+def _spending_line(config: Config) -> str:
+    """The daily limits and today's use from the config's ledger (never creating it)."""
+    from .spending import spending, spending_text
+
+    if not config.ledger.exists():
+        return spending_text(spending(config, None, time.time()))
+    with Ledger(config.ledger) as ledger:
+        return spending_text(spending(config, ledger, time.time()))
 
 
 def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
+from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
 from .upload import upload_file
 from .watcher import StableFile, Vanished, WatchSet
@@ -302,6 +303,8 @@ class Daemon:
             ledger=str(self.config.ledger),
             pid=os.getpid(),
         )
+        figures = spending(self.config, self.ledger, self.now())
+        log.info("spending limits", summary=spending_text(figures), **figures)
         self.auto_backfill()
         self.beat(force=True)
         self.notifier.ready(self.status_line())

@@ -1036,4 +1036,3 @@ class Pipeline:
             return
         if moved is not None:
             self.ledger.note(job.id, f"on_failure: source moved to {moved}")
-

@@ -321,3 +321,30 @@ def test_demo_reuses_one_folder(
     demo = no_config / "demo"
     assert ledgers == [f"ledger: {demo / 'state' / 'ledger.sqlite3'}"] * 2
     assert len(list((demo / "dubbed").glob("*.dubbed-*.mp4"))) == 3
+
+
+# --- 10: spending limits ---------------------------------------------------------------------
+
+
+def test_check_config_shows_limits_and_todays_use(keyed: Engine, capsys: Capsys) -> None:
+    """check-config: 'no limit' said out loud with today's submits; a set limit shown as n/max."""
+    keyed.put("a.mp4")
+    keyed.run()
+    code, out, _ = run_cli(capsys, "check-config", "--offline", "-c", str(keyed.write_config()))
+    assert code == 0
+    line = next(x for x in out.splitlines() if "spending limits" in x)
+    assert "jobs today 1 (max_jobs_per_day: no limit)" in line
+    assert "set limits.max_jobs_per_day" in line
+    keyed.settings["limits"] = {"max_jobs_per_day": 5}
+    code, out, _ = run_cli(capsys, "check-config", "--offline", "-c", str(keyed.write_config()))
+    assert "jobs today 1/5" in out
+
+
+def test_daemon_start_logs_the_limits(keyed: Engine, capsys: Capsys) -> None:
+    """The daemon's start says which limits hold and today's use, in its own log line."""
+    keyed.settings["log"] = {"level": "info", "format": "json"}
+    code, out, _ = run_cli(capsys, "run", "--once", "-c", str(keyed.write_config()))
+    assert code == 0
+    (line,) = [json.loads(x) for x in out.splitlines() if '"spending limits"' in x]
+    assert line["max_jobs_per_day"] is None and line["today_jobs"] == 0
+    assert "no limit" in line["summary"]
