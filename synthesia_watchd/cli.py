@@ -229,7 +229,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     _print(dump_effective(config).rstrip())
     for warning in config.warnings:
         sys.stderr.write(f"warning: {warning}\n")
-    _print(f"# {_spending_line(config)}")
+    _print(f"# spending limits: {_spending_line(config)}")
     if config.api_key is None:
         _print(
             "# no API key found (SYNTHESIA_API_KEY, api_key_file, "
@@ -319,6 +319,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "running": running,
             "pid": record.get("pid"),
             "heartbeat_age_seconds": round(beat_age, 1) if beat_age is not None else None,
+            "stopped_cleanly": bool(record.get("stopping")),
         },
         "paused": record.get("paused", {}) if running else {},
         "watches": record.get("watches", []) if running else [],
@@ -368,6 +369,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     d = data["daemon"]
     if d["running"]:
         _print(f"daemon: running (pid {d['pid']}, heartbeat {d['heartbeat_age_seconds']}s ago)")
+    elif d.get("stopped_cleanly") and d["heartbeat_age_seconds"] is not None:
+        _print(f"daemon: not running (stopped cleanly {_age(d['heartbeat_age_seconds'])} ago)")
     else:
         _print(
             "daemon: not running"
@@ -643,6 +646,28 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_config_init(args: argparse.Namespace) -> int:
+    """Write (or print) a commented starter config, checked by the config schema first."""
+    from .starter import starter_config
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    dest = Path(args.write).expanduser() if args.write else None
+    inputs = [Path(p).expanduser().absolute() for p in args.input]
+    output = Path(args.output).expanduser().absolute() if args.output else None
+    text, _ = starter_config(
+        inputs, targets, output=output, source_language=args.source_language, path=dest
+    )
+    if dest is None:
+        sys.stdout.write(text)
+        return ExitStatus.OK
+    if dest.exists() and not args.force:
+        raise UsageError(f"config init: {dest} exists; pass --force to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text, encoding="utf-8")
+    _print(f"wrote {dest}; next: synthesia-watchd check-config -c {dest}")
+    return ExitStatus.OK
+
+
 def cmd_languages(args: argparse.Namespace) -> int:
     """Print the language codes `targets` (or `source_language` with --source) accept."""
     from .languages import listing
@@ -778,6 +803,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--watch", required=True, help="watch name")
     sp.add_argument("--dry-run", action="store_true", help="show what would be added and billed")
     sp.set_defaults(func=cmd_backfill)
+
+    sp = sub.add_parser("config", help="config helpers: `config init` writes a starter config")
+    config_sub = sp.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    init = config_sub.add_parser(
+        "init", help="write a commented starter config for your folders and languages"
+    )
+    init.add_argument(
+        "--input", action="append", required=True, help="a drop folder to watch (repeatable)"
+    )
+    init.add_argument("--output", help="where dubbed files go (default: beside each source)")
+    init.add_argument("-t", "--targets", required=True, help="target languages, e.g. fr-FR,de")
+    init.add_argument("-s", "--source-language", default="auto", help="spoken language or auto")
+    init.add_argument("-w", "--write", metavar="FILE", help="write here (default: print it)")
+    init.add_argument("--force", action="store_true", help="replace an existing FILE")
+    init.set_defaults(func=cmd_config_init)
 
     sp = sub.add_parser("languages", help="list the language codes Synthesia dubs into")
     sp.add_argument("--source", action="store_true", help="list source (spoken) languages instead")

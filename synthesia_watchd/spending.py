@@ -41,7 +41,7 @@ def spending_text(figures: dict[str, Any]) -> str:
         if limit_bytes is not None
         else f"bytes today {_mb(nbytes)} (max_bytes_per_day: no limit)",
     ]
-    text = "spending limits: " + "; ".join(parts)
+    text = "; ".join(parts)
     if limit_jobs is None and limit_bytes is None:
         text += "; every file dropped is dubbed and billed: set limits.max_jobs_per_day to cap it"
     return text

@@ -348,3 +348,37 @@ def test_daemon_start_logs_the_limits(keyed: Engine, capsys: Capsys) -> None:
     (line,) = [json.loads(x) for x in out.splitlines() if '"spending limits"' in x]
     assert line["max_jobs_per_day"] is None and line["today_jobs"] == 0
     assert "no limit" in line["summary"]
+
+
+# --- 9: config init --------------------------------------------------------------------------
+
+
+def test_config_init_writes_a_config_check_config_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capsys
+) -> None:
+    """config init: a commented file for the folders and targets that check-config accepts;
+    it is never overwritten without --force."""
+    monkeypatch.delenv("SYNTHESIA_API_KEY", raising=False)
+    dest = tmp_path / "etc" / "config.yaml"
+    argv = ["config", "init", "--input", str(tmp_path / "drop"), "--output", str(tmp_path / "out")]
+    code, out, err = run_cli(capsys, *argv, "-t", "fr-FR,de", "-s", "en", "--write", str(dest))
+    assert code == 0, err
+    text = dest.read_text()
+    assert "max_jobs_per_day: null" in text and "# " in text
+    code, out, err = run_cli(capsys, "check-config", "--offline", "-c", str(dest))
+    assert code == 0, err
+    assert str(tmp_path / "drop") in out and "de" in out
+    code, _, err = run_cli(capsys, *argv, "-t", "fr-FR", "--write", str(dest))
+    assert code == 2 and "--force" in err
+    assert dest.read_text() == text
+
+
+def test_config_init_rejects_what_the_schema_rejects(tmp_path: Path, capsys: Capsys) -> None:
+    """A wrong language code: exit 2 with the schema's own message and hint; nothing written."""
+    dest = tmp_path / "config.yaml"
+    code, _, err = run_cli(
+        capsys, "config", "init", "--input", str(tmp_path), "-t", "it-IT", "-w", str(dest)
+    )
+    assert code == 2
+    assert "did you mean 'it'" in err
+    assert not dest.exists()

@@ -141,6 +141,7 @@ def test_status_shows_progress_failures_and_no_stale_error(
     assert code == 0
     (line,) = [x for x in out.splitlines() if x.strip().startswith(f"#{seen[0]} dubbing")]
     assert "usually ~" in line and "long.mp4" in line
+    assert "daemon: not running (stopped cleanly" in out
     assert "old 403" not in out
     assert "failed or partial" in out
     assert re.search(r"#\d+ failed .* bad\.mp4: .*not a video", out), out
