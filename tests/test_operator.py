@@ -16,6 +16,7 @@ from e2efixtures import DaemonProcess
 from enginefixtures import Engine
 
 from synthesia_watchd import cli
+from synthesia_watchd.ledger import Job
 from synthesia_watchd.simulator import Simulator
 from synthesia_watchd.states import JobState
 
@@ -128,8 +129,8 @@ def test_languages_command_lists_codes_with_names(capsys: Capsys) -> None:
 # --- 6: retry of a failed job whose source was moved -----------------------------------------
 
 
-def test_retry_moves_a_failed_source_back(keyed: Engine, capsys: Capsys) -> None:
-    """retry of a job whose on_failure moved the source: moved back, then dubbed to done."""
+def _failed_and_moved(keyed: Engine) -> tuple[Path, Path, Job]:
+    """A job failed at Synthesia whose source on_failure moved to failed/: (src, failed, job)."""
     failed = keyed.base / "failed"
     keyed.watch["on_failure"] = {"move": str(failed)}
     keyed.sim.faults.add("POST /v2/assets", "asset_error", count=1, error_code="asset_upload")
@@ -137,6 +138,12 @@ def test_retry_moves_a_failed_source_back(keyed: Engine, capsys: Capsys) -> None
     keyed.run()
     job = keyed.job_for(src)
     assert job.state is JobState.FAILED and not src.exists()
+    return src, failed, job
+
+
+def test_retry_moves_a_failed_source_back(keyed: Engine, capsys: Capsys) -> None:
+    """retry of a job whose on_failure moved the source: moved back, then dubbed to done."""
+    src, failed, job = _failed_and_moved(keyed)
     assert (failed / "a.mp4").is_file()
     code, out, err = run_cli(capsys, "retry", str(job.id), "--ledger", str(keyed.ledger_path))
     assert code == 0, err
@@ -151,12 +158,7 @@ def test_retry_says_where_the_source_is_when_it_cannot_move_it(
     keyed: Engine, capsys: Capsys
 ) -> None:
     """The original name is taken by another file: retry refuses and names both paths."""
-    failed = keyed.base / "failed"
-    keyed.watch["on_failure"] = {"move": str(failed)}
-    keyed.sim.faults.add("POST /v2/assets", "asset_error", count=1, error_code="asset_upload")
-    src = keyed.put("a.mp4")
-    keyed.run()
-    job = keyed.job_for(src)
+    src, failed, job = _failed_and_moved(keyed)
     src.write_bytes(b"someone else's file")
     code, _, err = run_cli(capsys, "retry", str(job.id), "--ledger", str(keyed.ledger_path))
     assert code == 1
