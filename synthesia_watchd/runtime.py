@@ -35,6 +35,7 @@ class RunningDaemon:
     config: str | None
     started: float
     file: Path
+    start_ticks: int | None = None
 
 
 def _candidates(environ: Mapping[str, str]) -> list[Path]:
@@ -50,6 +51,16 @@ def _candidates(environ: Mapping[str, str]) -> list[Path]:
     found.append(SYSTEM_DIR)
     found.append(Path(tempfile.gettempdir()) / f"synthesia-watchd-{os.getuid()}")
     return found
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc): a pid reused by
+    another process after a crash has another start time. None where /proc is unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return int(raw.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _writable_dir(path: Path) -> bool:
@@ -74,6 +85,7 @@ def register(
         "state_dir": str(state_dir),
         "config": str(config) if config is not None else None,
         "started": time.time(),
+        "start_ticks": _start_ticks(os.getpid()),
     }
     for folder in _candidates(env):
         if not _writable_dir(folder):
@@ -99,14 +111,15 @@ def unregister(path: Path | None) -> None:
             path.unlink()
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, start_ticks: int | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's live process
-        return True
-    return True
+        pass
+    now_ticks = _start_ticks(pid)
+    return start_ticks is None or now_ticks is None or now_ticks == start_ticks
 
 
 def _read(path: Path) -> RunningDaemon | None:
@@ -119,6 +132,7 @@ def _read(path: Path) -> RunningDaemon | None:
             config=doc.get("config"),
             started=float(doc.get("started", 0)),
             file=path,
+            start_ticks=doc.get("start_ticks"),
         )
     except (OSError, ValueError, TypeError, KeyError):
         return None
@@ -136,6 +150,6 @@ def running(environ: Mapping[str, str] | None = None) -> list[RunningDaemon]:
         with contextlib.suppress(OSError):
             for path in sorted(folder.glob("*.json")):
                 found = _read(path)
-                if found is not None and _alive(found.pid):
+                if found is not None and _alive(found.pid, found.start_ticks):
                     seen.setdefault(found.ledger, found)
     return list(seen.values())

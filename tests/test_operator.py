@@ -384,3 +384,27 @@ def test_config_init_rejects_what_the_schema_rejects(tmp_path: Path, capsys: Cap
     assert code == 2
     assert "did you mean 'it'" in err
     assert not dest.exists()
+
+
+def test_runtime_file_of_a_dead_or_reused_pid_is_ignored(tmp_path: Path) -> None:
+    """A runtime file names this live process: found; the same pid with another start time
+    (a pid reused after a crash) or a pid that is gone: ignored."""
+    from synthesia_watchd import runtime
+
+    env = {runtime.ENV_DIR: str(tmp_path)}
+    path = runtime.register(tmp_path / "l.sqlite3", tmp_path, None, environ=env)
+    assert path is not None
+    assert [d.ledger for d in runtime.running(env)] == [tmp_path / "l.sqlite3"]
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "start_ticks": doc["start_ticks"] + 1}))
+    assert runtime.running(env) == []
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path.write_text(json.dumps({**doc, "pid": int(child.stdout)}))
+    assert runtime.running(env) == []
+    runtime.unregister(path)
+    assert not path.exists()
