@@ -387,7 +387,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if w.get("paused"):
             line += f", PAUSED: {w.get('pause_reason')}"
         if w.get("pending"):
-            line += f", {w['pending']} new file(s) settling"
+            line += f", {w['pending']} file(s) settling"
         _print(line)
     counts = data["counts"]
     _print(
