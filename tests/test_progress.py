@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,3 +155,24 @@ def run_cli(capsys: Capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_status_shows_a_running_upload_from_the_daemon_record(
+    tmp_path: Path, capsys: Capsys
+) -> None:
+    """While the daemon runs, status shows an uploading job's percent and rate from the
+    progress the daemon put into its status record; a stopped daemon's figures are not shown."""
+    ledger, job_id = _job(tmp_path)
+    ledger.transition(job_id, JobState.QUEUED, JobState.ASSET_CREATED, why="asset created")
+    board = Board()
+    Transfer(ledger.get(job_id), "uploading", board, total=1000)(550)
+    record = {"pid": 1, "time": time.time(), "stopping": False, "progress": board.snapshot()}
+    ledger.set_meta("daemon", json.dumps(record))
+    code, out, _ = run_cli(capsys, "status", "--ledger", str(ledger.path))
+    assert code == 0
+    (line,) = [x for x in out.splitlines() if x.strip().startswith(f"#{job_id} ")]
+    assert "asset_created" in line and "55%" in line and "MB/s" in line
+    ledger.set_meta("daemon", json.dumps({**record, "stopping": True}))
+    code, out, _ = run_cli(capsys, "status", "--ledger", str(ledger.path))
+    assert "55%" not in out
+    ledger.close()
