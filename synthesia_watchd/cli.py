@@ -101,7 +101,15 @@ def _ledger_path(args: argparse.Namespace) -> Path:
     path = _find_config(getattr(args, "config", None))
     if path is not None:
         return load_config(path).ledger
-    return _running_daemon().ledger
+    try:
+        return _running_daemon().ledger
+    except UsageError:
+        # `dub` without -c keeps its jobs in the default state folder: its ledger, said aloud.
+        default = build_config({}).ledger
+        if not runtime.running() and default.exists():
+            sys.stderr.write(f"(no config and no running daemon: using {default})\n")
+            return default
+        raise
 
 
 def _running_daemon() -> runtime.RunningDaemon:

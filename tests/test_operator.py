@@ -56,6 +56,21 @@ def test_without_config_or_daemon_exit_2_and_create_nothing(
     assert not no_config.exists()
 
 
+def test_without_config_a_dub_ledger_in_the_default_folder_is_used_and_named(
+    no_config: Path, keyed: Engine, capsys: Capsys
+) -> None:
+    """No config, no daemon, but `dub` left a ledger in the default state folder: jobs shows
+    it and says which ledger it is on stderr."""
+    src = keyed.put("talk.mp4")
+    cfg = keyed.base / "sim-only.yaml"  # no state_dir: dub's ledger is the default one
+    cfg.write_text(yaml.safe_dump({"synthesia": {"api_url": keyed.sim.url}}))
+    code, out, err = run_cli(capsys, "dub", str(src), "-t", "de-DE", "-c", str(cfg))
+    assert code == 0, out + err
+    code, out, err = run_cli(capsys, "jobs")
+    assert code == 0 and "talk.mp4" in out
+    assert f"using {no_config / 'ledger.sqlite3'}" in err
+
+
 def test_status_with_config_never_creates_the_ledger(engine: Engine, capsys: Capsys) -> None:
     """status -c on a config whose daemon never ran: says so, and creates no ledger."""
     code, _, err = run_cli(capsys, "status", "-c", str(engine.write_config()))
