@@ -294,9 +294,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "step": j.state.value,
             "age_seconds": round(now - j.state_changed_at, 1),
             "attempts": j.attempts,
-            # An error is news only while the job is still retrying after it; once a step
-            # succeeded (attempts back to 0) an old 403 would only mislead.
-            "last_error": j.last_error if j.attempts else None,
+            "last_error": j.last_error if _error_is_current(ledger, j) else None,
             "detected_language": j.detected_language,
             "progress": _job_progress(ledger, j, live.get(str(j.id)), now),
         }
@@ -337,6 +335,16 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         "needs_attention": attention,
         "failed": unhappy,
     }
+
+
+def _error_is_current(ledger: Ledger, job: Job) -> bool:
+    """Whether the job's last error still holds: it is retrying (attempts) and nothing moved
+    it on since (its newest event is the in-state retry, not a transition). An old 403 from
+    before the job got past that step would only mislead."""
+    if not job.last_error or not job.attempts:
+        return False
+    events = ledger.events(job.id)
+    return bool(events) and events[-1].from_state == events[-1].to_state == job.state.value
 
 
 def _job_progress(

@@ -134,7 +134,8 @@ def test_status_shows_progress_failures_and_no_stale_error(
     def tick(d: Daemon) -> None:
         jobs = d.ledger.list_jobs(states=(JobState.DUBBING,))
         if jobs and not seen:
-            d.ledger.update(jobs[0].id, expected=JobState.DUBBING, last_error="old 403")
+            # An error from the step before, with attempts left over: the job got past it.
+            d.ledger.update(jobs[0].id, expected=JobState.DUBBING, last_error="old 403", attempts=2)
             seen.append(str(jobs[0].id))
             d.request_stop()
 
@@ -155,6 +156,17 @@ def run_cli(capsys: Capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_status_shows_the_error_of_a_job_still_retrying(tmp_path: Path, capsys: Capsys) -> None:
+    """A job retrying in its current step shows the error it retries after."""
+    ledger, job_id = _job(tmp_path)
+    ledger.update(
+        job_id, expected=JobState.QUEUED, why="retry: 503", last_error="503 Slow", attempts=1
+    )
+    code, out, _ = run_cli(capsys, "status", "--ledger", str(ledger.path))
+    assert code == 0 and "(attempt 1: 503 Slow)" in out
+    ledger.close()
 
 
 def test_status_shows_a_running_upload_from_the_daemon_record(
