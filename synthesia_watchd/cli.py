@@ -38,6 +38,7 @@ from .errors import (
 from .ledger import Job, Ledger
 from .logsetup import configure_logging
 from .pipeline import PROJECT_FAILED
+from .progress import error_is_current, job_progress, progress_text
 from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
@@ -88,12 +89,6 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     return load_config(path)
 
 
-NO_CONFIG_FIX = (
-    "pass -c CONFIG (the config the daemon runs with), set SYNTHESIA_WATCHD_CONFIG, "
-    "or give --ledger FILE"
-)
-
-
 def _ledger_path(args: argparse.Namespace) -> Path:
     """The ledger a command means: --ledger, the config's, or the one running daemon's."""
     if getattr(args, "ledger", None):
@@ -101,29 +96,10 @@ def _ledger_path(args: argparse.Namespace) -> Path:
     path = _find_config(getattr(args, "config", None))
     if path is not None:
         return load_config(path).ledger
-    try:
-        return _running_daemon().ledger
-    except UsageError:
-        # `dub` without -c keeps its jobs in the default state folder: its ledger, said aloud.
-        default = build_config({}).ledger
-        if not runtime.running() and default.exists():
-            sys.stderr.write(f"(no config and no running daemon: using {default})\n")
-            return default
-        raise
-
-
-def _running_daemon() -> runtime.RunningDaemon:
-    """Without a config: the running daemon named by its runtime file, else a usage error."""
-    found = runtime.running()
-    if len(found) == 1:
-        return found[0]
-    if found:
-        names = "; ".join(
-            f"pid {d.pid}: -c {d.config}" if d.config else f"pid {d.pid}: --ledger {d.ledger}"
-            for d in found
-        )
-        raise UsageError(f"{len(found)} daemons are running ({names}); say which: {NO_CONFIG_FIX}")
-    raise UsageError(f"no config file and no running synthesia-watchd found: {NO_CONFIG_FIX}")
+    found = runtime.ledger_without_config(default=build_config({}).ledger)
+    if not found.running:
+        sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
+    return found.ledger
 
 
 def _open_ledger(args: argparse.Namespace) -> Ledger:
@@ -294,9 +270,9 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "step": j.state.value,
             "age_seconds": round(now - j.state_changed_at, 1),
             "attempts": j.attempts,
-            "last_error": j.last_error if _error_is_current(ledger, j) else None,
+            "last_error": j.last_error if error_is_current(ledger, j) else None,
             "detected_language": j.detected_language,
-            "progress": _job_progress(ledger, j, live.get(str(j.id)), now),
+            "progress": job_progress(ledger, j, live.get(str(j.id)), now),
         }
         for j in ledger.list_jobs(states=ACTIVE, limit=50)
     ]
@@ -335,45 +311,6 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         "needs_attention": attention,
         "failed": unhappy,
     }
-
-
-def _error_is_current(ledger: Ledger, job: Job) -> bool:
-    """Whether the job's last error still holds: it is retrying (attempts) and nothing moved
-    it on since (its newest event is the in-state retry, not a transition). An old 403 from
-    before the job got past that step would only mislead."""
-    if not job.last_error or not job.attempts:
-        return False
-    events = ledger.events(job.id)
-    return bool(events) and events[-1].from_state == events[-1].to_state == job.state.value
-
-
-def _job_progress(
-    ledger: Ledger, job: Job, live: dict[str, Any] | None, now: float
-) -> dict[str, Any] | None:
-    """What an active job is doing: the daemon's latest figures for its current step, or
-    for a dub (no daemon needed) the time so far and the estimate from earlier dubs."""
-    from .progress import dubbing_figures
-
-    if job.state is JobState.DUBBING:
-        return dubbing_figures(ledger, job, now)
-    if live and live.get("step") == {
-        JobState.ASSET_CREATED: "uploading",
-        JobState.DOWNLOADING: "downloading",
-    }.get(job.state):
-        return live
-    return None
-
-
-def _progress_text(progress: dict[str, Any] | None) -> str:
-    if not progress:
-        return ""
-    if "elapsed" in progress:
-        return f"  {progress['elapsed']} (usually ~{progress['estimate']}), {progress['left']}"
-    bits = [f"{progress['percent']}%"] if "percent" in progress else []
-    if "language" in progress:
-        bits.insert(0, str(progress["language"]))
-    bits += [f"{progress.get('mb', 0)} MB", str(progress.get("rate", ""))]
-    return "  " + " ".join(b for b in bits if b)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -418,7 +355,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         lang = f" [{j['detected_language']}]" if j.get("detected_language") else ""
         _print(
             f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}"
-            f"{_progress_text(j.get('progress'))}{extra}"
+            f"{progress_text(j.get('progress'))}{extra}"
         )
     for j in data["needs_attention"]:
         _print(f"  #{j['id']} NEEDS ATTENTION {j['file']}: {j['reason']}")
@@ -601,7 +538,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from .metrics import Heartbeat
 
     path = _find_config(args.config)
-    state_dir = load_config(path).state_dir if path else _running_daemon().state_dir
+    state_dir = load_config(path).state_dir if path else runtime.the_running_daemon().state_dir
     ok, reason = Heartbeat.check(state_dir / "heartbeat", max_age=args.max_age)
     (_print if ok else lambda t: sys.stderr.write(t + "\n"))(reason)
     return ExitStatus.OK if ok else ExitStatus.FAILED
@@ -664,23 +601,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_config_init(args: argparse.Namespace) -> int:
     """Write (or print) a commented starter config, checked by the config schema first."""
-    from .starter import starter_config
+    from .starter import init_config
 
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    dest = Path(args.write).expanduser() if args.write else None
-    inputs = [Path(p).expanduser().absolute() for p in args.input]
-    output = Path(args.output).expanduser().absolute() if args.output else None
-    text, _ = starter_config(
-        inputs, targets, output=output, source_language=args.source_language, path=dest
-    )
-    if dest is None:
-        sys.stdout.write(text)
-        return ExitStatus.OK
-    if dest.exists() and not args.force:
-        raise UsageError(f"config init: {dest} exists; pass --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(text, encoding="utf-8")
-    _print(f"wrote {dest}; next: synthesia-watchd check-config -c {dest}")
+    _print(init_config(args).rstrip("\n"))
     return ExitStatus.OK
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from .estimate import expected_dub_seconds
 from .ledger import Job, Ledger
 from .logsetup import get_logger
+from .states import JobState
 
 log = get_logger(component="progress")
 
@@ -183,3 +184,44 @@ class Progress:
             if len(self._last_dub_line) > 10_000:  # bounded: forget the oldest
                 self._last_dub_line.pop(next(iter(self._last_dub_line)))
         log.info("dubbing", job_id=str(job.id), file=_name(job), **figures)
+
+
+# --- what `status` shows ----------------------------------------------------------------------
+
+
+def error_is_current(ledger: Ledger, job: Job) -> bool:
+    """Whether the job's last error still holds: it is retrying (attempts) and nothing moved
+    it on since (its newest event is the in-state retry, not a transition). An old 403 from
+    before the job got past that step would only mislead."""
+    if not job.last_error or not job.attempts:
+        return False
+    events = ledger.events(job.id)
+    return bool(events) and events[-1].from_state == events[-1].to_state == job.state.value
+
+
+def job_progress(
+    ledger: Ledger, job: Job, live: dict[str, Any] | None, now: float
+) -> dict[str, Any] | None:
+    """What an active job is doing: the daemon's latest figures for its current step, or
+    for a dub (no daemon needed) the time so far and the estimate from earlier dubs."""
+    if job.state is JobState.DUBBING:
+        return dubbing_figures(ledger, job, now)
+    if live and live.get("step") == {
+        JobState.ASSET_CREATED: "uploading",
+        JobState.DOWNLOADING: "downloading",
+    }.get(job.state):
+        return live
+    return None
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """A job's progress as a short `status` column ("" when there is none)."""
+    if not progress:
+        return ""
+    if "elapsed" in progress:
+        return f"  {progress['elapsed']} (usually ~{progress['estimate']}), {progress['left']}"
+    bits = [f"{progress['percent']}%"] if "percent" in progress else []
+    if "language" in progress:
+        bits.insert(0, str(progress["language"]))
+    bits += [f"{progress.get('mb', 0)} MB", str(progress.get("rate", ""))]
+    return "  " + " ".join(b for b in bits if b)

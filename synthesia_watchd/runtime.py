@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UsageError
+
 ENV_DIR = "SYNTHESIA_WATCHD_RUNTIME_DIR"
 SYSTEM_DIR = Path("/run/synthesia-watchd")
 
@@ -153,3 +155,42 @@ def running(environ: Mapping[str, str] | None = None) -> list[RunningDaemon]:
                 if found is not None and _alive(found.pid, found.start_ticks):
                     seen.setdefault(found.ledger, found)
     return list(seen.values())
+
+
+NO_CONFIG_FIX = (
+    "pass -c CONFIG (the config the daemon runs with), set SYNTHESIA_WATCHD_CONFIG, "
+    "or give --ledger FILE"
+)
+
+
+def the_running_daemon(environ: Mapping[str, str] | None = None) -> RunningDaemon:
+    """Without a config: the one running daemon, else UsageError saying what to pass."""
+    found = running(environ)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = "; ".join(
+            f"pid {d.pid}: -c {d.config}" if d.config else f"pid {d.pid}: --ledger {d.ledger}"
+            for d in found
+        )
+        raise UsageError(f"{len(found)} daemons are running ({names}); say which: {NO_CONFIG_FIX}")
+    raise UsageError(f"no config file and no running synthesia-watchd found: {NO_CONFIG_FIX}")
+
+
+@dataclass(frozen=True)
+class FoundLedger:
+    """The ledger a command given no config works on, and whether a daemon runs on it."""
+
+    ledger: Path
+    running: bool
+
+
+def ledger_without_config(default: Path, environ: Mapping[str, str] | None = None) -> FoundLedger:
+    """The running daemon's ledger; with none running, ``default`` (the default state
+    folder's, where `dub` without -c keeps its jobs) if it exists; else UsageError."""
+    try:
+        return FoundLedger(the_running_daemon(environ).ledger, True)
+    except UsageError:
+        if not running(environ) and default.exists():
+            return FoundLedger(default, False)
+        raise

@@ -6,12 +6,14 @@ The text is built here and then checked by the same schema as any config file
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from .config import Config, parse_config
+from .errors import UsageError
 
 _HEADER = """\
 # synthesia-watchd configuration, written by `synthesia-watchd config init`.
@@ -111,3 +113,24 @@ def starter_config(
     name = str(path) if path is not None else "<config init>"
     base = path.parent if path is not None else None
     return text, parse_config(text, filename=name, base_dir=base, environ={})
+
+
+def init_config(args: argparse.Namespace) -> str:
+    """`config init`: the starter text (no --write), or write it and say what next.
+
+    Never replaces a file without ``--force``; the schema check runs before anything is written.
+    """
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    dest = Path(args.write).expanduser() if args.write else None
+    inputs = [Path(p).expanduser().absolute() for p in args.input]
+    output = Path(args.output).expanduser().absolute() if args.output else None
+    text, _ = starter_config(
+        inputs, targets, output=output, source_language=args.source_language, path=dest
+    )
+    if dest is None:
+        return text
+    if dest.exists() and not args.force:
+        raise UsageError(f"config init: {dest} exists; pass --force to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text, encoding="utf-8")
+    return f"wrote {dest}; next: synthesia-watchd check-config -c {dest}"
