@@ -38,6 +38,7 @@ from .errors import (
 from .ledger import Job, Ledger
 from .logsetup import configure_logging
 from .pipeline import PROJECT_FAILED
+from .progress import duration_text as _age
 from .progress import error_is_current, job_progress, progress_text
 from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
@@ -111,17 +112,6 @@ def _open_ledger(args: argparse.Namespace) -> Ledger:
             "(or -c/--ledger names another one)"
         )
     return Ledger(path)
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d"
 
 
 def _job_dict(job: Job) -> dict[str, Any]:

@@ -39,13 +39,15 @@ def rate_text(done: int, elapsed: float) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """``45s``, ``3m20s``, ``1h05m``: short, for a log line or a status column."""
-    s = max(0, round(seconds))
-    if s < 60:
+    """``45s``, ``15m``, ``3h05m``, ``4d``: short, for a log line or a status column."""
+    s = max(0, int(seconds))
+    if s < 120:
         return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d"
 
 
 class Board:

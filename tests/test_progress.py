@@ -79,7 +79,7 @@ def test_dubbing_estimate_follows_the_video_length(tmp_path: Path) -> None:
     assert figures == {"elapsed": "5s", "estimate": "20s", "left": "about 15s left"}
     job = ledger.update(job_id, expected=JobState.QUEUED, duration_s=60.0)
     figures = dubbing_figures(ledger, job, job.state_changed_at + 90)
-    assert figures["estimate"] == "1m00s" and figures["left"] == "due any time now"
+    assert figures["estimate"] == "60s" and figures["left"] == "due any time now"
     ledger.close()
 
 
