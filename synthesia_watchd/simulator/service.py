@@ -15,7 +15,7 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs
@@ -496,13 +496,13 @@ def _asset_fields(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid("request body must be a JSON object")
     content_type = body.get("contentType")
-    if content_type not in VIDEO_CONTENT_TYPES:
+    if not _is_one_of(content_type, VIDEO_CONTENT_TYPES):
         raise Invalid(
             f"contentType must be one of {', '.join(sorted(VIDEO_CONTENT_TYPES))}",
             "Unsupported Media Type.",
         )
     config = body.get("configuration")
-    if not isinstance(config, dict) or config.get("name", "dubbing") != "dubbing":
+    if not isinstance(config, dict) or not _is_one_of(config.get("name", "dubbing"), {"dubbing"}):
         raise Invalid("configuration.name must be 'dubbing'")
     detect = config.get("detectLanguage", True)
     if not isinstance(detect, bool):
@@ -537,7 +537,7 @@ def _dubbing_fields(body: Any) -> dict[str, Any]:
     if not isinstance(asset_id, str) or not asset_id:
         raise Invalid("sourceAssetId is required and must be a string")
     source = body.get("sourceLanguage")
-    if source not in INPUT_LANGUAGES:
+    if not _is_one_of(source, INPUT_LANGUAGES):
         raise Invalid(f"sourceLanguage {source!r} is not a DubbingInputLanguage")
     return {
         "title": title,
@@ -554,10 +554,10 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(lipsync, bool):
         raise Invalid("lipsyncEnabled must be a boolean")
     duration = body.get("videoDuration", "adaptive")
-    if duration not in ("adaptive", "original"):
+    if not _is_one_of(duration, {"adaptive", "original"}):
         raise Invalid("videoDuration must be 'adaptive' or 'original'")
     visibility = body.get("visibility", "private")
-    if visibility not in ("private", "public"):
+    if not _is_one_of(visibility, {"private", "public"}):
         raise Invalid("visibility must be 'private' or 'public'")
     return {"lipsync_enabled": lipsync, "video_duration": duration, "visibility": visibility}
 
@@ -572,10 +572,16 @@ def _targets(value: Any) -> list[str]:
     """A non-empty, de-duplicated list of DubbingOutputLanguage, or Invalid naming the field."""
     if not isinstance(value, list) or not value:
         raise Invalid("targetLanguages must be a non-empty array of DubbingOutputLanguage")
-    bad = [v for v in value if v not in OUTPUT_LANGUAGES]
+    bad = [v for v in value if not _is_one_of(v, OUTPUT_LANGUAGES)]
     if bad:
-        raise Invalid(f"targetLanguages: not a DubbingOutputLanguage: {', '.join(map(str, bad))}")
+        shown = ", ".join(v if isinstance(v, str) else json.dumps(v) for v in bad)
+        raise Invalid(f"targetLanguages: not a DubbingOutputLanguage: {shown}")
     return list(dict.fromkeys(value))
+
+
+def _is_one_of(value: Any, allowed: Collection[str]) -> bool:
+    """Membership for JSON values: an object or array is never a member (and never hashed)."""
+    return isinstance(value, str) and value in allowed
 
 
 def _is_uuid(value: str) -> bool:
