@@ -36,6 +36,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 _MAX_BODY = 1 << 20
 
 
+def allowed_methods(path: str) -> list[str]:
+    """The methods a known path serves (for a 405's ``Allow``); empty for unknown paths."""
+    return [want for want, pattern, _ in _ROUTES if pattern.match(path)]
+
+
 def route(method: str, path: str) -> tuple[str | None, str]:
     """(endpoint template, path id) for a request; (None, "") when nothing matches."""
     for want, pattern, endpoint in _ROUTES:
@@ -119,7 +124,15 @@ class Handler(BaseHTTPRequestHandler):
             self.command, endpoint or "UNKNOWN", path, query, "Authorization" in self.headers
         )
         if endpoint is None:
-            self._send(rec, error_reply(404, "Not Found", f"no route for {self.command} {path}"))
+            allowed = allowed_methods(path)
+            if allowed:
+                reply = error_reply(
+                    405, "Method Not Allowed", f"{path} serves {', '.join(allowed)} only"
+                )
+                reply.headers.append(("Allow", ", ".join(allowed)))
+            else:
+                reply = error_reply(404, "Not Found", f"no route for {self.command} {path}")
+            self._send(rec, reply)
             return
         sim.wait_gate(endpoint)
         download = endpoint == "DOWNLOAD"

@@ -96,7 +96,7 @@ class Options:
     detected_language: str = "en"
     status_case: str = "lower"
     download_field_aliases: bool = False
-    filter_encoding: str = "both"
+    filter_encoding: str = "repeated"
     filter_base_match: bool = False
 
 

@@ -24,6 +24,11 @@ RateLimits = str | Mapping[str, Sequence[tuple[int, float]]]
 class Simulator:
     """A faithful stand-in for Synthesia on 127.0.0.1, with moto's S3 beside it.
 
+    The defaults are the published document's reading: ``targetLanguages`` as repeated query
+    keys (``filter_encoding="repeated"``), exact language matches, lowercase statuses; the
+    lenient readings (``"comma"``/``"both"``, ``filter_base_match``, ``status_case="upper"``)
+    stay options for testing a client's tolerance.
+
     Everything time-based (dubbing progress, credential and URL expiry, rate-limit windows)
     reads ``clock``, so tests move a fake clock instead of sleeping. See the package
     docstring for faults, gates and the request log.
@@ -43,7 +48,7 @@ class Simulator:
         detected_language: str = "en",
         status_case: str = "lower",
         download_field_aliases: bool = False,
-        filter_encoding: str = "both",
+        filter_encoding: str = "repeated",
         filter_base_match: bool = False,
         missing_auth_status: int = 403,
         accept_bearer: bool = True,
