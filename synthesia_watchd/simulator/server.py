@@ -112,6 +112,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (OPTIONS, TRACE, QUERY...) is routed too: 405 on a known path."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
     # -- the pipeline ---------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
