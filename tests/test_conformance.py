@@ -20,16 +20,21 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
+#: Simulator options for the strict reading of the document and the guide.
+STRICT: dict[str, Any] = {
+    "filter_encoding": "repeated",
+    "filter_base_match": False,
+    "accept_bearer": False,
+    "missing_auth_status": 403,
+    "require_upload_content_type": True,
+}
+
+
 @pytest.fixture
 def strict(sim_factory: Callable[..., Simulator]) -> Simulator:
-    """The simulator in the document's strict reading: repeated-key filter, exact language
-    match, bare key only, 403 for a missing header."""
-    return sim_factory(
-        filter_encoding="repeated",
-        filter_base_match=False,
-        accept_bearer=False,
-        missing_auth_status=403,
-    )
+    """The simulator in the strict reading: repeated-key filter, exact language match, bare
+    key only, 403 for a missing header, an upload without the asset's Content-Type refused."""
+    return sim_factory(**STRICT)
 
 
 def _auth(sim: Simulator) -> dict[str, str]:
@@ -160,3 +165,141 @@ def test_wrong_method_on_known_path_is_405(
     assert resp.json()["error"] == "Method Not Allowed"
     unknown = http.get(strict.url + "/v2/nothing", headers=_auth(strict))
     assert unknown.status_code == 404
+
+
+# --- item 1: contentMD5 is opt-in; the simulator verifies it when present ----------------------
+
+
+def _md5_b64(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+def _upload_and_settle(
+    sim: Simulator, client: Any, data: bytes, md5: str | None, folder: Any
+) -> Any:
+    """Create an asset (passing ``md5``), upload ``data`` multipart, return its settled info."""
+    from helpers import wait_until
+
+    from synthesia_watchd.upload import upload_file
+
+    path = folder / "source.mp4"
+    path.write_bytes(data)
+    asset = client.create_asset(
+        content_type="video/mp4", content_length=len(data), title="s", content_md5=md5
+    )
+    upload_file(
+        path,
+        asset.credentials,
+        endpoint_url=sim.s3_url,
+        content_type="video/mp4",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+    )
+    wait_until(lambda: client.get_asset(asset.id).status in ("ready", "error"), what="settled")
+    return asset, client.get_asset(asset.id)
+
+
+def test_content_md5_is_not_sent_unless_opted_in(strict: Simulator, tmp_path: Any) -> None:
+    """By default POST /v2/assets carries no contentMD5, even when the caller computed one."""
+    from test_api import make_client
+
+    from synthesia_watchd.media import sample_video
+
+    data = sample_video("md5-default", 64 * 1024)
+    client = make_client(strict)
+    asset, info = _upload_and_settle(strict, client, data, _md5_b64(data), tmp_path)
+    assert strict.assets[asset.id].content_md5 is None
+    assert info.status == "ready"
+
+
+def test_content_md5_opt_in_is_verified_over_a_multipart_upload(
+    strict: Simulator, tmp_path: Any
+) -> None:
+    """Opted in, a right MD5 (base64 of the digest) gives a ready asset, a wrong one an error."""
+    from test_api import make_client
+
+    from synthesia_watchd.media import sample_video
+
+    data = sample_video("md5-opt-in", 11 * 1024 * 1024)  # three parts: ETag is not an MD5
+    client = make_client(strict, send_content_md5=True)
+    asset, info = _upload_and_settle(strict, client, data, _md5_b64(data), tmp_path)
+    assert strict.assets[asset.id].content_md5 == _md5_b64(data)
+    assert (info.status, info.error_code) == ("ready", None)
+    _, bad = _upload_and_settle(strict, client, data, _md5_b64(b"other bytes"), tmp_path)
+    assert (bad.status, bad.error_code) == ("error", "asset_upload")
+
+
+def test_content_md5_config_key_reaches_the_client(tmp_path: Any) -> None:
+    """api.send_content_md5 defaults to false and, when true, turns the client's opt-in on."""
+    import threading
+
+    from test_config import parse
+
+    from synthesia_watchd.daemon import build_client
+    from synthesia_watchd.ratelimit import RateLimiter
+
+    base = "synthesia: {api_key: k-123456}\nwatches: [{name: w, input: in, targets: [fr-FR]}]\n"
+    off = parse(base, tmp_path)
+    on = parse(base + "api: {send_content_md5: true}\n", tmp_path)
+    assert (off.send_content_md5, on.send_content_md5) == (False, True)
+    for cfg, expected in ((off, False), (on, True)):
+        client = build_client(cfg, RateLimiter.unlimited(), threading.Event(), None)
+        assert client is not None and client.sends_content_md5 is expected
+
+
+# --- item 2: the S3 upload carries the asset's content type ------------------------------------
+
+
+@pytest.mark.parametrize("size", [64 * 1024, 11 * 1024 * 1024], ids=["single", "multipart"])
+def test_upload_sets_the_asset_content_type(strict: Simulator, tmp_path: Any, size: int) -> None:
+    """upload_file stores the object with the Content-Type given (single PUT and multipart)."""
+    from test_api import make_client
+
+    from synthesia_watchd.media import sample_video
+    from synthesia_watchd.upload import upload_file
+
+    path = tmp_path / "clip.mov"
+    path.write_bytes(sample_video("ct", size))
+    client = make_client(strict)
+    asset = client.create_asset(content_type="video/quicktime", content_length=size, title="c")
+    upload_file(
+        path,
+        asset.credentials,
+        endpoint_url=strict.s3_url,
+        content_type="video/quicktime",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+    )
+    assert strict.assets[asset.id].upload_content_type == "video/quicktime"
+    assert client.get_asset(asset.id).status == "ready"
+
+
+def test_upload_without_content_type_is_an_asset_error_in_strict_mode(
+    strict: Simulator, tmp_path: Any
+) -> None:
+    """The strict simulator fails an asset whose object lacks the asset's content type."""
+    from test_api import make_client
+
+    from synthesia_watchd.media import sample_video
+    from synthesia_watchd.upload import upload_file
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(sample_video("ct", 4096))
+    client = make_client(strict)
+    asset = client.create_asset(content_type="video/mp4", content_length=4096, title="c")
+    upload_file(path, asset.credentials, endpoint_url=strict.s3_url)
+    info = client.get_asset(asset.id)
+    assert (info.status, info.error_code) == ("error", "asset_upload")
+
+
+def test_daemon_uploads_with_the_content_type(engine_factory: Callable[..., Any]) -> None:
+    """A daemon run against the strict simulator dubs a .mov: its upload says video/quicktime."""
+    engine = engine_factory(**STRICT)
+    source = engine.put("clip.mov")
+    engine.run()
+    engine.assert_all_done()
+    job = engine.job_for(source)
+    assert engine.sim.assets[job.asset_id].upload_content_type == "video/quicktime"
