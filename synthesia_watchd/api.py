@@ -300,6 +300,7 @@ class SynthesiaClient:
         stop: threading.Event | None = None,
         on_response: Callable[[str, int | None], None] | None = None,
         session: requests.Session | None = None,
+        send_content_md5: bool = False,
     ) -> None:
         if not api_key:
             raise ValueError("an API key is required")
@@ -324,9 +325,15 @@ class SynthesiaClient:
         self._stop = stop if stop is not None else threading.Event()
         self._on_response = on_response
         self._session = session if session is not None else requests.Session()
+        self._send_md5 = send_content_md5
 
     def __repr__(self) -> str:
         return f"SynthesiaClient(api_url={self._base!r})"
+
+    @property
+    def sends_content_md5(self) -> bool:
+        """Whether POST /v2/assets carries contentMD5 (opt-in: ``api.send_content_md5``)."""
+        return self._send_md5
 
     @property
     def limiter(self) -> RateLimiter:
@@ -527,14 +534,20 @@ class SynthesiaClient:
         detect_language: bool = False,
         content_md5: str | None = None,
     ) -> CreatedAsset:
-        """POST /v2/assets: a new asset and its temporary S3 credentials (retried freely)."""
+        """POST /v2/assets: a new asset and its temporary S3 credentials (retried freely).
+
+        ``content_md5`` (base64 of the MD5 digest, as in a Content-MD5 header) is sent only
+        when the client was built with ``send_content_md5``: the official guide never sends
+        it, the document names no encoding, and the API may reject or fail an asset whose
+        check it reads differently.
+        """
         body: dict[str, Any] = {
             "contentType": content_type,
             "configuration": {"name": "dubbing", "detectLanguage": detect_language},
             "contentLength": content_length,
             "title": title[: contract.MAX_TITLE_LENGTH],
         }
-        if content_md5 is not None:
+        if content_md5 is not None and self._send_md5:
             body["contentMD5"] = content_md5
         op = OP_CREATE_ASSET
         data = self._json(op, self._request("POST", "/v2/assets", "/v2/assets", json_body=body))

@@ -78,6 +78,7 @@ def build_client(
         allowed_download_hosts=config.allowed_download_hosts,
         stop=stop,
         on_response=metrics.observe_api if metrics is not None else None,
+        send_content_md5=config.send_content_md5,
     )
 
 

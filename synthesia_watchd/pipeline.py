@@ -82,6 +82,7 @@ class Uploader(Protocol):
         *,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
+        content_type: str | None = None,
     ) -> None: ...
 
 
@@ -492,7 +493,11 @@ class Pipeline:
         progress = _Progress(job.size, self.metrics)
         try:
             self.uploader(
-                Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
+                Path(job.source_path),
+                asset.credentials,
+                progress=progress,
+                stop=self.stop,
+                content_type=job.settings.get("content_type"),
             )
         except FileNotFoundError:
             self._credentials.pop(job.id, None)

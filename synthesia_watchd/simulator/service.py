@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs
 
 from synthesia_watchd.contract import (
@@ -41,6 +41,14 @@ _SIGNED_KINDS = {
     "gif": ("gif", "image/gif"),
 }
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class ObjectInfo(NamedTuple):
+    """What the simulator's S3 holds at an upload key."""
+
+    size: int
+    etag: str
+    content_type: str | None
 
 
 class _Headers(Protocol):
@@ -98,6 +106,7 @@ class Options:
     download_field_aliases: bool = False
     filter_encoding: str = "repeated"
     filter_base_match: bool = False
+    require_upload_content_type: bool = False
 
 
 @dataclass
@@ -130,7 +139,8 @@ class Service:
         self.epoch = epoch
         self.bucket = bucket
         self.base_url = ""
-        self.head_object: Callable[[str, str], tuple[int, str] | None] = lambda b, k: None
+        self.head_object: Callable[[str, str], ObjectInfo | None] = lambda b, k: None
+        self.object_md5: Callable[[str, str], bytes | None] = lambda b, k: None
         self._lock = threading.RLock()
         self._secret = secrets.token_bytes(32)
         self.assets: dict[str, Asset] = {}
@@ -204,10 +214,17 @@ class Service:
         if asset is None:
             return
         head = self.head_object(bucket, key)
+        md5_ok = None
+        if asset.content_md5 is not None:
+            digest = self.object_md5(bucket, key)
+            md5_ok = digest is not None and _md5_matches(asset.content_md5, digest)
         with self._lock:
             asset.uploaded_at = self.clock()
+            asset.md5_ok = md5_ok
             if head is not None:
-                asset.size, asset.etag = head
+                asset.size, asset.etag, asset.upload_content_type = head
+                if self.options.require_upload_content_type:
+                    asset.content_type_ok = head.content_type == asset.content_type
 
     def expire_credentials(self) -> None:
         """Every credential issued so far expires now."""
@@ -245,6 +262,13 @@ class Service:
                 "Asset upload is incomplete",
                 f"sourceAssetId {asset.id}: the uploaded object has {asset.size} bytes "
                 f"but contentLength was {asset.content_length}",
+            )
+        if asset.md5_ok is False or not asset.content_type_ok:
+            what = "contentMD5" if asset.md5_ok is False else "Content-Type"
+            return error_reply(
+                400,
+                "Asset is not valid",
+                f"sourceAssetId {asset.id}: the uploaded object does not match its {what}",
             )
         if asset.error_code is not None:
             return error_reply(
@@ -577,6 +601,13 @@ def _targets(value: Any) -> list[str]:
         shown = ", ".join(v if isinstance(v, str) else json.dumps(v) for v in bad)
         raise Invalid(f"targetLanguages: not a DubbingOutputLanguage: {shown}")
     return list(dict.fromkeys(value))
+
+
+def _md5_matches(claimed: str, digest: bytes) -> bool:
+    """contentMD5 against the stored bytes' digest: base64 (as Content-MD5) or hex."""
+    import base64
+
+    return claimed.strip() in (base64.b64encode(digest).decode(), digest.hex())
 
 
 def _is_one_of(value: Any, allowed: Collection[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -16,7 +17,7 @@ from .limits import RateLimiter
 from .model import Asset, Project
 from .s3 import REGION, S3Gateway, S3Server, make_admin_client
 from .server import ApiServer, rate_limited_reply
-from .service import Options, Reply, Service, error_reply
+from .service import ObjectInfo, Options, Reply, Service, error_reply
 
 RateLimits = str | Mapping[str, Sequence[tuple[int, float]]]
 
@@ -50,6 +51,7 @@ class Simulator:
         download_field_aliases: bool = False,
         filter_encoding: str = "repeated",
         filter_base_match: bool = False,
+        require_upload_content_type: bool = False,
         missing_auth_status: int = 403,
         accept_bearer: bool = True,
         rate_limits: RateLimits | None = None,
@@ -90,6 +92,7 @@ class Simulator:
             download_field_aliases=download_field_aliases,
             filter_encoding=filter_encoding,
             filter_base_match=filter_base_match,
+            require_upload_content_type=require_upload_content_type,
         )
         self.service = Service(options, self.faults, clock, self.epoch, self.bucket)
         self._log: list[Recorded] = []
@@ -115,6 +118,7 @@ class Simulator:
             Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         self.service.head_object = self._head_object
+        self.service.object_md5 = self._object_md5
         self._api = ApiServer(self, self.host, self._port)
         self.service.base_url = self.url
         self._api_thread = threading.Thread(
@@ -302,15 +306,30 @@ class Simulator:
 
     # -- S3 housekeeping ------------------------------------------------------------------------
 
-    def _head_object(self, bucket: str, key: str) -> tuple[int, str] | None:
-        """(size, ETag) of an object, via our own S3 with the admin key."""
+    def _head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        """Size, ETag and Content-Type of an object, via our own S3 with the admin key."""
         from botocore.exceptions import ClientError
 
         try:
             head = self._admin.head_object(Bucket=bucket, Key=key)
         except ClientError:
             return None
-        return int(head["ContentLength"]), str(head["ETag"]).strip('"')
+        return ObjectInfo(
+            int(head["ContentLength"]), str(head["ETag"]).strip('"'), head.get("ContentType")
+        )
+
+    def _object_md5(self, bucket: str, key: str) -> bytes | None:
+        """MD5 of an object's bytes, read back in chunks (a multipart ETag is not one)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        md5 = hashlib.md5(usedforsecurity=False)
+        try:
+            body = self._admin.get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                md5.update(chunk)
+        except (BotoCoreError, ClientError):
+            return None
+        return md5.digest()
 
     def _empty_bucket(self) -> None:
         """Delete objects, abort uploads and drop the bucket, so moto frees their memory."""
