@@ -303,3 +303,63 @@ def test_daemon_uploads_with_the_content_type(engine_factory: Callable[..., Any]
     engine.assert_all_done()
     job = engine.job_for(source)
     assert engine.sim.assets[job.asset_id].upload_content_type == "video/quicktime"
+
+
+# --- item 3: a 400 on the filtered poll falls back to one unfiltered GET; bare codes match ------
+
+
+def _dubbed(sim: Simulator, client: Any, folder: Any, targets: list[str]) -> str:
+    from test_api import submit, uploaded_asset
+
+    return str(submit(client, uploaded_asset(sim, client, folder), targets))
+
+
+def test_filtered_poll_400_falls_back_to_one_unfiltered_get(
+    strict: Simulator, tmp_path: Any
+) -> None:
+    """A 400 to the filtered GET is retried once without the filter; a second 400 is final."""
+    from test_api import make_client
+
+    from synthesia_watchd.errors import PermanentError
+
+    client = make_client(strict)
+    pid = _dubbed(strict, client, tmp_path, ["es-ES", "fr-FR"])
+    before = strict.count("GET /v2/dubbing/{id}")
+    strict.faults.add("GET /v2/dubbing/{id}", "5xx", count=1, status=400)
+    project = client.get_project(pid, ["es-ES"])
+    assert [a.language for a in project.assets] == ["es-ES"]
+    gets = [r for r in strict.requests if r.endpoint == "GET /v2/dubbing/{id}"][before:]
+    assert [(r.status, bool(r.query)) for r in gets] == [(400, True), (200, False)]
+    strict.faults.add("GET /v2/dubbing/{id}", "5xx", count=2, status=400)
+    with pytest.raises(PermanentError) as info:
+        client.get_project(pid, ["es-ES"])
+    assert info.value.status == 400
+    assert strict.count("GET /v2/dubbing/{id}") == before + 4
+
+
+def test_bare_language_answers_match_requested_locales(
+    sim_factory: Callable[..., Simulator], tmp_path: Any
+) -> None:
+    """A server that speaks bare codes (400 on a locale filter, items 'es') still yields them."""
+    from helpers import wait_until
+    from test_api import make_client
+
+    sim = sim_factory(**STRICT, bare_language_codes=True)
+    client = make_client(sim)
+    pid = _dubbed(sim, client, tmp_path, ["es-ES", "fr-FR"])
+    wait_until(lambda: client.get_project(pid).status == "complete", what="dubbed")
+    project = client.get_project(pid, ["es-ES", "fr-FR"])
+    assert sorted(a.language for a in project.assets) == ["es", "fr"]
+    assert all(a.download for a in project.assets)
+
+
+def test_daemon_dubs_against_a_bare_code_server(engine_factory: Callable[..., Any]) -> None:
+    """End to end, outputs are named by the requested locales when the API answers bare codes."""
+    engine = engine_factory(**STRICT, bare_language_codes=True)
+    source = engine.put("talk.mp4")
+    engine.run()
+    engine.assert_all_done()
+    job = engine.job_for(source)
+    for lang in ("fr-FR", "es-ES"):
+        out = engine.output / f"talk.dubbed-{lang}.mp4"
+        assert out.read_bytes() == engine.sim.expected_output(job.project_id, lang)
