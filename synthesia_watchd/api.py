@@ -268,12 +268,20 @@ def _links(value: Any) -> dict[str, str | None]:
 
 
 def _language_matches(language: str, targets: Sequence[str]) -> bool:
-    """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES')."""
+    """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES').
+
+    A bare answer ('es', the document's own filter example) matches a requested locale
+    ('es-ES') when exactly one requested language has that base, so one item is never taken
+    for two languages.
+    """
     lang = language.lower()
+    base = lang.split("-", 1)[0]
     for target in targets:
         t = target.lower()
-        if lang == t or ("-" not in t and lang.split("-", 1)[0] == t):
+        if lang == t or ("-" not in t and base == t):
             return True
+    if "-" not in lang:
+        return sum(1 for t in targets if t.lower().split("-", 1)[0] == lang) == 1
     return False
 
 
@@ -647,9 +655,11 @@ class SynthesiaClient:
         The filter is sent as repeated keys (OpenAPI's default form+explode). How the real
         service reads it is an open question (CONTRACT.md C-3): a server that expects one
         comma-separated value may answer only part of the list, and a filter that matches
-        nothing is documented as 404, which looks like a missing project. So when the filtered
-        answer is a 404 or lacks a requested language, the project is fetched once unfiltered
-        and the filter applied here; a 404 then means the project really is gone.
+        nothing is documented as 404, which looks like a missing project; and the document's
+        filter example uses bare codes ("es") where we send locales, so a server may refuse
+        ours with a 400. So when the filtered answer is a 400 or 404 or lacks a requested
+        language, the project is fetched once unfiltered and the filter applied here; only
+        that answer's error is final (a 404 then means the project really is gone).
         """
         path = f"/v2/dubbing/{_seg(project_id)}"
         targets = list(target_languages or ())
@@ -660,7 +670,7 @@ class SynthesiaClient:
                     "GET", "/v2/dubbing/{id}", path, params={"targetLanguages": targets}
                 )
             except PermanentError as exc:
-                if exc.status != 404:
+                if exc.status not in (400, 404):
                     raise
             else:
                 project = self._parse_project(self._json(OP_GET_PROJECT, resp))

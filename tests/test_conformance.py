@@ -309,9 +309,17 @@ def test_daemon_uploads_with_the_content_type(engine_factory: Callable[..., Any]
 
 
 def _dubbed(sim: Simulator, client: Any, folder: Any, targets: list[str]) -> str:
-    from test_api import submit, uploaded_asset
+    """A submitted project of a freshly uploaded mp4 (with its Content-Type, as strict wants)."""
+    from test_api import submit
 
-    return str(submit(client, uploaded_asset(sim, client, folder), targets))
+    from synthesia_watchd.media import sample_video
+    from synthesia_watchd.upload import upload_file
+
+    path = folder / "source.mp4"
+    path.write_bytes(sample_video("source", 4096))
+    asset = client.create_asset(content_type="video/mp4", content_length=4096, title="source")
+    upload_file(path, asset.credentials, endpoint_url=sim.s3_url, content_type="video/mp4")
+    return str(submit(client, asset.id, targets))
 
 
 def test_filtered_poll_400_falls_back_to_one_unfiltered_get(

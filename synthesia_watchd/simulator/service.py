@@ -107,6 +107,7 @@ class Options:
     filter_encoding: str = "repeated"
     filter_base_match: bool = False
     require_upload_content_type: bool = False
+    bare_language_codes: bool = False
 
 
 @dataclass
@@ -312,6 +313,12 @@ class Service:
                 {"id": project.id, "status": self._case(status), "errorCode": project.error_code},
             )
         wanted = self._filter(query)
+        if wanted and self.options.bare_language_codes and any("-" in w for w in wanted):
+            return error_reply(
+                400,
+                "Invalid dubbing project",
+                "targetLanguages filters by language code (e.g. 'es'), not by locale",
+            )
         items = [i for i in project.items if wanted is None or self._matches(i.language, wanted)]
         if not items:
             return error_reply(404, "Feature disabled or target languages not found")
@@ -367,7 +374,11 @@ class Service:
     def _render(self, project: Project, item: DubbedItem, now: float) -> dict[str, Any]:
         """One ``dubbedAssets`` entry in the shape its status calls for."""
         status = item.status(now)
-        out: dict[str, Any] = {"id": item.id, "language": item.language, "status": status}
+        out: dict[str, Any] = {
+            "id": item.id,
+            "language": self._spoken(item.language),
+            "status": status,
+        }
         if status == "error":
             out["errorCode"] = item.error_code
         if status == "complete":
@@ -388,6 +399,10 @@ class Service:
         out["status"] = self._case(status)
         return out
 
+    def _spoken(self, language: str) -> str:
+        """A language as answers name it: the locale, or its bare code in that mode."""
+        return language.split("-", 1)[0] if self.options.bare_language_codes else language
+
     def _case(self, status: str) -> str:
         return status.upper() if self.options.status_case == "upper" else status
 
@@ -407,7 +422,7 @@ class Service:
         return wanted or None
 
     def _matches(self, language: str, wanted: list[str]) -> bool:
-        if language in wanted:
+        if language in wanted or self._spoken(language) in wanted:
             return True
         if not self.options.filter_base_match:
             return False

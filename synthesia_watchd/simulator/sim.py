@@ -28,7 +28,10 @@ class Simulator:
     The defaults are the published document's reading: ``targetLanguages`` as repeated query
     keys (``filter_encoding="repeated"``), exact language matches, lowercase statuses; the
     lenient readings (``"comma"``/``"both"``, ``filter_base_match``, ``status_case="upper"``)
-    stay options for testing a client's tolerance.
+    stay options for testing a client's tolerance. Stricter readings are options too:
+    ``require_upload_content_type`` fails an asset whose object lacks its contentType, and
+    ``bare_language_codes`` answers with (and filters by) bare codes such as ``es``, as the
+    document's filter example does, refusing a locale filter with a 400.
 
     Everything time-based (dubbing progress, credential and URL expiry, rate-limit windows)
     reads ``clock``, so tests move a fake clock instead of sleeping. See the package
@@ -52,6 +55,7 @@ class Simulator:
         filter_encoding: str = "repeated",
         filter_base_match: bool = False,
         require_upload_content_type: bool = False,
+        bare_language_codes: bool = False,
         missing_auth_status: int = 403,
         accept_bearer: bool = True,
         rate_limits: RateLimits | None = None,
@@ -93,6 +97,7 @@ class Simulator:
             filter_encoding=filter_encoding,
             filter_base_match=filter_base_match,
             require_upload_content_type=require_upload_content_type,
+            bare_language_codes=bare_language_codes,
         )
         self.service = Service(options, self.faults, clock, self.epoch, self.bucket)
         self._log: list[Recorded] = []
