@@ -371,3 +371,69 @@ def test_daemon_dubs_against_a_bare_code_server(engine_factory: Callable[..., An
     for lang in ("fr-FR", "es-ES"):
         out = engine.output / f"talk.dubbed-{lang}.mp4"
         assert out.read_bytes() == engine.sim.expected_output(job.project_id, lang)
+
+
+# --- item 4: error bodies in other shapes keep their reason -------------------------------------
+
+
+@pytest.fixture
+def canned() -> Iterator[Any]:
+    """test_api's scripted loopback server, for bodies no Synthesia endpoint sends."""
+    from test_api import Canned
+
+    c = Canned()
+    c.thread.start()
+    yield c
+    c.server.shutdown()
+    c.server.server_close()
+    c.thread.join(5)
+
+
+def test_422_detail_body_keeps_its_reason(canned: Any) -> None:
+    """A FastAPI-style 422 {"detail": [...]} keeps a short excerpt of the body in the reason."""
+    from test_api import make_client
+
+    from synthesia_watchd.errors import PermanentError
+
+    detail = {"detail": [{"loc": ["body", "title"], "msg": "field required", "type": "missing"}]}
+    canned.json("/v2/assets/x", 422, detail)
+    with pytest.raises(PermanentError) as info:
+        make_client(canned.url, api_key="key-4-secret").get_asset("x")
+    assert info.value.status == 422
+    assert "field required" in str(info.value)
+    assert "title" in str(info.value)
+
+
+def test_proxy_html_403_is_not_blamed_on_the_key(canned: Any) -> None:
+    """An HTML 403 (a proxy or firewall) says so, with a redacted excerpt, not 'key rejected'."""
+    from test_api import make_client
+
+    from synthesia_watchd.errors import AuthError
+
+    key = "proxy-key-123456"
+    page = (
+        "<html><head><title>403 Forbidden</title></head><body><h1>Access denied by "
+        f"corporate proxy</h1><p>request had {key}</p>" + "x" * 2000 + "</body></html>"
+    )
+    canned.routes["/v2/assets/x"] = (403, {"Content-Type": "text/html"}, page.encode())
+    with pytest.raises(AuthError) as info:
+        make_client(canned.url, api_key=key).get_asset("x")
+    message = str(info.value)
+    assert "without the API's JSON error" in message
+    assert "proxy or firewall" in message
+    assert "Access denied by corporate proxy" in message
+    assert key not in message
+    assert len(message) < 600
+
+
+def test_api_403_still_reads_as_a_rejected_key(strict: Simulator) -> None:
+    """The API's own 403 (JSON Error body) keeps saying the key was rejected, with its error."""
+    from test_api import make_client
+
+    from synthesia_watchd.errors import AuthError
+
+    with pytest.raises(AuthError) as info:
+        make_client(strict, api_key="wrong-key-000").get_asset("00000000-0000-4000-8000-0000000000")
+    assert "the API key was rejected" in str(info.value)
+    assert "Forbidden - Wrong API key." in str(info.value)
+    assert "proxy" not in str(info.value)
