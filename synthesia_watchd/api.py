@@ -18,6 +18,7 @@ signed URL's query string.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -377,6 +378,39 @@ class SynthesiaClient:
         self._pause(policy.backoff())
         return policy
 
+    def _excerpt(self, resp: requests.Response) -> str:
+        """A short, redacted, one-line excerpt of any body (HTML reduced to its text)."""
+        text = resp.text[: _PERMANENT_SNIPPET * 20]
+        if _looks_html(resp, text):
+            text = _TAGS.sub(" ", _HIDDEN.sub(" ", text))
+        text = " ".join(self._redact(text).split())
+        if len(text) > _PERMANENT_SNIPPET:
+            text = text[: _PERMANENT_SNIPPET - 3].rstrip() + "..."
+        return text
+
+    def _auth_error(self, op: str, resp: requests.Response) -> AuthError:
+        """401/403: the API's own Error body means the key; any other body, a proxy or firewall.
+
+        The API documents 403 with ``{"error": ...}`` for a wrong key. A 401/403 in another
+        shape (an HTML page, no body) most likely came from something between us and the API,
+        and the operator should look there instead of at the key.
+        """
+        status = resp.status_code
+        api = self._api_error(AuthError, op, resp)
+        if api.error is not None:
+            message = (
+                f"{op} answered {status}: the API key was rejected "
+                f"(wrong, revoked or without Legacy (v2) scope): {api.error}"
+            )
+        else:
+            body = f": {api.context}" if api.context else " and no body"
+            message = (
+                f"{op} answered {status} without the API's JSON error shape{body}; a proxy or "
+                "firewall between this host and the API may have refused the request (check "
+                "HTTPS_PROXY and egress rules before the key)"
+            )
+        return AuthError(message, status=status, error=api.error, context=api.context, operation=op)
+
     def _api_error(self, cls: type[ApiError], op: str, resp: requests.Response) -> ApiError:
         """An error carrying the API's own ``error``/``context`` (or dubbedErrors) fields."""
         error: str | None = None
@@ -399,8 +433,8 @@ class SynthesiaClient:
                     if isinstance(item, Mapping)
                 )
                 context = self._redact(context)
-        elif resp.text:
-            context = self._redact(resp.text[:_PERMANENT_SNIPPET])
+        if error is None and context is None and resp.content:
+            context = self._excerpt(resp)
         detail = ": ".join(part for part in (error, context) if part)
         message = f"{op} answered {resp.status_code}" + (f": {detail}" if detail else "")
         return cls(message, status=resp.status_code, error=error, context=context, operation=op)
@@ -459,12 +493,7 @@ class SynthesiaClient:
             if on_refused is not None and not (submit and status == 504):
                 on_refused()
             if status in (401, 403):
-                raise AuthError(
-                    f"{op} answered {status}: the API key was rejected "
-                    "(wrong, revoked or without Legacy (v2) scope)",
-                    status=status,
-                    operation=op,
-                )
+                raise self._auth_error(op, resp)
             if status == 429:
                 delay = parse_retry_after(resp.headers)
                 if delay is None:
@@ -873,6 +902,15 @@ def _content_length(resp: requests.Response) -> int | None:
     except ValueError:
         return None
     return value if value is not None and value >= 0 else None
+
+
+_TAGS = re.compile(r"<[^>]*>")
+_HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _looks_html(resp: requests.Response, text: str) -> bool:
+    kind = resp.headers.get("Content-Type", "").lower()
+    return "html" in kind or text.lstrip()[:1] == "<"
 
 
 def _seg(ident: str) -> str:

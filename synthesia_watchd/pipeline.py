@@ -913,7 +913,9 @@ class Pipeline:
         now = self.now()
         msg = str(exc)
         if isinstance(exc, AuthError):
-            if self.pauses.set("auth", f"Synthesia rejected the API key ({msg})"):
+            # Only the API's own error body blames the key (a proxy's page says so itself).
+            why = f"Synthesia rejected the API key ({msg})" if exc.error else msg
+            if self.pauses.set("auth", why):
                 log.error(
                     "API key rejected: all API work paused; fix the key and send SIGHUP",
                     status=getattr(exc, "status", None),
