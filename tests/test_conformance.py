@@ -437,3 +437,58 @@ def test_api_403_still_reads_as_a_rejected_key(strict: Simulator) -> None:
     assert "the API key was rejected" in str(info.value)
     assert "Forbidden - Wrong API key." in str(info.value)
     assert "proxy" not in str(info.value)
+
+
+# --- item 5: RateLimit-Reset as a UNIX time; no wait beyond its window; the wait is logged ------
+
+
+def test_rate_limit_reset_above_1e9_is_a_unix_time() -> None:
+    """RateLimit-Reset 1e9+ is read as a timestamp, not as days of seconds; source is named."""
+    from synthesia_watchd.retry import server_wait
+
+    now = 1_800_000_000.0
+    wait = server_wait({"RateLimit-Reset": str(int(now) + 42)}, now=now)
+    assert wait is not None and (wait.seconds, wait.source) == (42.0, "RateLimit-Reset")
+    plain = server_wait({"RateLimit-Reset": "7", "Retry-After": "3"}, now=now)
+    assert plain is not None and (plain.seconds, plain.source) == (7.0, "RateLimit-Reset")
+    date = server_wait({"Retry-After": "Fri, 15 Jan 2027 08:00:10 GMT"}, now=1_799_913_600.0)
+    assert date is not None and date.source == "Retry-After"
+
+
+def test_no_wait_is_longer_than_its_window() -> None:
+    """A wait is capped by the window of the breached limit (RateLimit-Limit), else a day."""
+    from synthesia_watchd.ratelimit import DAY, HOUR, MINUTE, READ, WRITE, RateLimiter
+    from synthesia_watchd.retry import server_wait
+
+    limiter = RateLimiter()  # Creator tier: writes 60/min, 300/h, 1000/day
+    assert limiter.window_for(WRITE, 60) == MINUTE
+    assert limiter.window_for(WRITE, 300) == HOUR
+    assert limiter.window_for(READ, 20_000) == DAY
+    assert limiter.window_for(READ, 120) == MINUTE  # a documented tier's per-minute limit
+    assert limiter.window_for(READ, None) == DAY
+    wait = server_wait({"RateLimit-Reset": "5000"}, now=0.0, cap=MINUTE)
+    assert wait is not None and wait.seconds == MINUTE and wait.capped
+
+
+def test_epoch_reset_from_the_server_waits_seconds_and_is_logged(
+    sim_factory: Callable[..., Simulator],
+) -> None:
+    """A 429 whose RateLimit-Reset is a timestamp waits seconds, logged with its header."""
+    import structlog
+    from test_api import make_client
+
+    from synthesia_watchd.errors import RateLimited
+    from synthesia_watchd.retry import RetryPolicy
+
+    sim = sim_factory(**STRICT)
+    sim.faults.add("GET /v2/assets/{id}", "429", count=1, retry_after=3, reset="epoch", limit=60)
+    client = make_client(sim, retry=RetryPolicy(max_attempts=1))
+    with structlog.testing.capture_logs() as logs, pytest.raises(RateLimited) as info:
+        client.get_asset("00000000-0000-4000-8000-000000000000")
+    assert 1.0 <= info.value.retry_after <= 4.0
+    waits = [e for e in logs if e["event"] == "rate limited by the API: waiting"]
+    assert len(waits) == 1
+    assert waits[0]["source"] == "RateLimit-Reset"
+    assert waits[0]["window_seconds"] == 60.0
+    assert 1.0 <= waits[0]["wait_seconds"] <= 4.0
+    assert float(waits[0]["header_value"]) > 1e9
