@@ -43,8 +43,9 @@ from .errors import (
     TransientError,
     UnsafeUrlError,
 )
+from .logsetup import get_logger
 from .ratelimit import READ, WRITE, RateLimiter
-from .retry import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy, server_wait
 from .urls import is_loopback_host
 
 OP_CREATE_ASSET = "POST /v2/assets"
@@ -57,6 +58,8 @@ OP_DOWNLOAD = "DOWNLOAD"
 _CHUNK = 1 << 16
 _MAX_REDIRECTS = 5
 _PERMANENT_SNIPPET = 200
+
+log = get_logger()
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -495,9 +498,7 @@ class SynthesiaClient:
             if status in (401, 403):
                 raise self._auth_error(op, resp)
             if status == 429:
-                delay = parse_retry_after(resp.headers)
-                if delay is None:
-                    delay = max(1.0, policy.backoff())
+                delay = self._rate_limit_wait(op, limit_class, resp, policy)
                 self._limiter.block_until(self._limiter.clock() + delay)
                 policy = policy.increment()
                 if policy.exhausted:
@@ -523,6 +524,27 @@ class SynthesiaClient:
                     f"{op} answered an unexpected redirect ({status})", status=status, operation=op
                 )
             raise self._api_error(PermanentError, op, resp)
+
+    def _rate_limit_wait(
+        self, op: str, limit_class: str, resp: requests.Response, policy: RetryPolicy
+    ) -> float:
+        """Seconds to hold every request after a 429, logged with the header that set it."""
+        raw_limit = resp.headers.get("RateLimit-Limit", "").strip()
+        limit = int(raw_limit) if raw_limit.isdigit() else None
+        window = self._limiter.window_for(limit_class, limit)
+        wait = server_wait(resp.headers, cap=window)
+        delay = wait.seconds if wait is not None else max(1.0, policy.backoff())
+        log.warning(
+            "rate limited by the API: waiting",
+            operation=op,
+            wait_seconds=round(delay, 3),
+            source=wait.source if wait is not None else "backoff (no usable header)",
+            header_value=wait.raw if wait is not None else None,
+            capped_to_window=wait.capped if wait is not None else False,
+            limit=limit,
+            window_seconds=window,
+        )
+        return delay
 
     def _json(self, op: str, resp: requests.Response) -> dict[str, Any]:
         try:

@@ -13,7 +13,8 @@ by ``count`` or seeded ``probability``::
     sim.faults.add("GET /v2/dubbing/{id}", "429", count=3, retry_after=2)
     sim.faults.add("*", "5xx", probability=0.1, status=503)
 
-Kinds: ``429`` (retry_after, limit; S3 and signed URLs answer 503 SlowDown instead),
+Kinds: ``429`` (retry_after, limit, ``reset="epoch"`` for a RateLimit-Reset given as a UNIX
+time; S3 and signed URLs answer 503 SlowDown instead),
 ``5xx`` (status), ``drop_before``, ``drop_after``, ``slow`` (seconds: processed, then the answer
 waits), ``expired_credentials`` (S3: 400 ExpiredToken), ``expired_url`` (DOWNLOAD: 403
 AccessDenied), ``truncate`` (DOWNLOAD: full Content-Length, half the body, then close),

@@ -42,7 +42,7 @@ KINDS: dict[str, frozenset[str] | None] = {
     "asset_error": frozenset({"POST /v2/assets"}),
 }
 _PARAMS = frozenset(
-    {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language"}
+    {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language", "reset"}
 )
 
 #: Kinds that answer instead of the real handler (checked before processing).

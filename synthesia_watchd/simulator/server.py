@@ -250,7 +250,15 @@ def _fault_reply(fault: Fault, download: bool, sim: Simulator) -> Reply:
             reply = s3_error_reply(503, "SlowDown", "Please reduce your request rate.")
             reply.headers.append(("Retry-After", str(retry_after)))
             return reply
-        return rate_limited_reply(int(fault.param("limit", 60)), retry_after)
+        reply = rate_limited_reply(int(fault.param("limit", 60)), retry_after)
+        if fault.param("reset", "seconds") == "epoch":  # as third-party SDKs describe it
+            reset = math.ceil(sim.epoch(sim.clock()) + retry_after)
+            reply.headers = [
+                (k, str(reset) if k == "RateLimit-Reset" else v)
+                for k, v in reply.headers
+                if k != "Retry-After"
+            ]
+        return reply
     status = int(fault.param("status", 503))
     if download:
         return s3_error_reply(status, "InternalError", "We encountered an internal error.")
