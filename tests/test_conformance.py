@@ -492,3 +492,85 @@ def test_epoch_reset_from_the_server_waits_seconds_and_is_logged(
     assert waits[0]["window_seconds"] == 60.0
     assert 1.0 <= waits[0]["wait_seconds"] <= 4.0
     assert float(waits[0]["header_value"]) > 1e9
+
+
+# --- item 6: the key check uses a call whose answers tell a good key from a bad one -------------
+
+
+def test_key_check_verdicts(sim_factory: Callable[..., Simulator], canned: Any) -> None:
+    """GET /v2/videos?limit=1: 200 accepted, the API's 403 rejected, a 404 inconclusive."""
+    from test_api import make_client
+
+    sim = sim_factory(**STRICT)
+    good = make_client(sim).check_key()
+    assert (good.call, good.status, good.verdict) == ("GET /v2/videos?limit=1", 200, "accepted")
+    assert [(r.endpoint, r.query) for r in sim.requests] == [("GET /v2/videos", "limit=1")]
+    bad = make_client(sim, api_key="wrong-key-000").check_key()
+    assert (bad.status, bad.verdict) == (403, "rejected")
+    assert "wrong-key-000" not in bad.detail
+    sim.faults.add("GET /v2/videos", "5xx", count=1, status=404)
+    unsure = make_client(sim).check_key()
+    assert (unsure.status, unsure.verdict) == (404, "inconclusive")
+    canned.routes["/v2/videos"] = (403, {"Content-Type": "text/html"}, b"<h1>Blocked</h1>")
+    proxy = make_client(canned.url).check_key()
+    assert (proxy.status, proxy.verdict) == (403, "blocked")
+    assert "proxy or firewall" in proxy.detail
+
+
+def test_check_config_names_the_call_and_its_answer(
+    engine_factory: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """check-config prints the call made and its answer; a 404 is inconclusive, not 'works'."""
+    from test_cli import run_cli
+
+    engine = engine_factory(**STRICT)
+    monkeypatch.setenv("SYNTHESIA_API_KEY", engine.sim.api_key)
+    cfg = str(engine.write_config())
+    code, out, _ = run_cli(capsys, "check-config", "-c", cfg)
+    assert code == 0
+    assert "GET /v2/videos?limit=1 answered 200" in out
+    assert f"accepted by {engine.sim.url}" in out
+    engine.sim.faults.add("GET /v2/videos", "5xx", count=1, status=404)
+    code, out, err = run_cli(capsys, "check-config", "-c", cfg)
+    assert "GET /v2/videos?limit=1 answered 404" in out + err
+    assert "inconclusive" in out + err
+    assert "accepted" not in out
+    assert engine.sim.count("GET /v2/assets/{id}") == 0
+
+
+# --- item 7: the key is checked at daemon start -------------------------------------------------
+
+
+def test_wrong_key_pauses_at_start_before_any_file(engine_factory: Callable[..., Any]) -> None:
+    """A rejected key pauses all API work at start, with a clear reason; no asset is created."""
+    import json
+
+    import structlog
+
+    engine = engine_factory(**STRICT)
+    engine.environ["SYNTHESIA_API_KEY"] = "sk-wrong-key-7777777"
+    engine.put("a.mp4")
+    with structlog.testing.capture_logs() as logs:
+        engine.run()
+    assert engine.sim.count("POST /v2/assets") == 0
+    checks = [r for r in engine.sim.requests if r.endpoint == "GET /v2/videos"]
+    assert [r.status for r in checks] == [403]
+    with engine.ledger() as ledger:
+        record = json.loads(ledger.get_meta("daemon") or "{}")
+    assert "API key" in record["paused"]["auth"]
+    assert "GET /v2/videos?limit=1 answered 403" in record["paused"]["auth"]
+    errors = [e for e in logs if e["log_level"] == "error" and "API key" in e["event"]]
+    assert errors and "sk-wrong-key-7777777" not in json.dumps(logs, default=str)
+
+
+def test_good_key_is_checked_once_at_start(engine_factory: Callable[..., Any]) -> None:
+    """With a working key, one GET /v2/videos at start, then the job runs as usual."""
+    engine = engine_factory(**STRICT)
+    engine.put("b.mp4")
+    engine.run()
+    engine.assert_all_done()
+    checks = [r for r in engine.sim.requests if r.endpoint == "GET /v2/videos"]
+    assert [r.status for r in checks] == [200]
+    assert engine.sim.requests[0].endpoint == "GET /v2/videos"
