@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,10 @@ OP_GET_ASSET = "GET /v2/assets/{id}"
 OP_SUBMIT = "POST /v2/dubbing"
 OP_GET_PROJECT = "GET /v2/dubbing/{id}"
 OP_ADD_LOCALES = "PUT /v2/dubbing/{id}"
+OP_KEY_CHECK = "GET /v2/videos"
+#: The key check as the operator reads it: one cheap read whose documented answers are
+#: 200 for a working key and 403 "Wrong API key" (GET /v2/assets/{id} answers 404 for both).
+KEY_CHECK_CALL = "GET /v2/videos?limit=1"
 OP_DOWNLOAD = "DOWNLOAD"
 
 _CHUNK = 1 << 16
@@ -127,6 +130,25 @@ class AddLocalesResult:
     created: tuple[DubbedAsset, ...]
     errors: tuple[tuple[str | None, str | None], ...]
     nothing_added: bool
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What the key check asked and what the answer means.
+
+    ``verdict``: ``accepted`` (200), ``rejected`` (the API's own 401/403 error), ``blocked``
+    (a 401/403 in another shape: a proxy or firewall), ``inconclusive`` (anything else).
+    """
+
+    call: str
+    status: int | None
+    verdict: str
+    detail: str
+
+    @property
+    def summary(self) -> str:
+        """One line for the operator: the call, its answer, what it means."""
+        return f"{self.call} answered {self.status}: {self.verdict} ({self.detail})"
 
 
 @dataclass(frozen=True)
@@ -453,6 +475,7 @@ class SynthesiaClient:
         submit: bool = False,
         on_send: Callable[[], None] | None = None,
         on_refused: Callable[[], None] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> requests.Response:
         """Send one API call with pacing, inline retries and error mapping; 2xx or raise.
 
@@ -460,7 +483,7 @@ class SynthesiaClient:
         """
         op = f"{method} {template}"
         limit_class = READ if method == "GET" else WRITE
-        policy = self._retry
+        policy = self._retry if policy is None else policy
         while True:
             self._limiter.acquire(limit_class, op, stop=self._stop)
             if on_send is not None:
@@ -572,17 +595,42 @@ class SynthesiaClient:
 
     # --- calls ---------------------------------------------------------------------------------
 
-    def check_auth(self) -> None:
-        """Cheapest authenticated call: GET an asset id that cannot exist; 404 means the key works.
+    def check_key(self, *, retry: RetryPolicy | None = None) -> KeyCheck:
+        """One cheap read that tells a working key from a refused one (KEY_CHECK_CALL).
 
-        Raises AuthError on 401/403, TransientError when the API cannot be reached.
+        GET /v2/assets/{id} of a random id answers 404 "does not exist or user does not have
+        access" whatever the key, so it proves nothing. GET /v2/videos documents 200 and 403
+        "Wrong API key"; any other answer is reported as inconclusive, never as working.
+        Raises TransientError when the API cannot be reached (after ``retry``'s tries).
         """
         try:
-            self._request("GET", "/v2/assets/{id}", f"/v2/assets/{uuid.uuid4()}")
+            resp = self._request(
+                "GET", "/v2/videos", "/v2/videos", params={"limit": 1}, policy=retry
+            )
+        except AuthError as exc:
+            verdict = "rejected" if exc.error else "blocked"
+            return KeyCheck(KEY_CHECK_CALL, exc.status, verdict, _unprefixed(exc))
         except PermanentError as exc:
-            if exc.status in (400, 404):
-                return
-            raise
+            return KeyCheck(
+                KEY_CHECK_CALL,
+                exc.status,
+                "inconclusive",
+                f"{_unprefixed(exc)}; only 200 or 403 says whether the key works",
+            )
+        return KeyCheck(
+            KEY_CHECK_CALL, resp.status_code, "accepted", "the API answered with this key"
+        )
+
+    def check_auth(self) -> None:
+        """``check_key`` as exceptions: AuthError when refused, PermanentError when unsure.
+
+        Raises TransientError when the API cannot be reached.
+        """
+        result = self.check_key()
+        if result.verdict in ("rejected", "blocked"):
+            raise AuthError(result.summary, status=result.status, operation=OP_KEY_CHECK)
+        if result.verdict != "accepted":
+            raise PermanentError(result.summary, status=result.status, operation=OP_KEY_CHECK)
 
     def create_asset(
         self,
@@ -933,6 +981,11 @@ _HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 def _looks_html(resp: requests.Response, text: str) -> bool:
     kind = resp.headers.get("Content-Type", "").lower()
     return "html" in kind or text.lstrip()[:1] == "<"
+
+
+def _unprefixed(exc: ApiError) -> str:
+    """An error's message without its leading "<operation> answered <status>: "."""
+    return str(exc).removeprefix(f"{exc.operation} answered {exc.status}: ")
 
 
 def _seg(ident: str) -> str:

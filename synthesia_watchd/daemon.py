@@ -289,6 +289,8 @@ class Daemon:
         if self.client is None:
             self.pauses.set("auth", NO_KEY)
             log.error("no API key configured: jobs are recorded but nothing is sent")
+        else:
+            self._check_key_at_start(self.client)
         if self.use_watchers:
             self.watchset.start()
         log.info(
@@ -302,6 +304,32 @@ class Daemon:
         self.beat(force=True)
         self.notifier.ready(self.status_line())
         self.started.set()
+
+    def _check_key_at_start(self, client: SynthesiaClient) -> None:
+        """One cheap call (one try): a refused key pauses all API work before any file is sent.
+
+        Only a refusal pauses; an unreachable API or an unclear answer is logged and work
+        starts as usual (the first real call then decides, as it always did).
+        """
+        self._last_auth_check = self.now()
+        try:
+            result = client.check_key(retry=RetryPolicy(max_attempts=1))
+        except WatchdError as exc:
+            log.warning("API key check at start: no answer; starting anyway", error=str(exc))
+            return
+        if result.verdict in ("rejected", "blocked"):
+            reason = f"API key check at start failed: {result.summary}"
+            self.pauses.set("auth", reason)
+            log.error(
+                "API key refused at start: all API work paused; fix the key and send SIGHUP",
+                reason=result.summary,
+            )
+        elif result.verdict != "accepted":
+            log.warning(
+                "API key check at start inconclusive; starting anyway", answer=result.summary
+            )
+        else:
+            log.info("API key accepted", call=result.call, status=result.status)
 
     def auto_backfill(self) -> None:
         """For watches with ``backfill_new_targets``: add new targets to done projects."""

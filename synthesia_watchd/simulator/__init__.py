@@ -6,7 +6,8 @@ URLs that expire, temporary S3 credentials scoped to one object. It imports noth
 daemon but ``contract`` and ``media``.
 
 Faults, per endpoint (``"POST /v2/assets"``, ``"GET /v2/assets/{id}"``, ``"POST /v2/dubbing"``,
-``"GET /v2/dubbing/{id}"``, ``"PUT /v2/dubbing/{id}"``, ``"DOWNLOAD"``, ``"S3"``, or ``"*"``),
+``"GET /v2/dubbing/{id}"``, ``"PUT /v2/dubbing/{id}"``, ``"GET /v2/videos"`` (the key
+check), ``"DOWNLOAD"``, ``"S3"``, or ``"*"``),
 by ``count`` or seeded ``probability``::
 
     sim.faults.add("POST /v2/dubbing", "drop_after", count=1)

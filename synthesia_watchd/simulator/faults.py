@@ -22,6 +22,7 @@ ENDPOINTS: tuple[str, ...] = (
     "POST /v2/dubbing",
     "GET /v2/dubbing/{id}",
     "PUT /v2/dubbing/{id}",
+    "GET /v2/videos",
     "DOWNLOAD",
     "S3",
 )

@@ -31,6 +31,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/v2/dubbing/?$"), "POST /v2/dubbing"),
     ("GET", re.compile(r"/v2/dubbing/([^/]+)$"), "GET /v2/dubbing/{id}"),
     ("PUT", re.compile(r"/v2/dubbing/([^/]+)$"), "PUT /v2/dubbing/{id}"),
+    ("GET", re.compile(r"/v2/videos/?$"), "GET /v2/videos"),
     ("GET", re.compile(r"/_signed/[^/]+/[^/]+$"), "DOWNLOAD"),
 ]
 _MAX_BODY = 1 << 20
@@ -181,6 +182,8 @@ class Handler(BaseHTTPRequestHandler):
         if endpoint.startswith("GET"):
             if endpoint == "GET /v2/assets/{id}":
                 return sim.service.get_asset(ident)
+            if endpoint == "GET /v2/videos":
+                return sim.service.list_videos(query)
             return sim.service.get_dubbing(ident, query)
         try:
             body = json.loads(raw) if raw.strip() else None

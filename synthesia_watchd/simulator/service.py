@@ -234,6 +234,24 @@ class Service:
             for creds in self._creds.values():
                 creds.expires_at = min(creds.expires_at, now)
 
+    # -- videos ---------------------------------------------------------------------------------
+
+    def list_videos(self, query: str) -> Reply:
+        """GET /v2/videos: the Studio video list; always empty here (dubs are not videos).
+
+        It exists because its documented answers (200 with a good key, 403 with a wrong one)
+        make it the daemon's key check; ``limit``/``offset`` are validated as documented.
+        """
+        params = parse_qs(query, keep_blank_values=True)
+        for name, low, high in (("limit", 1, 100), ("offset", 0, None)):
+            raw = params.get(name, [None])[-1]
+            if raw is None:
+                continue
+            if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+                span = f"{low}..{high}" if high is not None else f">= {low}"
+                return error_reply(400, "Bad Request", f"{name} must be an integer {span}")
+        return json_reply(200, {"videos": [], "nextOffset": 0})
+
     # -- dubbing --------------------------------------------------------------------------------
 
     def create_dubbing(self, body: Any) -> Reply:
