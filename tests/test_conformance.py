@@ -574,3 +574,92 @@ def test_good_key_is_checked_once_at_start(engine_factory: Callable[..., Any]) -
     checks = [r for r in engine.sim.requests if r.endpoint == "GET /v2/videos"]
     assert [r.status for r in checks] == [200]
     assert engine.sim.requests[0].endpoint == "GET /v2/videos"
+
+
+# --- README's "What it sends" names every field each request carries ----------------------------
+
+
+def _sends_section() -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## What it sends\n", 1)[1].split("\n## ", 1)[0]
+    return ["- " + b for b in section.split("\n- ")[1:]]
+
+
+def _bullet(label: str) -> str:
+    hits = [b for b in _sends_section() if f"`{label}`" in b.split(":", 1)[0] or label in b[:40]]
+    assert len(hits) == 1, f"README's 'What it sends' has no single bullet for {label}"
+    return hits[0]
+
+
+def _keys(body: Any) -> set[str]:
+    out: set[str] = set()
+    if isinstance(body, dict):
+        for key, value in body.items():
+            out.add(key)
+            out |= _keys(value)
+    return out
+
+
+def test_readme_names_every_field_sent(strict: Simulator, tmp_path: Any) -> None:
+    """Each field and query key the client sends, with every option on, is in README's bullet."""
+    from urllib.parse import parse_qs
+
+    from helpers import wait_until
+    from test_api import make_client
+
+    from synthesia_watchd.media import sample_video
+    from synthesia_watchd.upload import upload_file
+
+    client = make_client(strict, send_content_md5=True)
+    data = sample_video("readme", 4096)
+    data_md5 = _md5_b64(data)
+    path = tmp_path / "s.mp4"
+    path.write_bytes(data)
+    asset = client.create_asset(
+        content_type="video/mp4", content_length=4096, title="s", content_md5=data_md5
+    )
+    upload_file(path, asset.credentials, endpoint_url=strict.s3_url, content_type="video/mp4")
+    pid = client.start_dubbing(
+        asset_id=asset.id,
+        title="s",
+        source_language="en",
+        target_languages=["fr-FR"],
+        lipsync=True,
+        video_duration="original",
+        visibility="public",
+    )
+    wait_until(lambda: client.get_project(pid, ["fr-FR"]).status == "complete", what="dubbed")
+    client.add_locales(pid, ["de-DE"], lipsync=True, video_duration="original", visibility="public")
+    client.check_key()
+    labels = {
+        "POST /v2/assets": "POST /v2/assets",
+        "POST /v2/dubbing": "POST /v2/dubbing",
+        "PUT /v2/dubbing/{id}": "PUT /v2/dubbing/{id}",
+        "GET /v2/dubbing/{id}": "GET /v2/dubbing/{id}",
+        "GET /v2/videos": "Key check",
+    }
+    seen: set[str] = set()
+    for rec in strict.requests:
+        if rec.endpoint not in labels:
+            continue
+        seen.add(rec.endpoint)
+        bullet = _bullet(labels[rec.endpoint])
+        for key in _keys(rec.body) | set(parse_qs(rec.query)):
+            assert f"`{key}`" in bullet or f'"{key}"' in bullet or f"{key}=" in bullet, (
+                f"{rec.endpoint} sends {key!r}, README does not say so"
+            )
+    assert seen == set(labels)
+    asset_bodies = [r.body for r in strict.requests if r.endpoint == "POST /v2/assets"]
+    assert [sorted(_keys(b)) for b in asset_bodies] == [
+        [
+            "configuration",
+            "contentLength",
+            "contentMD5",
+            "contentType",
+            "detectLanguage",
+            "name",
+            "title",
+        ]
+    ]

@@ -201,3 +201,4 @@ class Recorded:
     time: float
     status: int | None = None
     fault: str | None = None
+    body: Any = None  # the parsed JSON body of an API request, when it had one

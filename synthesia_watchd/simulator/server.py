@@ -158,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             if reply.status in (200, 206):
                 truncate = sim.faults.take(endpoint, ["truncate"])
         else:
-            reply = self._api(endpoint, ident, query, raw)
+            reply = self._api(endpoint, ident, query, raw, rec)
         if slow is not None:
             rec.fault = rec.fault or "slow"
             sim.stop_event.wait(float(slow.param("seconds", slow.param("delay", 1.0))))
@@ -170,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
             rec.fault = "truncate"
         self._send(rec, reply, truncate=truncate is not None)
 
-    def _api(self, endpoint: str, ident: str, query: str, raw: bytes) -> Reply:
+    def _api(self, endpoint: str, ident: str, query: str, raw: bytes, rec: Recorded) -> Reply:
         """Auth, rate limit, then the service call for one API endpoint."""
         sim = self.server.sim
         refusal = sim.check_auth(self.headers.get("Authorization"))
@@ -189,6 +189,7 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
             return error_reply(400, "Bad Request", "request body is not valid JSON")
+        rec.body = body
         if endpoint == "POST /v2/assets":
             return sim.service.create_asset(body)
         if endpoint == "POST /v2/dubbing":
