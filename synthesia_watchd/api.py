@@ -476,6 +476,7 @@ class SynthesiaClient:
         on_send: Callable[[], None] | None = None,
         on_refused: Callable[[], None] | None = None,
         policy: RetryPolicy | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
         """Send one API call with pacing, inline retries and error mapping; 2xx or raise.
 
@@ -496,7 +497,7 @@ class SynthesiaClient:
                     params=params,
                     auth=self._auth,
                     headers={"Accept": "application/json"},
-                    timeout=self._timeout,
+                    timeout=self._timeout if timeout is None else timeout,
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
@@ -595,17 +596,28 @@ class SynthesiaClient:
 
     # --- calls ---------------------------------------------------------------------------------
 
-    def check_key(self, *, retry: RetryPolicy | None = None) -> KeyCheck:
+    def check_key(
+        self, *, retry: RetryPolicy | None = None, read_timeout: float | None = None
+    ) -> KeyCheck:
         """One cheap read that tells a working key from a refused one (KEY_CHECK_CALL).
 
         GET /v2/assets/{id} of a random id answers 404 "does not exist or user does not have
         access" whatever the key, so it proves nothing. GET /v2/videos documents 200 and 403
         "Wrong API key"; any other answer is reported as inconclusive, never as working.
-        Raises TransientError when the API cannot be reached (after ``retry``'s tries).
+        Raises TransientError when the API cannot be reached (after ``retry``'s tries);
+        ``read_timeout`` caps the wait for the answer (a start-up must not hang on it).
         """
+        timeout = None
+        if read_timeout is not None:
+            timeout = (self._timeout[0], min(self._timeout[1], read_timeout))
         try:
             resp = self._request(
-                "GET", "/v2/videos", "/v2/videos", params={"limit": 1}, policy=retry
+                "GET",
+                "/v2/videos",
+                "/v2/videos",
+                params={"limit": 1},
+                policy=retry,
+                timeout=timeout,
             )
         except AuthError as exc:
             verdict = "rejected" if exc.error else "blocked"

@@ -47,6 +47,8 @@ NO_KEY = (
     "no API key: set SYNTHESIA_API_KEY, api_key_file or $CREDENTIALS_DIRECTORY/synthesia_api_key"
 )
 AUTH_RECHECK_SECONDS = 30.0
+#: Longest wait for the key check's answer at start (systemd waits for READY meanwhile).
+START_CHECK_TIMEOUT = 10.0
 #: The longest the loop sleeps: how quickly it notices a signal flag.
 MAX_SLEEP = 0.5
 
@@ -313,7 +315,9 @@ class Daemon:
         """
         self._last_auth_check = self.now()
         try:
-            result = client.check_key(retry=RetryPolicy(max_attempts=1))
+            result = client.check_key(
+                retry=RetryPolicy(max_attempts=1), read_timeout=START_CHECK_TIMEOUT
+            )
         except WatchdError as exc:
             log.warning("API key check at start: no answer; starting anyway", error=str(exc))
             return

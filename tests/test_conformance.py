@@ -663,3 +663,17 @@ def test_readme_names_every_field_sent(strict: Simulator, tmp_path: Any) -> None
             "title",
         ]
     ]
+
+
+def test_unanswered_key_check_at_start_does_not_pause(engine_factory: Callable[..., Any]) -> None:
+    """A 503 to the start-up check (one try) is logged and work proceeds as usual."""
+    import structlog
+
+    engine = engine_factory(**STRICT)
+    engine.sim.faults.add("GET /v2/videos", "5xx", count=1, status=503)
+    engine.put("c.mp4")
+    with structlog.testing.capture_logs() as logs:
+        engine.run()
+    engine.assert_all_done()
+    assert [r.status for r in engine.sim.requests if r.endpoint == "GET /v2/videos"] == [503]
+    assert any(e["event"].startswith("API key check at start: no answer") for e in logs)
