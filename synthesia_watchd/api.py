@@ -18,7 +18,6 @@ signed URL's query string.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from . import contract
+from .apireplies import KEY_CHECK_CALL, KeyCheck, auth_message, excerpt, unprefixed
 from .atomic import AtomicWriter
 from .errors import (
     AmbiguousSubmit,
@@ -53,14 +53,10 @@ OP_SUBMIT = "POST /v2/dubbing"
 OP_GET_PROJECT = "GET /v2/dubbing/{id}"
 OP_ADD_LOCALES = "PUT /v2/dubbing/{id}"
 OP_KEY_CHECK = "GET /v2/videos"
-#: The key check as the operator reads it: one cheap read whose documented answers are
-#: 200 for a working key and 403 "Wrong API key" (GET /v2/assets/{id} answers 404 for both).
-KEY_CHECK_CALL = "GET /v2/videos?limit=1"
 OP_DOWNLOAD = "DOWNLOAD"
 
 _CHUNK = 1 << 16
 _MAX_REDIRECTS = 5
-_PERMANENT_SNIPPET = 200
 
 log = get_logger()
 
@@ -130,25 +126,6 @@ class AddLocalesResult:
     created: tuple[DubbedAsset, ...]
     errors: tuple[tuple[str | None, str | None], ...]
     nothing_added: bool
-
-
-@dataclass(frozen=True)
-class KeyCheck:
-    """What the key check asked and what the answer means.
-
-    ``verdict``: ``accepted`` (200), ``rejected`` (the API's own 401/403 error), ``blocked``
-    (a 401/403 in another shape: a proxy or firewall), ``inconclusive`` (anything else).
-    """
-
-    call: str
-    status: int | None
-    verdict: str
-    detail: str
-
-    @property
-    def summary(self) -> str:
-        """One line for the operator: the call, its answer, what it means."""
-        return f"{self.call} answered {self.status}: {self.verdict} ({self.detail})"
 
 
 @dataclass(frozen=True)
@@ -403,38 +380,16 @@ class SynthesiaClient:
         self._pause(policy.backoff())
         return policy
 
-    def _excerpt(self, resp: requests.Response) -> str:
-        """A short, redacted, one-line excerpt of any body (HTML reduced to its text)."""
-        text = resp.text[: _PERMANENT_SNIPPET * 20]
-        if _looks_html(resp, text):
-            text = _TAGS.sub(" ", _HIDDEN.sub(" ", text))
-        text = " ".join(self._redact(text).split())
-        if len(text) > _PERMANENT_SNIPPET:
-            text = text[: _PERMANENT_SNIPPET - 3].rstrip() + "..."
-        return text
-
     def _auth_error(self, op: str, resp: requests.Response) -> AuthError:
-        """401/403: the API's own Error body means the key; any other body, a proxy or firewall.
-
-        The API documents 403 with ``{"error": ...}`` for a wrong key. A 401/403 in another
-        shape (an HTML page, no body) most likely came from something between us and the API,
-        and the operator should look there instead of at the key.
-        """
-        status = resp.status_code
+        """401/403, worded by whether the API's own Error body came with it (apireplies)."""
         api = self._api_error(AuthError, op, resp)
-        if api.error is not None:
-            message = (
-                f"{op} answered {status}: the API key was rejected "
-                f"(wrong, revoked or without Legacy (v2) scope): {api.error}"
-            )
-        else:
-            body = f": {api.context}" if api.context else " and no body"
-            message = (
-                f"{op} answered {status} without the API's JSON error shape{body}; a proxy or "
-                "firewall between this host and the API may have refused the request (check "
-                "HTTPS_PROXY and egress rules before the key)"
-            )
-        return AuthError(message, status=status, error=api.error, context=api.context, operation=op)
+        return AuthError(
+            auth_message(op, resp.status_code, api.error, api.context),
+            status=resp.status_code,
+            error=api.error,
+            context=api.context,
+            operation=op,
+        )
 
     def _api_error(self, cls: type[ApiError], op: str, resp: requests.Response) -> ApiError:
         """An error carrying the API's own ``error``/``context`` (or dubbedErrors) fields."""
@@ -459,7 +414,7 @@ class SynthesiaClient:
                 )
                 context = self._redact(context)
         if error is None and context is None and resp.content:
-            context = self._excerpt(resp)
+            context = excerpt(resp.text, resp.headers.get("Content-Type", ""), self._redact)
         detail = ": ".join(part for part in (error, context) if part)
         message = f"{op} answered {resp.status_code}" + (f": {detail}" if detail else "")
         return cls(message, status=resp.status_code, error=error, context=context, operation=op)
@@ -986,18 +941,8 @@ def _content_length(resp: requests.Response) -> int | None:
     return value if value is not None and value >= 0 else None
 
 
-_TAGS = re.compile(r"<[^>]*>")
-_HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-
-
-def _looks_html(resp: requests.Response, text: str) -> bool:
-    kind = resp.headers.get("Content-Type", "").lower()
-    return "html" in kind or text.lstrip()[:1] == "<"
-
-
 def _unprefixed(exc: ApiError) -> str:
-    """An error's message without its leading "<operation> answered <status>: "."""
-    return str(exc).removeprefix(f"{exc.operation} answered {exc.status}: ")
+    return unprefixed(str(exc), exc.operation, exc.status)
 
 
 def _seg(ident: str) -> str:
