@@ -325,7 +325,8 @@ def _dubbed(sim: Simulator, client: Any, folder: Any, targets: list[str]) -> str
 def test_filtered_poll_400_falls_back_to_one_unfiltered_get(
     strict: Simulator, tmp_path: Any
 ) -> None:
-    """A 400 to the filtered GET is retried once without the filter; a second 400 is final."""
+    """A 400 to the filtered GET is retried once without the filter (and the filter dropped
+    for later polls); a second 400 is final."""
     from test_api import make_client
 
     from synthesia_watchd.errors import PermanentError
@@ -338,11 +339,15 @@ def test_filtered_poll_400_falls_back_to_one_unfiltered_get(
     assert [a.language for a in project.assets] == ["es-ES"]
     gets = [r for r in strict.requests if r.endpoint == "GET /v2/dubbing/{id}"][before:]
     assert [(r.status, bool(r.query)) for r in gets] == [(400, True), (200, False)]
+    # Refused once, the filter is not sent again by this client: one GET per poll.
+    assert [a.language for a in client.get_project(pid, ["es-ES"]).assets] == ["es-ES"]
+    last = [r for r in strict.requests if r.endpoint == "GET /v2/dubbing/{id}"][-1]
+    assert (last.status, last.query) == (200, "")
     strict.faults.add("GET /v2/dubbing/{id}", "5xx", count=2, status=400)
     with pytest.raises(PermanentError) as info:
-        client.get_project(pid, ["es-ES"])
+        make_client(strict).get_project(pid, ["es-ES"])
     assert info.value.status == 400
-    assert strict.count("GET /v2/dubbing/{id}") == before + 4
+    assert strict.count("GET /v2/dubbing/{id}") == before + 5
 
 
 def test_bare_language_answers_match_requested_locales(
