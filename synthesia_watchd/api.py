@@ -337,6 +337,9 @@ class SynthesiaClient:
         self._on_response = on_response
         self._session = session if session is not None else requests.Session()
         self._send_md5 = send_content_md5
+        #: Set once the API refused the targetLanguages filter (400) and the unfiltered read
+        #: worked: later polls go unfiltered, instead of two reads each.
+        self._filter_refused = False
 
     def __repr__(self) -> str:
         return f"SynthesiaClient(api_url={self._base!r})"
@@ -725,12 +728,14 @@ class SynthesiaClient:
         filter example uses bare codes ("es") where we send locales, so a server may refuse
         ours with a 400. So when the filtered answer is a 400 or 404 or lacks a requested
         language, the project is fetched once unfiltered and the filter applied here; only
-        that answer's error is final (a 404 then means the project really is gone).
+        that answer's error is final (a 404 then means the project really is gone). After a
+        400 the filter is not sent again by this client.
         """
         path = f"/v2/dubbing/{_seg(project_id)}"
         targets = list(target_languages or ())
         project: Project | None = None
-        if targets:
+        refused = False
+        if targets and not self._filter_refused:
             try:
                 resp = self._request(
                     "GET", "/v2/dubbing/{id}", path, params={"targetLanguages": targets}
@@ -738,6 +743,7 @@ class SynthesiaClient:
             except PermanentError as exc:
                 if exc.status not in (400, 404):
                     raise
+                refused = exc.status == 400
             else:
                 project = self._parse_project(self._json(OP_GET_PROJECT, resp))
                 if project.status != "error" and not _covers(project.assets, targets):
@@ -745,6 +751,12 @@ class SynthesiaClient:
         if project is None:
             resp = self._request("GET", "/v2/dubbing/{id}", path)
             project = self._parse_project(self._json(OP_GET_PROJECT, resp))
+            if refused and not self._filter_refused:
+                self._filter_refused = True
+                log.warning(
+                    "the API refused the targetLanguages filter: polling unfiltered from now on",
+                    operation=OP_GET_PROJECT,
+                )
         if targets:
             kept = tuple(a for a in project.assets if _language_matches(a.language, targets))
             project = Project(project.id, project.status, project.error_code, kept)
