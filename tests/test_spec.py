@@ -1,6 +1,8 @@
-"""The code held to the vendored OpenAPI document (spec/openapi.json): contract.py's enums equal
-the document's, and the simulator's answers pass schemathesis' checks on the operations the
-daemon uses (the five of the dubbing flow and the key check), so the simulator cannot drift from the published API unnoticed.
+"""The code held to the vendored OpenAPI document (spec/openapi.json).
+
+contract.py's enums equal the document's, and the simulator's answers pass schemathesis'
+checks on the operations the daemon uses (the five of the dubbing flow and the key check), so
+the simulator cannot drift from the published API unnoticed.
 """
 
 from __future__ import annotations
