@@ -35,7 +35,11 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "saferoot",
+    "diskspace",
+    "outputs",
     "estimate",
+    "hygiene",
 }
 
 
