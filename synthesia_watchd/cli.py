@@ -36,7 +36,7 @@ from .errors import (
     UsageError,
     WatchdError,
 )
-from .ledger import Job, Ledger, Output
+from .ledger import Job, Ledger, LedgerStore, Output
 from .logsetup import configure_logging
 from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
 from .progress import duration_text as _age
@@ -247,7 +247,7 @@ def _spending_line(config: Config) -> str:
         return spending_text(spending(config, ledger, time.time()))
 
 
-def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
+def _daemon_record(ledger: LedgerStore) -> dict[str, Any] | None:
     raw = ledger.get_meta("daemon")
     try:
         return json.loads(raw) if raw else None
@@ -255,7 +255,7 @@ def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
         return None
 
 
-def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
+def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
     counts = ledger.counts()
@@ -435,7 +435,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str) -> str:
+def _poll_again(ledger: LedgerStore, job: Job, reopen: list[Output], why: str) -> str:
     """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
     fetched again."""
     for o in reopen:
@@ -446,7 +446,7 @@ def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str) -> str
     return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
 
 
-def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
+def retry_job(ledger: LedgerStore, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
     """Put a finished-but-unhappy job back to work; returns what was done."""
     now = time.time()
     failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]

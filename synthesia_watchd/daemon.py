@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -463,7 +462,7 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     sleep = self.loop_once()
-                except (WatchdError, sqlite3.Error, OSError) as exc:
+                except (WatchdError, OSError) as exc:
                     # The one loop boundary: a busy ledger or a full disk must not kill the
                     # daemon; the ledger is consistent, so log, wait a moment, carry on.
                     log.exception("main loop error; retrying", error=str(exc))

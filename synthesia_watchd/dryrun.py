@@ -18,7 +18,7 @@ from typing import TypedDict
 from . import atomic, filters, media
 from .config import Config, WatchConfig
 from .errors import ContentError, LedgerError
-from .ledger import Ledger
+from .ledger import Ledger, LedgerStore
 from .states import JobState
 
 
@@ -66,7 +66,7 @@ def discover(watch: WatchConfig) -> Iterable[Path]:
 
 
 def plan_file(
-    watch: WatchConfig, path: Path, ledger: Ledger | None, now: float, *, settled: bool = False
+    watch: WatchConfig, path: Path, ledger: LedgerStore | None, now: float, *, settled: bool = False
 ) -> PlanItem:
     """Decide what a run would do with one file (``settled``: named by the operator, as `dub`)."""
     st = path.stat()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from . import adopt, atomic, diskspace, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
@@ -52,7 +52,7 @@ from .jobspec import (
     output_root,
     post_action,
 )
-from .ledger import Job, Ledger
+from .ledger import Job, JobFields, LedgerStore
 from .logsetup import get_logger, job_context
 from .progress import Progress
 from .retry import backoff_delay
@@ -125,7 +125,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         config: Config,
         client: SynthesiaClient | None,
         uploader: Uploader | None,
@@ -986,7 +986,13 @@ class Pipeline:
     }
 
     def _move(
-        self, job_id: int, expected: JobState, new: JobState, *, why: str, **fields: Any
+        self,
+        job_id: int,
+        expected: JobState,
+        new: JobState,
+        *,
+        why: str,
+        **fields: Unpack[JobFields],
     ) -> Job:
         """A compare-and-set transition plus its one canonical log line."""
         job = self.ledger.transition(job_id, expected, new, why=why, **fields)

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from .errors import ShutdownRequested
-from .ledger import Ledger
+from .ledger import LedgerStore
 from .logsetup import get_logger
 from .pipeline import Pipeline
 from .states import ACTIVE, IN_FLIGHT, JobState
@@ -44,7 +44,7 @@ class Scheduler:
     def __init__(
         self,
         pipeline: Pipeline,
-        ledger: Ledger,
+        ledger: LedgerStore,
         *,
         max_uploads: int,
         max_downloads: int,

@@ -22,6 +22,10 @@ OWNERS = {
     "structlog": {"logsetup"},
     "langcodes": {"languages"},
     "language_data": {"languages"},
+    # The ledger's drivers stay in their backends (ledgerguard: SQLite's start-up checks).
+    "sqlite3": {"stores", "ledgerguard"},
+    "psycopg": {"stores"},
+    "psycopg_pool": {"stores"},
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {

@@ -1,0 +1,358 @@
+"""What every ledger backend stores and the operations it offers, typed.
+
+The engine, the CLI and the tools see only `LedgerStore`: domain operations (add a job,
+compare-and-set its state, record an output, answer the scheduler's questions), never SQL
+or a driver's exceptions. Field writes are typed (`JobFields`), checked at runtime as well,
+so a misspelt column is a type error and a secret in the settings is refused before it
+reaches any backend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any, Protocol, Self, TypedDict, Unpack
+
+from synthesia_watchd.errors import StaleTransition
+from synthesia_watchd.outputs import KIND_EXTENSIONS
+from synthesia_watchd.states import JobState, OutputState
+
+#: Output kinds a job can produce per target language.
+KINDS: frozenset[str] = frozenset(KIND_EXTENSIONS)
+
+#: Every column of the jobs table, in the order the backends select them.
+JOB_COLUMNS = (
+    "id",
+    "watch",
+    "source_path",
+    "size",
+    "mtime_ns",
+    "sha256",
+    "source_language",
+    "detected_language",
+    "targets",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "asset_id",
+    "project_id",
+    "submit_started_at",
+    "last_error",
+    "last_error_context",
+    "output_dir",
+    "settings",
+    "created_at",
+    "updated_at",
+    "state_changed_at",
+    "duration_s",
+)
+
+
+class JobFields(TypedDict, total=False):
+    """The job fields a transition or an update may write, with their types.
+
+    Identity (id, watch, source_path), the state and the bookkeeping timestamps are the
+    store's own and cannot be written this way.
+    """
+
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    source_language: str
+    detected_language: str | None
+    targets: Sequence[str]
+    attempts: int
+    next_attempt_at: float
+    asset_id: str | None
+    project_id: str | None
+    submit_started_at: float | None
+    last_error: str | None
+    last_error_context: str | None
+    output_dir: str
+    settings: Mapping[str, Any]
+    duration_s: float | None
+
+
+#: Columns ``transition``/``update`` may write.
+UPDATABLE: frozenset[str] = frozenset(JobFields.__annotations__)
+
+#: Setting names that would smuggle a secret into the ledger; refused outright.
+_SECRET_KEYS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "authorization",
+        "password",
+        "secret_access_key",
+        "aws_secret_access_key",
+        "session_token",
+        "aws_session_token",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source file version and where its dub stands."""
+
+    id: int
+    watch: str
+    source_path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    source_language: str
+    detected_language: str | None
+    targets: tuple[str, ...]
+    state: JobState
+    attempts: int
+    next_attempt_at: float
+    asset_id: str | None
+    project_id: str | None
+    submit_started_at: float | None
+    last_error: str | None
+    last_error_context: str | None
+    output_dir: str
+    #: Options frozen at job creation, so in-flight jobs keep what they started with.
+    settings: Mapping[str, Any] = field(hash=False)
+    created_at: float
+    updated_at: float
+    state_changed_at: float
+    #: Seconds of video, parsed from the file's container (None: not parsed or unknown).
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """One (language, kind) output of a job."""
+
+    job_id: int
+    language: str
+    kind: str
+    state: OutputState
+    path: str | None
+    bytes: int | None
+    sha256: str | None
+    error_code: str | None
+    dubbed_asset_id: str | None
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a job's history; ``from_state == to_state`` for notes and retries."""
+
+    id: int
+    job_id: int
+    at: float
+    from_state: str | None
+    to_state: str | None
+    why: str
+
+
+def states_of(states: JobState | str | Iterable[JobState | str]) -> tuple[JobState, ...]:
+    """One state or several, as a tuple of JobState."""
+    # A JobState is a str and so iterable: a single state must be caught first.
+    if isinstance(states, str):
+        return (JobState(states),)
+    return tuple(JobState(s) for s in states)
+
+
+def _check_no_secrets(value: Any, where: str = "settings") -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if str(k).lower().replace("-", "_") in _SECRET_KEYS:
+                raise ValueError(f"{where}.{k}: secrets are never stored in the ledger")
+            _check_no_secrets(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_no_secrets(v, f"{where}[{i}]")
+
+
+def encode_targets(targets: Sequence[str]) -> str:
+    """Targets as stored: a JSON list, de-duplicated in order; empty or one string refused."""
+    if isinstance(targets, str):
+        raise ValueError("targets must be a sequence of language codes, not one string")
+    clean = list(dict.fromkeys(str(t) for t in targets))  # de-duplicated, order kept
+    if not clean or any(not t for t in clean):
+        raise ValueError("targets must name at least one language, none of them empty")
+    return json.dumps(clean)
+
+
+def encode_settings(settings: Mapping[str, Any] | None) -> str:
+    """Settings as stored: sorted JSON; a secret anywhere inside is refused."""
+    settings = {} if settings is None else settings
+    if not isinstance(settings, Mapping):
+        raise ValueError("settings must be a mapping")
+    _check_no_secrets(settings)
+    return json.dumps(dict(settings), sort_keys=True)
+
+
+def encode_fields(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Checked (column, stored value) pairs; unknown or identity columns are refused."""
+    unknown = sorted(set(fields) - UPDATABLE)
+    if unknown:
+        raise ValueError(
+            f"not updatable job fields: {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(UPDATABLE))})"
+        )
+    pairs = []
+    for name, value in fields.items():
+        if name == "targets":
+            value = encode_targets(value)
+        elif name == "settings":
+            value = encode_settings(value)
+        pairs.append((name, value))
+    return pairs
+
+
+def job_from_row(row: Mapping[str, Any]) -> Job:
+    """A Job from a row of JOB_COLUMNS."""
+    d = dict(row)
+    d["targets"] = tuple(json.loads(d["targets"]))
+    d["settings"] = MappingProxyType(json.loads(d["settings"]))
+    d["state"] = JobState(d["state"])
+    return Job(**d)
+
+
+def output_from_row(row: Mapping[str, Any]) -> Output:
+    """An Output from a row of the outputs table."""
+    d = dict(row)
+    d["state"] = OutputState(d["state"])
+    return Output(**d)
+
+
+def stale(job_id: int, found: JobState, allowed: Sequence[JobState], new: JobState | None) -> None:
+    """Raise the StaleTransition that explains why a compare-and-set did not apply."""
+    if found not in allowed:
+        action = "update refused" if new is None else f"refusing to move it to {new.value}"
+        raise StaleTransition(
+            f"job {job_id} is {found.value}, not {'/'.join(s.value for s in allowed)}; {action}"
+        )
+    assert new is not None
+    raise StaleTransition(
+        f"job {job_id}: {found.value} -> {new.value} is not an allowed transition"
+    )
+
+
+class LedgerStore(Protocol):
+    """The job ledger as the engine and the commands use it, whatever stores it.
+
+    Every write is one transaction; ``transition`` and ``update`` are compare-and-set on the
+    job's state (StaleTransition when another worker, node or the operator moved it first).
+    A missing job is KeyError; a store that cannot be reached is LedgerError.
+    """
+
+    #: Where the ledger lives, for people (a file path, or a URL without its password).
+    location: str
+
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    @property
+    def schema_version(self) -> int: ...
+
+    # writes
+    def add_job(
+        self,
+        *,
+        watch: str,
+        source_path: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str | None,
+        source_language: str,
+        targets: Sequence[str],
+        output_dir: str,
+        settings: Mapping[str, Any] | None = None,
+        kinds: Sequence[str] = ("video",),
+        state: JobState = JobState.QUEUED,
+        why: str = "discovered",
+        last_error: str | None = None,
+        duration_s: float | None = None,
+    ) -> Job: ...
+    def transition(
+        self,
+        job_id: int,
+        expected: JobState | Iterable[JobState],
+        new: JobState,
+        *,
+        why: str,
+        **fields: Unpack[JobFields],
+    ) -> Job: ...
+    def update(
+        self,
+        job_id: int,
+        *,
+        expected: JobState | Iterable[JobState],
+        why: str | None = None,
+        **fields: Unpack[JobFields],
+    ) -> Job: ...
+    def note(self, job_id: int, why: str) -> None: ...
+    def set_output(
+        self,
+        job_id: int,
+        language: str,
+        kind: str = "video",
+        *,
+        state: OutputState,
+        path: str | None = None,
+        bytes: int | None = None,
+        sha256: str | None = None,
+        error_code: str | None = None,
+        dubbed_asset_id: str | None = None,
+    ) -> None: ...
+    def set_meta(self, key: str, value: str | None) -> None: ...
+
+    # reads
+    def get(self, job_id: int) -> Job: ...
+    def find_job(self, watch: str, source_path: str, size: int, mtime_ns: int) -> Job | None: ...
+    def jobs_for_path(
+        self, watch: str, source_path: str, states: Iterable[JobState] | None = None
+    ) -> list[Job]: ...
+    def jobs_with_hash(
+        self, sha256: str, states: Iterable[JobState] | None = None
+    ) -> list[Job]: ...
+    def find_reusable(
+        self,
+        sha256: str,
+        source_language: str,
+        targets: Sequence[str],
+        kinds: Sequence[str] = ("video",),
+    ) -> Job | None: ...
+    def due(
+        self,
+        states: Iterable[JobState],
+        now: float,
+        limit: int = 100,
+        exclude_ids: Collection[int] = (),
+    ) -> list[Job]: ...
+    def next_due_at(self, states: Iterable[JobState]) -> float | None: ...
+    def count_in(self, states: Iterable[JobState]) -> int: ...
+    def counts(self) -> dict[str, int]: ...
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        watch: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Job]: ...
+    def outputs(self, job_id: int) -> list[Output]: ...
+    def output_written_by(self, path: str, sha256: str) -> int | None: ...
+    def events(self, job_id: int) -> list[Event]: ...
+    def usage_since(self, since: float) -> tuple[int, int]: ...
+    def dub_history(self, limit: int = 200) -> list[tuple[float | None, float]]: ...
+    def oldest_queued_at(self) -> float | None: ...
+    def get_meta(self, key: str) -> str | None: ...
+
+    # maintenance
+    def integrity_check(self) -> str: ...
+    def checkpoint(self) -> None: ...

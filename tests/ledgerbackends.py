@@ -1,0 +1,59 @@
+"""Every ledger backend, as the contract suite opens them: a fresh, empty ledger per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from synthesia_watchd.ledger import Ledger, LedgerStore
+
+T0 = 1_750_000_000.0
+
+
+class Clock:
+    """A hand-stepped clock for the ledger's ``now``."""
+
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class Backend:
+    """Opens stores on one fresh ledger of one backend; closes them all at the end."""
+
+    def __init__(self, name: str, opener: Callable[[Callable[[], float]], LedgerStore]) -> None:
+        self.name = name
+        self.clock = Clock()
+        self._opener = opener
+        self._open: list[LedgerStore] = []
+
+    def open(self, now: Callable[[], float] | None = None) -> LedgerStore:
+        """Another store (own connection) on the same ledger."""
+        store = self._opener(self.clock if now is None else now)
+        self._open.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self._open:
+            store.close()
+
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh ledger of each backend in turn."""
+    path = tmp_path / "state" / "ledger.sqlite3"
+    b = Backend(request.param, lambda now: Ledger(path, now=now))
+    try:
+        yield b
+    finally:
+        b.close()
