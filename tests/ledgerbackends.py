@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.ledger import Ledger, LedgerStore
+from synthesia_watchd.ledger import Job, Ledger, LedgerStore
+from synthesia_watchd.states import JobState
 
 T0 = 1_750_000_000.0
 
@@ -23,6 +24,30 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+def add(led: LedgerStore, name: str = "a.mp4", **kw: object) -> Job:
+    """A job with sensible defaults; keyword arguments override them."""
+    args: dict[str, object] = {
+        "watch": "inbox",
+        "source_path": name,
+        "size": 1000,
+        "mtime_ns": 1,
+        "sha256": "h-" + name,
+        "source_language": "en",
+        "targets": ["de", "fr"],
+        "output_dir": "out",
+    }
+    args.update(kw)
+    return led.add_job(**args)  # type: ignore[arg-type]
+
+
+def walk(led: LedgerStore, job_id: int, *states: JobState) -> Job:
+    """Move a job through ``states`` in order."""
+    job = led.get(job_id)
+    for new in states:
+        job = led.transition(job_id, job.state, new, why=f"to {new.value}")
+    return job
 
 
 class Backend:

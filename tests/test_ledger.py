@@ -12,28 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ledgerbackends import Clock, add, walk
 
 from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
 from synthesia_watchd.fsinfo import Mount
-from synthesia_watchd.ledger import MIGRATIONS, SCHEMA_VERSION, Job, Ledger
+from synthesia_watchd.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
 from synthesia_watchd.states import JobState
 
 S = JobState
-T0 = 1_750_000_000.0
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Clock:
-    """A hand-stepped clock for the ledger's ``now``."""
-
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture
@@ -50,30 +37,6 @@ def db(tmp_path: Path) -> Path:
 def ledger(db: Path, clock: Clock) -> Iterator[Ledger]:
     with Ledger(db, now=clock) as led:
         yield led
-
-
-def add(led: Ledger, name: str = "a.mp4", **kw: object) -> Job:
-    """A job with sensible defaults; keyword arguments override them."""
-    args: dict[str, object] = {
-        "watch": "inbox",
-        "source_path": name,
-        "size": 1000,
-        "mtime_ns": 1,
-        "sha256": "h-" + name,
-        "source_language": "en",
-        "targets": ["de", "fr"],
-        "output_dir": "out",
-    }
-    args.update(kw)
-    return led.add_job(**args)  # type: ignore[arg-type]
-
-
-def walk(led: Ledger, job_id: int, *states: JobState) -> Job:
-    """Move a job through ``states`` in order."""
-    job = led.get(job_id)
-    for new in states:
-        job = led.transition(job_id, job.state, new, why=f"to {new.value}")
-    return job
 
 
 # --- opening, pragmas, files ---------------------------------------------------------------------

@@ -9,37 +9,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from ledgerbackends import T0, Backend, Clock
+from ledgerbackends import T0, Backend, Clock, add, walk
 
 from synthesia_watchd.errors import StaleTransition
-from synthesia_watchd.ledger import Job, LedgerStore
+from synthesia_watchd.ledger import LedgerStore
 from synthesia_watchd.states import JobState, OutputState
 
 S = JobState
-
-
-def add(led: LedgerStore, name: str = "a.mp4", **kw: object) -> Job:
-    """A job with sensible defaults; keyword arguments override them."""
-    args: dict[str, object] = {
-        "watch": "inbox",
-        "source_path": name,
-        "size": 1000,
-        "mtime_ns": 1,
-        "sha256": "h-" + name,
-        "source_language": "en",
-        "targets": ["de", "fr"],
-        "output_dir": "out",
-    }
-    args.update(kw)
-    return led.add_job(**args)  # type: ignore[arg-type]
-
-
-def walk(led: LedgerStore, job_id: int, *states: JobState) -> Job:
-    """Move a job through ``states`` in order."""
-    job = led.get(job_id)
-    for new in states:
-        job = led.transition(job_id, job.state, new, why=f"to {new.value}")
-    return job
 
 
 # --- jobs, outputs, events -----------------------------------------------------------------------
