@@ -603,3 +603,25 @@ def test_transition_survives_sigkill_right_after(db: Path) -> None:
         assert (after.state, after.asset_id) == (S.ASSET_CREATED, "as-9")
         assert led.events(job.id)[-1].why == "child"
         assert led.integrity_check() == "ok"
+
+
+def test_reason_codes_are_stored_on_the_job_and_its_events_and_counted(ledger: Ledger) -> None:
+    """A transition's reason_code lands on the job and its event; count_reasons counts codes."""
+    job = add(ledger)
+    ledger.update(job.id, expected=S.QUEUED, why="any words", reason_code="fresh_asset")
+    ledger.note(job.id, "other words", code="fresh_asset")
+    job = ledger.transition(
+        job.id, S.QUEUED, S.CANCELLED, why="gone", last_error="gone", reason_code="vanished"
+    )
+    assert job.reason_code == "vanished"
+    assert [e.reason_code for e in ledger.events(job.id)] == [
+        None,
+        "fresh_asset",
+        "fresh_asset",
+        "vanished",
+    ]
+    assert ledger.count_reasons(job.id, ["fresh_asset"]) == 2
+    assert ledger.count_reasons(job.id, ["fresh_asset", "vanished"]) == 3
+    born = add(ledger, "b.mp4", state=S.FAILED, why="bad", reason_code="content_refused")
+    assert born.reason_code == "content_refused"
+    assert ledger.events(born.id)[0].reason_code == "content_refused"
