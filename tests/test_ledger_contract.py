@@ -303,6 +303,28 @@ def test_meta_set_get_delete(ledger: LedgerStore) -> None:
     assert ledger.get_meta("paused") is None
 
 
+def test_reason_codes_are_stored_on_the_job_and_its_events_and_counted(ledger: LedgerStore) -> None:
+    """A transition's reason_code lands on the job and its event; count_reasons counts codes."""
+    job = add(ledger)
+    ledger.update(job.id, expected=S.QUEUED, why="any words", reason_code="fresh_asset")
+    ledger.note(job.id, "other words", code="fresh_asset")
+    job = ledger.transition(
+        job.id, S.QUEUED, S.CANCELLED, why="gone", last_error="gone", reason_code="vanished"
+    )
+    assert job.reason_code == "vanished"
+    assert [e.reason_code for e in ledger.events(job.id)] == [
+        None,
+        "fresh_asset",
+        "fresh_asset",
+        "vanished",
+    ]
+    assert ledger.count_reasons(job.id, ["fresh_asset"]) == 2
+    assert ledger.count_reasons(job.id, ["fresh_asset", "vanished"]) == 3
+    born = add(ledger, "b.mp4", state=S.FAILED, why="bad", reason_code="content_refused")
+    assert born.reason_code == "content_refused"
+    assert ledger.events(born.id)[0].reason_code == "content_refused"
+
+
 # --- concurrency -------------------------------------------------------------------------------
 
 

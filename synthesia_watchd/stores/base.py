@@ -47,6 +47,7 @@ JOB_COLUMNS = (
     "updated_at",
     "state_changed_at",
     "duration_s",
+    "reason_code",
 )
 
 
@@ -73,6 +74,8 @@ class JobFields(TypedDict, total=False):
     output_dir: str
     settings: Mapping[str, Any]
     duration_s: float | None
+    #: The typed code (``reasons.Reason`` value) of why; also written on the event.
+    reason_code: str | None
 
 
 #: Columns ``transition``/``update`` may write.
@@ -122,6 +125,8 @@ class Job:
     state_changed_at: float
     #: Seconds of video, parsed from the file's container (None: not parsed or unknown).
     duration_s: float | None = None
+    #: The typed code (``reasons.Reason`` value) of the last transition that gave a reason.
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ class Event:
     from_state: str | None
     to_state: str | None
     why: str
+    reason_code: str | None = None
 
 
 def states_of(states: JobState | str | Iterable[JobState | str]) -> tuple[JobState, ...]:
@@ -277,6 +283,7 @@ class LedgerStore(Protocol):
         why: str = "discovered",
         last_error: str | None = None,
         duration_s: float | None = None,
+        reason_code: str | None = None,
     ) -> Job: ...
     def transition(
         self,
@@ -295,7 +302,7 @@ class LedgerStore(Protocol):
         why: str | None = None,
         **fields: Unpack[JobFields],
     ) -> Job: ...
-    def note(self, job_id: int, why: str) -> None: ...
+    def note(self, job_id: int, why: str, code: str | None = None) -> None: ...
     def set_output(
         self,
         job_id: int,
@@ -348,6 +355,7 @@ class LedgerStore(Protocol):
     def outputs(self, job_id: int) -> list[Output]: ...
     def output_written_by(self, path: str, sha256: str) -> int | None: ...
     def events(self, job_id: int) -> list[Event]: ...
+    def count_reasons(self, job_id: int, codes: Collection[str]) -> int: ...
     def usage_since(self, since: float) -> tuple[int, int]: ...
     def dub_history(self, limit: int = 200) -> list[tuple[float | None, float]]: ...
     def oldest_queued_at(self) -> float | None: ...

@@ -91,11 +91,19 @@ class SqlStore:
         return job_from_row(row)
 
     def _event(
-        self, c: SqlConn, job_id: int, src: str | None, dst: str | None, why: str, at: float
+        self,
+        c: SqlConn,
+        job_id: int,
+        src: str | None,
+        dst: str | None,
+        why: str,
+        at: float,
+        code: str | None = None,
     ) -> None:
         c.run(
-            "INSERT INTO events (job_id, at, from_state, to_state, why) VALUES (?, ?, ?, ?, ?)",
-            (job_id, at, src, dst, why),
+            "INSERT INTO events (job_id, at, from_state, to_state, why, reason_code)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, at, src, dst, why, code),
         )
 
     def _jobs(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
@@ -153,6 +161,7 @@ class SqlStore:
         why: str = "discovered",
         last_error: str | None = None,
         duration_s: float | None = None,
+        reason_code: str | None = None,
     ) -> Job:
         """Record a new job with a pending output per (target, kind) and its first event.
 
@@ -171,8 +180,8 @@ class SqlStore:
             [row] = c.rows(
                 "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
                 " targets, state, next_attempt_at, output_dir, settings, created_at, updated_at,"
-                " state_changed_at, last_error, duration_s)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " state_changed_at, last_error, duration_s, reason_code)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     watch,
                     source_path,
@@ -190,6 +199,7 @@ class SqlStore:
                     now,
                     last_error,
                     duration_s,
+                    reason_code,
                 ),
             )
             job_id = int(row["id"])
@@ -200,7 +210,7 @@ class SqlStore:
                         " VALUES (?, ?, ?, ?, ?)",
                         (job_id, lang, kind, OutputState.PENDING.value, now),
                     )
-            self._event(c, job_id, None, state.value, why, now)
+            self._event(c, job_id, None, state.value, why, now, reason_code)
             return self._fetch(c, job_id)
 
     def transition(
@@ -220,7 +230,7 @@ class SqlStore:
         new = JobState(new)
         with self._tx() as c:
             old, now = self._compare_and_set(c, job_id, expected, new, fields)
-            self._event(c, job_id, old.value, new.value, why, now)
+            self._event(c, job_id, old.value, new.value, why, now, fields.get("reason_code"))
             return self._fetch(c, job_id)
 
     def update(
@@ -238,14 +248,14 @@ class SqlStore:
         with self._tx() as c:
             old, now = self._compare_and_set(c, job_id, expected, None, fields)
             if why is not None:
-                self._event(c, job_id, old.value, old.value, why, now)
+                self._event(c, job_id, old.value, old.value, why, now, fields.get("reason_code"))
             return self._fetch(c, job_id)
 
-    def note(self, job_id: int, why: str) -> None:
+    def note(self, job_id: int, why: str, code: str | None = None) -> None:
         """Append an event without a state change (from and to are the current state)."""
         with self._tx() as c:
             state = self._state_of(c, job_id)
-            self._event(c, job_id, state.value, state.value, why, self._now())
+            self._event(c, job_id, state.value, state.value, why, self._now(), code)
 
     def set_output(
         self,
@@ -476,11 +486,23 @@ class SqlStore:
         """The job's history in the order it happened."""
         with self._read() as c:
             rows = c.rows(
-                "SELECT id, job_id, at, from_state, to_state, why FROM events"
+                "SELECT id, job_id, at, from_state, to_state, why, reason_code FROM events"
                 " WHERE job_id = ? ORDER BY id",
                 (job_id,),
             )
         return [Event(**r) for r in rows]
+
+    def count_reasons(self, job_id: int, codes: Collection[str]) -> int:
+        """How many of the job's events carry one of ``codes`` (the lifecycle caps)."""
+        values = list(codes)
+        with self._read() as c:
+            row = _one(
+                c,
+                "SELECT COUNT(*) AS n FROM events"  # noqa: S608 - placeholders only
+                f" WHERE job_id = ? AND reason_code IN ({marks(values)})",
+                (job_id, *values),
+            )
+        return 0 if row is None else int(row["n"])
 
     def usage_since(self, since: float) -> tuple[int, int]:
         """(jobs submitted to Synthesia since ``since``, their total source bytes).

@@ -115,6 +115,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE jobs ADD COLUMN duration_s REAL",),
     # 4: the ledger's identity, recorded beside it too, so a lost ledger is noticed at start.
     ("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",),
+    # 5: why a job is where it is, as a typed code (reasons.Reason) beside the message for
+    # people: lifecycle rules and caps count codes, never message text.
+    (
+        "ALTER TABLE jobs ADD COLUMN reason_code TEXT",
+        "ALTER TABLE events ADD COLUMN reason_code TEXT",
+        "CREATE INDEX events_job_reason ON events (job_id, reason_code)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
