@@ -35,7 +35,7 @@ RUN groupadd --gid 1000 watchd \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY synthesia_watchd ./synthesia_watchd
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir "./[postgres]" \
     && rm -rf /src
 WORKDIR /
 

@@ -6,9 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pgcluster import PASSWORD
 
 from synthesia_watchd.ledger import Job, Ledger, LedgerStore
 from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.postgres import PostgresLedger
 
 T0 = 1_750_000_000.0
 
@@ -70,14 +72,18 @@ class Backend:
             store.close()
 
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A fresh ledger of each backend in turn."""
-    path = tmp_path / "state" / "ledger.sqlite3"
-    b = Backend(request.param, lambda now: Ledger(path, now=now))
+    """A fresh ledger of each backend in turn (PostgreSQL: a new database on the cluster)."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_database")
+        b = Backend("postgres", lambda now: PostgresLedger(url, password=PASSWORD, now=now))
+    else:
+        path = tmp_path / "state" / "ledger.sqlite3"
+        b = Backend("sqlite", lambda now: Ledger(path, now=now))
     try:
         yield b
     finally:

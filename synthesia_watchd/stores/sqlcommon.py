@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any, Protocol, Unpack
+from types import TracebackType
+from typing import Any, Protocol, Self, Unpack
 
 from synthesia_watchd.states import JobState, OutputState, can_transition
 
@@ -65,6 +66,21 @@ class SqlStore:
 
     location: str
     _now: Callable[[], float]
+
+    def close(self) -> None:
+        """Release the connections (idempotent)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def _tx(self) -> contextlib.AbstractContextManager[SqlConn]:
         """A write transaction: committed when the block ends, rolled back on an exception."""

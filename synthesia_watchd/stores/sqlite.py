@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from synthesia_watchd import fsinfo
@@ -248,17 +247,6 @@ class SqliteLedger(SqlStore):
         """Close the connection (idempotent); the last closer folds the WAL into the file."""
         with self._lock:
             self._conn.close()
-
-    def __enter__(self) -> SqliteLedger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SqliteLedger({str(self.path)!r})"
