@@ -36,7 +36,7 @@ from .errors import (
     UsageError,
     WatchdError,
 )
-from .ledger import Job, Ledger, LedgerStore, Output
+from .ledger import Job, LedgerStore, Output, is_shared, open_ledger
 from .logsetup import configure_logging
 from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
 from .progress import duration_text as _age
@@ -91,28 +91,31 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     return load_config(path)
 
 
-def _ledger_path(args: argparse.Namespace) -> Path:
-    """The ledger a command means: --ledger, the config's, or the one running daemon's."""
+def _ledger_path(args: argparse.Namespace) -> tuple[Path | str, str | None]:
+    """The ledger a command means: --ledger (a file or a PostgreSQL URL), the config's, or the
+    one running daemon's; with the shared ledger's password when the config names its file."""
     if getattr(args, "ledger", None):
-        return Path(args.ledger)
+        given = str(args.ledger)
+        return (given if is_shared(given) else Path(given)), None
     path = _find_config(getattr(args, "config", None))
     if path is not None:
-        return load_config(path).ledger
+        config = load_config(path)
+        return config.ledger_location, config.ledger_password_text()
     found = runtime.ledger_without_config(default=build_config({}).ledger)
     if not found.running:
         sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
-    return found.ledger
+    return found.ledger, None
 
 
-def _open_ledger(args: argparse.Namespace) -> Ledger:
+def _open_ledger(args: argparse.Namespace) -> LedgerStore:
     """Open an existing ledger; never create one (a typo must not start an empty history)."""
-    path = _ledger_path(args)
-    if not path.exists():
+    location, password = _ledger_path(args)
+    if isinstance(location, Path) and not location.exists():
         raise WatchdError(
-            f"no ledger at {path}: synthesia-watchd has not run with this config yet "
+            f"no ledger at {location}: synthesia-watchd has not run with this config yet "
             "(or -c/--ledger names another one)"
         )
-    return Ledger(path)
+    return open_ledger(location, password=password)
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         os._exit(result.exit_code)
     if args.once:
         # Only what this run did counts: last month's failure must not fail every cron run.
-        with Ledger(config.ledger) as ledger:
+        with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
             touched = [
                 j for j in ledger.list_jobs(limit=1_000_000) if j.state_changed_at >= started
             ]
@@ -241,9 +244,9 @@ def _spending_line(config: Config) -> str:
     """The daily limits and today's use from the config's ledger (never creating it)."""
     from .spending import spending, spending_text
 
-    if not config.ledger.exists():
+    if config.ledger_url is None and not config.ledger.exists():
         return spending_text(spending(config, None, time.time()))
-    with Ledger(config.ledger) as ledger:
+    with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         return spending_text(spending(config, ledger, time.time()))
 
 
@@ -597,7 +600,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
         if client is None:
             raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
-    with Ledger(config.ledger) as ledger:
+    with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         pipeline = Pipeline(
             ledger=ledger, config=config, client=client, uploader=None, stop=threading.Event()
         )
@@ -619,9 +622,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """Copy the ledger while the daemon keeps running (SQLite's online backup)."""
+    from .ledger import Ledger
     from .ledgerguard import backup
 
     with _open_ledger(args) as ledger:
+        if not isinstance(ledger, Ledger):
+            raise WatchdError(
+                f"backup copies a SQLite ledger; {ledger.location} is a PostgreSQL database: "
+                "back it up with pg_dump (or the server's own backups)"
+            )
         dest = backup(ledger, Path(args.dest), folder=args.dest.endswith(os.sep))
     _print(f"ledger backed up to {dest}")
     return ExitStatus.OK

@@ -27,7 +27,7 @@ from .claims import Claims
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .jobspec import output_root
-from .ledger import Job
+from .ledger import Job, LedgerStore
 from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
@@ -36,6 +36,7 @@ from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
+from .sharedledger import SharedLedgerLock, open_shared
 from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
 from .upload import upload_file
@@ -144,12 +145,17 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.lock = InstanceLock(config.ledger)
-        try:
-            self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
-        except BaseException:
-            self.lock.release()
-            raise
+        self.lock: InstanceLock | SharedLedgerLock
+        self.ledger: LedgerStore
+        if config.ledger_url is not None:
+            self.ledger, self.lock = open_shared(config, now)
+        else:
+            self.lock = InstanceLock(config.ledger)
+            try:
+                self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
+            except BaseException:
+                self.lock.release()
+                raise
         self.limiter = RateLimiter.from_rate_limits(config.rate_limits)
         self.pauses = Pauses()
         self.client = client or build_client(config, self.limiter, self.stop, self.metrics)
@@ -310,7 +316,8 @@ class Daemon:
             "started",
             version=__version__,
             watches=[w.name for w in self.config.watches],
-            ledger=str(self.config.ledger),
+            ledger=self.ledger.location,
+            node=self.config.node_name,
             pid=os.getpid(),
         )
         figures = spending(self.config, self.ledger, self.now())

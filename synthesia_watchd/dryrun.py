@@ -18,7 +18,7 @@ from typing import TypedDict
 from . import atomic, filters, media
 from .config import Config, WatchConfig
 from .errors import ContentError, LedgerError
-from .ledger import Ledger, LedgerStore
+from .ledger import LedgerStore, open_ledger
 from .states import JobState
 
 
@@ -106,9 +106,9 @@ def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) ->
     """Print the plan for every watch (or the given files); returns an exit code."""
     now = time.time()
     ledger = None
-    if config.ledger.exists():
+    if config.ledger_url is not None or config.ledger.exists():
         try:
-            ledger = Ledger(config.ledger)
+            ledger = open_ledger(config.ledger_location, password=config.ledger_password_text())
         except LedgerError as exc:
             sys.stderr.write(f"ledger not consulted: {exc}\n")
     items: list[PlanItem] = []

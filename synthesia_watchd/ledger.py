@@ -8,9 +8,33 @@ paid for twice. The engine and the commands program against `LedgerStore` (store
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, LedgerStore, Output
 from .stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 from .stores.sqlite import SqliteLedger as Ledger
+
+
+def is_shared(location: Path | str) -> bool:
+    """Whether a ledger location names a PostgreSQL database (shared by several hosts)."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def open_ledger(
+    location: Path | str,
+    *,
+    password: str | None = None,
+    now: Callable[[], float] = time.time,
+) -> LedgerStore:
+    """The store a ``ledger:`` value names: a PostgreSQL URL, else a SQLite file path."""
+    if is_shared(location):
+        from .stores.postgres import PostgresLedger  # the postgres extra, only when used
+
+        return PostgresLedger(str(location), password=password, now=now)
+    return Ledger(Path(location), now=now)
+
 
 __all__ = [
     "KINDS",
@@ -23,4 +47,6 @@ __all__ = [
     "Ledger",
     "LedgerStore",
     "Output",
+    "is_shared",
+    "open_ledger",
 ]

@@ -82,6 +82,18 @@ class _Conn:
         return self._execute(sql, params).fetchall()
 
 
+class AdvisoryLock:
+    """A held session advisory lock; ``release`` ends the session (and so the lock)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        with contextlib.suppress(psycopg.Error):
+            self._conn.close()
+
+
 class PostgresLedger(SqlStore):
     """The job ledger in a PostgreSQL database; safe to share between threads and nodes."""
 
@@ -104,6 +116,7 @@ class PostgresLedger(SqlStore):
         except psycopg.ProgrammingError as exc:
             raise LedgerError(f"the ledger URL {self.location} is not valid: {exc}") from None
         self._timeout = connect_timeout
+        self._info = info
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             info,
             min_size=1,
@@ -192,6 +205,34 @@ class PostgresLedger(SqlStore):
         """A pooled autocommit connection for reads."""
         with self._connection() as conn:
             yield _Conn(conn, self.location)
+
+    # --- coordination --------------------------------------------------------------------------
+
+    def try_lock(self, key: int, holder: str) -> AdvisoryLock | None:
+        """A session advisory lock on its own connection (held until released or the
+        connection drops); None when another session holds it. ``holder`` is recorded in
+        ``application_name`` so the holder can be named in the refusal."""
+        try:
+            conn = psycopg.connect(self._info, autocommit=True, application_name=holder[:63])
+            [(got,)] = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchall()
+        except psycopg.Error as exc:
+            raise _error(self.location, exc) from exc
+        if not got:
+            conn.close()
+            return None
+        return AdvisoryLock(conn)
+
+    def lock_holder(self, key: int) -> str | None:
+        """The application_name of the session holding advisory lock ``key``, if any."""
+        with self._read() as c:
+            rows = c.rows(
+                "SELECT a.application_name AS name FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted"
+                " AND ((l.classid::bigint << 32) | l.objid::bigint) = ?",
+                (key,),
+            )
+        return rows[0]["name"] if rows else None
 
     # --- maintenance ---------------------------------------------------------------------------
 

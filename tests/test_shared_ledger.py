@@ -1,0 +1,90 @@
+"""A daemon on a PostgreSQL ledger: config, password sources, one daemon at a time, commands."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from enginefixtures import Engine
+from pgcluster import PASSWORD
+
+from synthesia_watchd.cli import main
+from synthesia_watchd.config import build_config
+from synthesia_watchd.errors import ConfigError, LedgerError
+
+
+def _config(url: str, **extra: object) -> dict[str, object]:
+    return {"ledger": url, **extra}
+
+
+def test_ledger_url_with_a_password_is_refused() -> None:
+    """A password written into the ledger URL is a config error that says where it belongs."""
+    with pytest.raises(ConfigError, match=r"ledger.*password.*ledger_password_file") as caught:
+        build_config(_config("postgresql://watchd:s3cr3t@db.example/watchd"), environ={})
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_password_sources_and_node_name(tmp_path: Path) -> None:
+    """ledger_password_file, then the systemd credential; node_name defaults to the host."""
+    url = "postgresql://watchd@db.example:5432/watchd?sslmode=verify-full"
+    own = tmp_path / "pw"
+    own.write_text("from-file\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "ledger_password").write_text("from-credential\n")
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    cfg = build_config(_config(url, ledger_password_file=str(own)), environ=env)
+    assert (cfg.ledger_url, cfg.ledger_password_text()) == (url, "from-file")
+    assert cfg.node_name == socket.gethostname()
+    cfg = build_config(_config(url, node_name="nas-2"), environ=env)
+    assert (cfg.ledger_password_text(), cfg.node_name) == ("from-credential", "nas-2")
+    assert build_config(_config(url), environ={}).ledger_password_text() is None
+    with pytest.raises(ConfigError, match=r"ledger_password_file.*cannot read"):
+        build_config(_config(url, ledger_password_file=str(tmp_path / "nope")), environ={})
+
+
+def test_daemon_dubs_on_a_postgres_ledger(engine: Engine, pg_database: str) -> None:
+    """run --once on a PostgreSQL ledger: every file dubbed once, the jobs in the database."""
+    engine.use_shared_ledger(pg_database, PASSWORD)
+    engine.put("a.mp4")
+    engine.put("b.mp4")
+    engine.run()
+    engine.assert_all_done()
+    assert len(engine.jobs()) == 2
+    assert engine.dub_posts() == 2
+    assert not engine.ledger_path.exists()  # no SQLite file was made on the side
+
+
+def test_second_daemon_on_the_shared_ledger_is_refused(engine: Engine, pg_database: str) -> None:
+    """While one daemon holds the shared ledger another is refused, naming the holder."""
+    engine.use_shared_ledger(pg_database, PASSWORD)
+    engine.settings["node_name"] = "first-node"
+    first = engine.daemon()
+    try:
+        engine.settings["node_name"] = "second-node"
+        with pytest.raises(LedgerError, match="first-node is already running"):
+            engine.daemon()
+    finally:
+        first.lock.release()
+        first.ledger.close()
+    second = engine.daemon()  # the lock went with the first daemon's session
+    second.lock.release()
+    second.ledger.close()
+
+
+def test_status_reads_a_postgres_ledger(
+    engine: Engine,
+    pg_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`status --ledger postgresql://...` answers from the database (password: PGPASSWORD)."""
+    engine.use_shared_ledger(pg_database, PASSWORD)
+    engine.put("a.mp4")
+    engine.run()
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    assert main(["status", "--ledger", pg_database]) == 0
+    out = capsys.readouterr().out
+    assert "done" in out
+    assert PASSWORD not in out
