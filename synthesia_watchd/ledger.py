@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, LedgerStore, Output
+from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, Lease, LedgerStore, Node, Output
 from .stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 from .stores.sqlite import SqliteLedger as Ledger
 
@@ -44,8 +44,10 @@ __all__ = [
     "Event",
     "Job",
     "JobFields",
+    "Lease",
     "Ledger",
     "LedgerStore",
+    "Node",
     "Output",
     "is_shared",
     "open_ledger",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -50,6 +51,15 @@ def walk(led: LedgerStore, job_id: int, *states: JobState) -> Job:
     for new in states:
         job = led.transition(job_id, job.state, new, why=f"to {new.value}")
     return job
+
+
+def run_threads(work: Callable[[int], None], n: int) -> None:
+    """Run ``work(0..n-1)`` on ``n`` threads and wait for all (bounded)."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
 
 
 class Backend:

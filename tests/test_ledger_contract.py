@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from ledgerbackends import T0, Backend, Clock, add, walk
+from ledgerbackends import T0, Backend, Clock, add, run_threads, walk
 
 from synthesia_watchd.errors import StaleTransition
-from synthesia_watchd.ledger import LedgerStore
+from synthesia_watchd.ledger import Lease, LedgerStore
 from synthesia_watchd.states import JobState, OutputState
 
 S = JobState
@@ -356,11 +356,7 @@ def test_threads_and_two_connections_never_lose_events(backend: Backend) -> None
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        run_threads(work, 8)
         assert errors == []
         assert len(wins) == 1
         assert len(first.events(shared.id)) == 2
@@ -385,3 +381,96 @@ def clock(backend: Backend) -> Clock:
 @pytest.fixture
 def ledger(backend: Backend) -> LedgerStore:
     return backend.open()
+
+
+# --- several nodes: leases and heartbeats ---------------------------------------------------
+
+
+def test_claims_lease_due_jobs_and_skip_those_another_node_holds(
+    backend: Backend, clock: Clock
+) -> None:
+    """A claim leases due jobs to its node; another node gets only the rest until expiry."""
+    first, second = backend.open(), backend.open()
+    jobs = [add(first, f"{n}.mp4") for n in "abc"]
+    got = first.claim([S.QUEUED], T0, "node-a", T0 + 60, limit=2)
+    assert [j.id for j in got] == [jobs[0].id, jobs[1].id]
+    assert {(j.lease_node, j.lease_until) for j in got} == {("node-a", T0 + 60)}
+    assert [j.id for j in second.claim([S.QUEUED], T0, "node-b", T0 + 60)] == [jobs[2].id]
+    again = second.claim([S.QUEUED], T0 + 30, "node-b", T0 + 90)
+    assert [j.id for j in again] == [jobs[2].id]  # its own, renewed; none of node-a's
+    # node-a holds its own again (renewal by claim); after expiry node-b takes them over
+    assert len(first.claim([S.QUEUED], T0 + 30, "node-a", T0 + 90)) == 2
+    taken = second.claim([S.QUEUED], T0 + 91, "node-b", T0 + 150)
+    assert {j.id for j in taken} == {j.id for j in jobs}
+
+
+def test_renew_and_release_touch_only_the_nodes_own_leases(ledger: LedgerStore) -> None:
+    """renew extends and release frees only leases the node holds; others stay as they were."""
+    a, b = add(ledger, "a.mp4"), add(ledger, "b.mp4")
+    ledger.claim([S.QUEUED], T0, "node-a", T0 + 60, exclude_ids={b.id})
+    ledger.claim([S.QUEUED], T0, "node-b", T0 + 60)
+    assert ledger.renew("node-a", [a.id, b.id], T0 + 120) == 1
+    assert ledger.get(a.id).lease_until == T0 + 120
+    assert ledger.get(b.id).lease_until == T0 + 60
+    ledger.release("node-a", [a.id, b.id])
+    assert (ledger.get(a.id).lease_node, ledger.get(b.id).lease_node) == (None, "node-b")
+    assert [j.id for j in ledger.claim([S.QUEUED], T0, "node-c", T0 + 60)] == [a.id]
+
+
+def test_writes_under_a_lost_lease_are_refused(ledger: LedgerStore, clock: Clock) -> None:
+    """A node that stalled past its lease cannot write once another node claimed the job."""
+    job = add(ledger)
+    [mine] = ledger.claim([S.QUEUED], T0, "node-a", T0 + 60)
+    lease = Lease("node-a", T0 + 60)
+    ledger.update(job.id, expected=S.QUEUED, lease=lease, attempts=1)
+    clock.advance(61)
+    ledger.claim([S.QUEUED], T0 + 61, "node-b", T0 + 121)
+    with pytest.raises(StaleTransition, match="no longer leased to node-a"):
+        ledger.transition(job.id, S.QUEUED, S.ASSET_CREATED, why="late", lease=lease)
+    with pytest.raises(StaleTransition, match="no longer leased"):
+        ledger.update(job.id, expected=S.QUEUED, lease=lease, submit_started_at=T0)
+    after = ledger.get(job.id)
+    assert (after.state, after.attempts, after.lease_node) == (S.QUEUED, 1, "node-b")
+    assert mine.id == job.id
+
+
+def test_concurrent_claims_never_share_a_job(backend: Backend) -> None:
+    """Four nodes claiming 40 jobs at once in small batches: every job claimed exactly once."""
+    stores = [backend.open() for _ in range(4)]
+    ids = {add(stores[0], f"{i}.mp4").id for i in range(40)}
+    barrier = threading.Barrier(4)
+    got: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        node = f"node-{i}"
+        try:
+            barrier.wait()
+            mine: list[int] = []
+            while batch := stores[i].claim([S.QUEUED], T0, node, T0 + 600, limit=3):
+                mine += [j.id for j in batch if j.lease_node == node]
+                stores[i].transition(batch[0].id, S.QUEUED, S.ASSET_CREATED, why=node)
+                for j in batch[1:]:
+                    stores[i].transition(j.id, S.QUEUED, S.ASSET_CREATED, why=node)
+            got[node] = mine
+        except BaseException as exc:
+            errors.append(exc)
+
+    run_threads(work, 4)
+    assert errors == []
+    claimed = [j for mine in got.values() for j in mine]
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_nodes_list_heartbeats_and_claimed_jobs(ledger: LedgerStore) -> None:
+    """beat records a node (first beat: its start); nodes counts its unexpired leases."""
+    add(ledger, "a.mp4")
+    add(ledger, "b.mp4")
+    ledger.beat("node-b", T0, pid=12, version="1.0")
+    ledger.beat("node-a", T0, pid=7, version="1.0")
+    ledger.beat("node-a", T0 + 5, pid=7, version="1.0")
+    ledger.claim([S.QUEUED], T0, "node-a", T0 + 60)
+    [a, b] = ledger.nodes(T0 + 10)
+    assert (a.name, a.started_at, a.heartbeat_at, a.pid, a.claimed) == ("node-a", T0, T0 + 5, 7, 2)
+    assert (b.name, b.claimed) == ("node-b", 0)
+    assert [n.claimed for n in ledger.nodes(T0 + 61)] == [0, 0]

@@ -48,6 +48,8 @@ JOB_COLUMNS = (
     "state_changed_at",
     "duration_s",
     "reason_code",
+    "lease_node",
+    "lease_until",
 )
 
 
@@ -127,6 +129,9 @@ class Job:
     duration_s: float | None = None
     #: The typed code (``reasons.Reason`` value) of the last transition that gave a reason.
     reason_code: str | None = None
+    #: The node working on the job, and until when (None: free to claim).
+    lease_node: str | None = None
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +248,27 @@ def stale(job_id: int, found: JobState, allowed: Sequence[JobState], new: JobSta
     )
 
 
+@dataclass(frozen=True)
+class Node:
+    """One daemon host sharing the ledger, as its last heartbeat told."""
+
+    name: str
+    started_at: float
+    heartbeat_at: float
+    pid: int | None
+    version: str | None
+    #: Jobs whose lease this node holds now.
+    claimed: int = 0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claim's holder: writes made under it apply only while the node still holds it."""
+
+    node: str
+    until: float
+
+
 class LedgerStore(Protocol):
     """The job ledger as the engine and the commands use it, whatever stores it.
 
@@ -292,6 +318,7 @@ class LedgerStore(Protocol):
         new: JobState,
         *,
         why: str,
+        lease: Lease | None = None,
         **fields: Unpack[JobFields],
     ) -> Job: ...
     def update(
@@ -300,6 +327,7 @@ class LedgerStore(Protocol):
         *,
         expected: JobState | Iterable[JobState],
         why: str | None = None,
+        lease: Lease | None = None,
         **fields: Unpack[JobFields],
     ) -> Job: ...
     def note(self, job_id: int, why: str, code: str | None = None) -> None: ...
@@ -360,6 +388,21 @@ class LedgerStore(Protocol):
     def dub_history(self, limit: int = 200) -> list[tuple[float | None, float]]: ...
     def oldest_queued_at(self) -> float | None: ...
     def get_meta(self, key: str) -> str | None: ...
+
+    # several nodes
+    def claim(
+        self,
+        states: Iterable[JobState],
+        now: float,
+        node: str,
+        until: float,
+        limit: int = 100,
+        exclude_ids: Collection[int] = (),
+    ) -> list[Job]: ...
+    def renew(self, node: str, job_ids: Collection[int], until: float) -> int: ...
+    def release(self, node: str, job_ids: Collection[int]) -> None: ...
+    def beat(self, node: str, now: float, *, pid: int | None, version: str | None) -> None: ...
+    def nodes(self, now: float) -> list[Node]: ...
 
     # maintenance
     def integrity_check(self) -> str: ...

@@ -94,6 +94,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE events ADD COLUMN reason_code TEXT",
         "CREATE INDEX events_job_reason ON events (job_id, reason_code)",
     ),
+    # 3: leases and nodes (SQLite's migration 6).
+    (
+        "ALTER TABLE jobs ADD COLUMN lease_node TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION",
+        """CREATE TABLE nodes (
+            name TEXT PRIMARY KEY,
+            started_at DOUBLE PRECISION NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL,
+            pid INTEGER,
+            version TEXT
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

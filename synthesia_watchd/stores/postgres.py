@@ -97,6 +97,8 @@ class AdvisoryLock:
 class PostgresLedger(SqlStore):
     """The job ledger in a PostgreSQL database; safe to share between threads and nodes."""
 
+    _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+
     def __init__(
         self,
         url: str,

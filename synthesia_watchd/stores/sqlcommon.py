@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, Unpack
 
+from synthesia_watchd.errors import StaleTransition
 from synthesia_watchd.states import JobState, OutputState, can_transition
 
 from .base import (
@@ -23,6 +24,8 @@ from .base import (
     Event,
     Job,
     JobFields,
+    Lease,
+    Node,
     Output,
     encode_fields,
     encode_settings,
@@ -66,6 +69,9 @@ class SqlStore:
 
     location: str
     _now: Callable[[], float]
+    #: How a claim's SELECT locks the rows it picks (PostgreSQL: skip rows another node is
+    #: claiming); empty where a write transaction already excludes every other writer.
+    _CLAIM_LOCK = ""
 
     def close(self) -> None:
         """Release the connections (idempotent)."""
@@ -134,11 +140,14 @@ class SqlStore:
         expected: JobState | Iterable[JobState],
         new: JobState | None,
         fields: Mapping[str, Any],
+        lease: Lease | None = None,
     ) -> tuple[JobState, float]:
         """Write ``fields`` (and ``new``) only if the job is still in an expected state.
 
         The UPDATE names the state it read; zero rows changed means someone moved the job
         in between (or it is in none of ``expected``): StaleTransition, nothing written.
+        With ``lease``, the job must also still be leased to that node, unexpired: a node
+        that stalled past its lease cannot act on a job another node has claimed since.
         """
         allowed = states_of(expected)
         pairs = encode_fields(fields)
@@ -150,12 +159,23 @@ class SqlStore:
         if new is not None:
             pairs += [("state", new.value), ("state_changed_at", now)]
         sets = ", ".join(f"{name} = ?" for name, _ in pairs)
+        where = "id = ? AND state = ?"
+        params: list[Any] = [job_id, old.value]
+        if lease is not None:
+            where += " AND lease_node = ? AND lease_until >= ?"
+            params += [lease.node, now]
         changed = c.run(
-            f"UPDATE jobs SET {sets} WHERE id = ? AND state = ?",  # noqa: S608 - checked names
-            (*(v for _, v in pairs), job_id, old.value),
+            f"UPDATE jobs SET {sets} WHERE {where}",  # noqa: S608 - checked names
+            (*(v for _, v in pairs), *params),
         )
         if changed != 1:
-            stale(job_id, self._state_of(c, job_id), (old,), new)
+            found = self._state_of(c, job_id)
+            if lease is not None and found is old:
+                raise StaleTransition(
+                    f"job {job_id} is no longer leased to {lease.node}; another node may "
+                    "have claimed it"
+                )
+            stale(job_id, found, (old,), new)
         return old, now
 
     # --- writes ----------------------------------------------------------------------------
@@ -236,16 +256,18 @@ class SqlStore:
         new: JobState,
         *,
         why: str,
+        lease: Lease | None = None,
         **fields: Unpack[JobFields],
     ) -> Job:
         """Compare-and-set the job's state, write ``fields`` and append the event, atomically.
 
         Raises StaleTransition when the job is not in ``expected`` (another worker or the
-        operator moved it) or the state machine does not allow the move.
+        operator moved it), the state machine does not allow the move, or (``lease``) the
+        job is no longer leased to that node.
         """
         new = JobState(new)
         with self._tx() as c:
-            old, now = self._compare_and_set(c, job_id, expected, new, fields)
+            old, now = self._compare_and_set(c, job_id, expected, new, fields, lease)
             self._event(c, job_id, old.value, new.value, why, now, fields.get("reason_code"))
             return self._fetch(c, job_id)
 
@@ -255,14 +277,16 @@ class SqlStore:
         *,
         expected: JobState | Iterable[JobState],
         why: str | None = None,
+        lease: Lease | None = None,
         **fields: Unpack[JobFields],
     ) -> Job:
-        """Write job fields without a state change, compare-and-set on the current state.
+        """Write job fields without a state change, compare-and-set on the current state
+        (and, with ``lease``, on the node still holding the job).
 
         With ``why``, also append an event whose from and to states are the current one.
         """
         with self._tx() as c:
-            old, now = self._compare_and_set(c, job_id, expected, None, fields)
+            old, now = self._compare_and_set(c, job_id, expected, None, fields, lease)
             if why is not None:
                 self._event(c, job_id, old.value, old.value, why, now, fields.get("reason_code"))
             return self._fetch(c, job_id)
@@ -570,3 +594,103 @@ class SqlStore:
         with self._read() as c:
             row = _one(c, "SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row["value"])
+
+    # --- several nodes -------------------------------------------------------------------------
+
+    def claim(
+        self,
+        states: Iterable[JobState],
+        now: float,
+        node: str,
+        until: float,
+        limit: int = 100,
+        exclude_ids: Collection[int] = (),
+    ) -> list[Job]:
+        """Lease due jobs in ``states`` to ``node`` until ``until``, oldest due first.
+
+        A job is free when it has no lease, its lease expired (its node died or stalled), or
+        ``node`` holds it already. Two nodes claiming at once get disjoint jobs: on
+        PostgreSQL the SELECT skips rows another claim has locked; SQLite runs one write
+        transaction at a time.
+        """
+        values = [s.value for s in states_of(states)]
+        free = "(lease_until IS NULL OR lease_until < ? OR lease_node = ?)"
+        where = f"state IN ({marks(values)}) AND next_attempt_at <= ? AND {free}"
+        params: list[Any] = [*values, now, now, node]
+        if exclude_ids:
+            where += f" AND id NOT IN ({marks(list(exclude_ids))})"
+            params += list(exclude_ids)
+        with self._tx() as c:
+            picked = [
+                int(r["id"])
+                for r in c.rows(
+                    f"SELECT id FROM jobs WHERE {where}"  # noqa: S608 - marks only
+                    f" ORDER BY next_attempt_at, id LIMIT {int(limit)}{self._CLAIM_LOCK}",
+                    params,
+                )
+            ]
+            if not picked:
+                return []
+            # The UPDATE checks freeness again, so a row another claim took in between
+            # (a backend without row locks) is left alone rather than shared.
+            ids = [
+                int(r["id"])
+                for r in c.rows(
+                    "UPDATE jobs SET lease_node = ?, lease_until = ?"  # noqa: S608 - marks only
+                    f" WHERE id IN ({marks(picked)}) AND {free} RETURNING id",
+                    (node, until, *picked, now, node),
+                )
+            ]
+            if not ids:
+                return []
+            rows = c.rows(
+                f"{JOB_SELECT} WHERE id IN ({marks(ids)}) ORDER BY next_attempt_at, id", ids
+            )
+        return [job_from_row(r) for r in rows]
+
+    def renew(self, node: str, job_ids: Collection[int], until: float) -> int:
+        """Extend ``node``'s leases on ``job_ids`` to ``until``; how many it still held."""
+        ids = list(job_ids)
+        if not ids:
+            return 0
+        with self._tx() as c:
+            return c.run(
+                f"UPDATE jobs SET lease_until = ?"  # noqa: S608 - marks only
+                f" WHERE lease_node = ? AND id IN ({marks(ids)})",
+                (until, node, *ids),
+            )
+
+    def release(self, node: str, job_ids: Collection[int]) -> None:
+        """Give up ``node``'s leases on ``job_ids`` (finished work, a clean stop)."""
+        ids = list(job_ids)
+        if not ids:
+            return
+        with self._tx() as c:
+            c.run(
+                "UPDATE jobs SET lease_node = NULL, lease_until = NULL"  # noqa: S608
+                f" WHERE lease_node = ? AND id IN ({marks(ids)})",
+                (node, *ids),
+            )
+
+    def beat(self, node: str, now: float, *, pid: int | None, version: str | None) -> None:
+        """Record that ``node`` is alive (first beat: it started now)."""
+        with self._tx() as c:
+            c.run(
+                "INSERT INTO nodes (name, started_at, heartbeat_at, pid, version)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " heartbeat_at = excluded.heartbeat_at, pid = excluded.pid,"
+                " version = excluded.version",
+                (node, now, now, pid, version),
+            )
+
+    def nodes(self, now: float) -> list[Node]:
+        """Every node that ever beat, with the jobs it holds unexpired leases on, by name."""
+        with self._read() as c:
+            rows = c.rows(
+                "SELECT n.name, n.started_at, n.heartbeat_at, n.pid, n.version,"
+                " (SELECT COUNT(*) FROM jobs j WHERE j.lease_node = n.name"
+                "  AND j.lease_until >= ?) AS claimed"
+                " FROM nodes n ORDER BY n.name",
+                (now,),
+            )
+        return [Node(**{**r, "claimed": int(r["claimed"])}) for r in rows]

@@ -121,6 +121,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE events ADD COLUMN reason_code TEXT",
         "CREATE INDEX events_job_reason ON events (job_id, reason_code)",
     ),
+    # 6: several nodes on one ledger: which node works on a job until when (its lease), and
+    # the nodes themselves with their heartbeats.
+    (
+        "ALTER TABLE jobs ADD COLUMN lease_node TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until REAL",
+        """CREATE TABLE nodes (
+            name TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            pid INTEGER,
+            version TEXT
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
