@@ -313,6 +313,17 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
         "active": active,
         "needs_attention": attention,
         "failed": unhappy,
+        "nodes": [
+            {
+                "name": n.name,
+                "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
+                "claimed": n.claimed,
+                "pid": n.pid,
+                "version": n.version,
+            }
+            for n in ledger.nodes(now)
+        ],
+        "shared": is_shared(ledger.location),
     }
 
 
@@ -336,6 +347,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+    if data["shared"] or len(data["nodes"]) > 1:
+        for n in data["nodes"]:
+            _print(
+                f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
+                f"{n['claimed']} job(s) claimed"
+            )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
     for w in data["watches"]:

@@ -152,6 +152,8 @@ class Config:
     ledger_password: Secret | None = None
     #: This host's name in a shared ledger.
     node_name: str = field(default_factory=socket.gethostname)
+    #: Seconds a claimed job stays this node's without a renewing heartbeat.
+    lease_duration: float = 60.0
 
     @property
     def ledger_location(self) -> Path | str:
@@ -436,6 +438,7 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         ledger_url=ledger_url,
         ledger_password=ledger_password,
         node_name=get("node_name") or socket.gethostname(),
+        lease_duration=get("lease_duration"),
         max_uploads=get("workers.max_uploads"),
         max_active_jobs=get("workers.max_active_jobs"),
         max_downloads=get("workers.max_downloads"),
@@ -575,6 +578,7 @@ def effective_config(cfg: Config) -> dict[str, Any]:
         "state_dir": str(cfg.state_dir),
         "ledger": cfg.ledger_url or str(cfg.ledger),
         "node_name": cfg.node_name,
+        "lease_duration": cfg.lease_duration,
         "workers": {
             "max_uploads": cfg.max_uploads,
             "max_active_jobs": cfg.max_active_jobs,

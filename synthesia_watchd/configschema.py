@@ -236,6 +236,10 @@ TOP_KEYS: tuple[_Key, ...] = (
     _Key("poll_interval_max", _DURATION_T, 300.0, duration(1)).about(
         "Cap of the status-poll backoff for long dubbing jobs."
     ),
+    _Key("lease_duration", _DURATION_T, 60.0, duration(15)).about(
+        "How long a job this node works on stays its own without a heartbeat renewing it. "
+        "In a shared ledger, another node takes over a dead node's jobs once it expires."
+    ),
     _Key("metrics.listen", "host:port or null", None, nullable(listen_address)).about(
         "Address of the Prometheus /metrics and /healthz listener; null disables it. An "
         "explicit address is required (a bare port is refused).",

@@ -144,6 +144,7 @@ class Daemon:
         self.stop = threading.Event()
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
+        self.metrics.set_node(config.node_name)
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock: InstanceLock | SharedLedgerLock
         self.ledger: LedgerStore
@@ -183,6 +184,8 @@ class Daemon:
             max_downloads=config.max_downloads,
             max_active_jobs=config.max_active_jobs,
             wake=self.wake,
+            node=config.node_name,
+            lease_seconds=config.lease_duration,
         )
         self.heartbeat = Heartbeat(config.state_dir / "heartbeat")
         self.metrics_server: MetricsServer | None = None
@@ -526,12 +529,19 @@ class Daemon:
             parts.append("PAUSED: " + "; ".join(paused.values()))
         return ", ".join(parts)
 
+    def renew_leases(self) -> None:
+        """Keep the jobs this node works on its own, and say the node is alive."""
+        now, node = self.now(), self.config.node_name
+        self.ledger.renew(node, self.scheduler.running_ids(), now + self.config.lease_duration)
+        self.ledger.beat(node, now, pid=os.getpid(), version=__version__)
+
     def beat(self, *, force: bool = False, stopping: bool = False) -> None:
         """Heartbeat file, systemd STATUS/WATCHDOG, metrics and the status record."""
         mono = time.monotonic()
         if not force and mono - self._last_beat < HEARTBEAT_SECONDS:
             return
         self._last_beat = mono
+        self.renew_leases()
         counts = self.ledger.counts()
         self.metrics.set_job_counts(counts)
         oldest = self.ledger.oldest_queued_at()

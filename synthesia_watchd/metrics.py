@@ -70,9 +70,20 @@ class Metrics:
             "Unix time of the main loop's last heartbeat.",
             registry=r,
         )
+        self.node_info = Gauge(
+            f"{PREFIX}_node_info",
+            "1, labelled with this daemon's node name (joins the other series to the node).",
+            ["node"],
+            registry=r,
+        )
         # Every state exported from the start, so dashboards see 0 rather than no data.
         for state in JobState:
             self.jobs_by_state.labels(state=state.value).set(0)
+
+    def set_node(self, name: str) -> None:
+        """Name the node these metrics come from (several hosts on one shared ledger)."""
+        self.node_info.clear()
+        self.node_info.labels(node=name).set(1)
 
     def observe_api(self, operation: str, status: int | None) -> None:
         """Count one API answer; ``status`` None means no answer (timeout, reset)."""

@@ -52,7 +52,7 @@ from .jobspec import (
     output_root,
     post_action,
 )
-from .ledger import Job, JobFields, LedgerStore
+from .ledger import Job, JobFields, Lease, LedgerStore
 from .logsetup import get_logger, job_context
 from .progress import Progress
 from .retry import backoff_delay
@@ -626,7 +626,12 @@ class Pipeline:
         def sending() -> None:
             # Durable marker right before the bytes go out: if we die before the project id
             # is recorded, the submit is known to be ambiguous.
-            self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=self.now())
+            # Under the job's lease: a node that stalled past it (another node took the job
+            # over) gets StaleTransition here and sends nothing.
+            lease = Lease(self.config.node_name, 0.0) if job.lease_node else None
+            self.ledger.update(
+                job.id, expected=JobState.UPLOADED, lease=lease, submit_started_at=self.now()
+            )
 
         def refused() -> None:
             # The server answered that it did not act (429, 5xx, 4xx) or was never reached.

@@ -8,13 +8,14 @@ is only a row with a time in it, so a thousand dubbing projects hold no thread.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .errors import ShutdownRequested
+from .errors import ShutdownRequested, WatchdError
 from .ledger import LedgerStore
 from .logsetup import get_logger
 from .pipeline import Pipeline
@@ -50,9 +51,15 @@ class Scheduler:
         max_downloads: int,
         max_active_jobs: int,
         wake: threading.Event | None = None,
+        node: str = "local",
+        lease_seconds: float = 60.0,
     ) -> None:
         self.pipeline = pipeline
         self.ledger = ledger
+        #: Jobs are claimed for this node with a lease (a shared ledger's other nodes skip
+        #: them until it expires); a finished step gives its job's lease back.
+        self.node = node
+        self.lease_seconds = lease_seconds
         self.limits = {
             "upload": max_uploads,
             "submit": SUBMIT_THREADS,
@@ -95,6 +102,8 @@ class Scheduler:
     def _done(self, job_id: int, fut: Future[None]) -> None:
         with self._lock:
             self._running.pop(job_id, None)
+        with contextlib.suppress(WatchdError):  # unreachable ledger: the lease just expires
+            self.ledger.release(self.node, [job_id])
         exc = fut.exception() if not fut.cancelled() else None
         if exc is not None and not isinstance(exc, ShutdownRequested):
             log.error("stage crashed", job_id=job_id, error=repr(exc))
@@ -143,17 +152,23 @@ class Scheduler:
         free_upload = self.limits["upload"] - self.running_in("upload")
         lookahead = self.max_active_jobs + self.limits["upload"] - pipeline_depth
         n = min(free_upload, max(lookahead, 0))
+        until = now + self.lease_seconds
         if free_upload > 0:
             # Resumed uploads first (their asset exists), then new work.
-            jobs = self.ledger.due((JobState.ASSET_CREATED,), now, free_upload, running)
-            jobs += self.ledger.due((JobState.QUEUED,), now, max(n - len(jobs), 0), running)
+            jobs = self.ledger.claim(
+                (JobState.ASSET_CREATED,), now, self.node, until, free_upload, running
+            )
+            jobs += self.ledger.claim(
+                (JobState.QUEUED,), now, self.node, until, max(n - len(jobs), 0), running
+            )
             for job in jobs[:free_upload]:
                 started += self._start("upload", job.id)
+            self.ledger.release(self.node, [j.id for j in jobs[free_upload:]])
         for pool in ("submit", "poll", "download"):
             free = self.limits[pool] - self.running_in(pool)
             if free > 0:
                 states = tuple(s for s, p in _POOL_OF.items() if p == pool)
-                for job in self.ledger.due(states, now, free, running):
+                for job in self.ledger.claim(states, now, self.node, until, free, running):
                     started += self._start(pool, job.id)
         return started
 

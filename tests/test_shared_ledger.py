@@ -87,4 +87,6 @@ def test_status_reads_a_postgres_ledger(
     assert main(["status", "--ledger", pg_database]) == 0
     out = capsys.readouterr().out
     assert "done" in out
+    assert f"node {socket.gethostname()}: heartbeat" in out
+    assert "0 job(s) claimed" in out
     assert PASSWORD not in out
