@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from enginefixtures import Engine
-from pgcluster import PASSWORD
+from pgcluster import PASSWORD, Cluster
 
 from synthesia_watchd.cli import main
 from synthesia_watchd.config import build_config
+from synthesia_watchd.daemon import Daemon
 from synthesia_watchd.errors import ConfigError, LedgerError
 
 
@@ -90,3 +92,31 @@ def test_status_reads_a_postgres_ledger(
     assert f"node {socket.gethostname()}: heartbeat" in out
     assert "0 job(s) claimed" in out
     assert PASSWORD not in out
+
+
+def test_a_postgres_restart_mid_run_loses_and_repeats_nothing(
+    engine_factory: Callable[..., Engine], pg_cluster: Cluster, pg_database: str
+) -> None:
+    """The server crashes while jobs are dubbing: the run finishes, one POST per file."""
+    engine = engine_factory(dub_seconds=1.0)
+    engine.use_shared_ledger(pg_database, PASSWORD)
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        engine.put(name)
+    restarted: list[bool] = []
+
+    def crash_once(daemon: Daemon) -> None:
+        if (
+            restarted
+            or daemon.scheduler.running_in("upload")
+            or not engine.sim.count("POST /v2/dubbing")
+        ):
+            return
+        restarted.append(True)
+        pg_cluster.stop("immediate")  # as after a crash: the server recovers from its WAL
+        pg_cluster.start()
+
+    engine.run(on_tick=crash_once, timeout=90)
+    assert restarted
+    engine.assert_all_done()
+    assert engine.dub_posts() == 3
+    assert len(engine.jobs()) == 3
