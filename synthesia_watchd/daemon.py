@@ -157,7 +157,10 @@ class Daemon:
             except BaseException:
                 self.lock.release()
                 raise
-        self.limiter = RateLimiter.from_rate_limits(config.rate_limits)
+        # Windows in the ledger (wall clock): every node together, and across restarts.
+        self.limiter = RateLimiter.from_rate_limits(
+            config.rate_limits, clock=time.time, shared=self.ledger, node=config.node_name
+        )
         self.pauses = Pauses()
         self.client = client or build_client(config, self.limiter, self.stop, self.metrics)
         self.pipeline = Pipeline(

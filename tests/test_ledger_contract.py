@@ -474,3 +474,44 @@ def test_nodes_list_heartbeats_and_claimed_jobs(ledger: LedgerStore) -> None:
     assert (a.name, a.started_at, a.heartbeat_at, a.pid, a.claimed) == ("node-a", T0, T0 + 5, 7, 2)
     assert (b.name, b.claimed) == ("node-b", 0)
     assert [n.claimed for n in ledger.nodes(T0 + 61)] == [0, 0]
+
+
+# --- shared request windows ---------------------------------------------------------------------
+
+MINUTE_3 = ((3, 60.0),)
+
+
+def test_request_windows_pace_every_node_together(backend: Backend) -> None:
+    """Two nodes share one window per class and endpoint: the 4th request in 60 s waits."""
+    a, b = backend.open(), backend.open()
+    ep = "POST /v2/dubbing"
+    assert a.reserve_request("write", ep, T0, MINUTE_3, node="a") == 0.0
+    assert b.reserve_request("write", ep, T0 + 1, MINUTE_3, node="b") == 0.0
+    assert a.reserve_request("write", ep, T0 + 2, MINUTE_3, node="a") == 0.0
+    assert b.reserve_request("write", ep, T0 + 10, MINUTE_3, node="b", margin=0.5) == 50.5
+    assert b.reserve_request("write", "POST /v2/assets", T0 + 10, MINUTE_3) == 0.0
+    assert a.reserve_request("read", ep, T0 + 10, MINUTE_3) == 0.0
+    assert b.reserve_request("write", ep, T0 + 60.5, MINUTE_3) == 0.0  # the first one left
+
+
+def test_request_windows_survive_a_restart(backend: Backend) -> None:
+    """Hour and day windows are kept in the ledger: a reopened store still counts them."""
+    first = backend.open()
+    day = ((2, 86_400.0),)
+    for t in (T0, T0 + 3600):
+        assert first.reserve_request("write", "POST /v2/dubbing", t, day) == 0.0
+    first.close()
+    again = backend.open()
+    wait = again.reserve_request("write", "POST /v2/dubbing", T0 + 7200, day)
+    assert wait == 86_400.0 - 7200
+
+
+def test_a_429_holds_every_node_and_never_shortens(backend: Backend) -> None:
+    """hold_requests_until stops every class and endpoint on every node until then."""
+    a, b = backend.open(), backend.open()
+    assert a.requests_held_until() == 0.0
+    a.hold_requests_until(T0 + 30)
+    b.hold_requests_until(T0 + 10)  # a shorter hold does not shorten it
+    assert b.requests_held_until() == T0 + 30
+    assert b.reserve_request("read", "GET /v2/dubbing/{id}", T0 + 5, ()) == 25.0
+    assert b.reserve_request("read", "GET /v2/dubbing/{id}", T0 + 30, ()) == 0.0

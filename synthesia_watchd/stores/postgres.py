@@ -26,7 +26,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from synthesia_watchd.errors import LedgerError
 
 from .pgschema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
-from .sqlcommon import SqlStore
+from .sqlcommon import SqlConn
+from .sqlshared import SqlLedgerStore
 
 #: Seconds to wait for a connection (at open, and from the pool) before giving up.
 CONNECT_TIMEOUT = 10.0
@@ -94,7 +95,7 @@ class AdvisoryLock:
             self._conn.close()
 
 
-class PostgresLedger(SqlStore):
+class PostgresLedger(SqlLedgerStore):
     """The job ledger in a PostgreSQL database; safe to share between threads and nodes."""
 
     _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
@@ -207,6 +208,10 @@ class PostgresLedger(SqlStore):
         """A pooled autocommit connection for reads."""
         with self._connection() as conn:
             yield _Conn(conn, self.location)
+
+    def _serialize(self, c: SqlConn, key: str) -> None:
+        """A transaction-scoped advisory lock on ``key``: nodes take turns on one window."""
+        c.run("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
 
     # --- coordination --------------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from .base import (
     Job,
     JobFields,
     Lease,
-    Node,
     Output,
     encode_fields,
     encode_settings,
@@ -59,7 +58,7 @@ def marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values) or "NULL"
 
 
-def _one(c: SqlConn, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+def one(c: SqlConn, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
     rows = c.rows(sql, params)
     return rows[0] if rows else None
 
@@ -69,9 +68,6 @@ class SqlStore:
 
     location: str
     _now: Callable[[], float]
-    #: How a claim's SELECT locks the rows it picks (PostgreSQL: skip rows another node is
-    #: claiming); empty where a write transaction already excludes every other writer.
-    _CLAIM_LOCK = ""
 
     def close(self) -> None:
         """Release the connections (idempotent)."""
@@ -100,14 +96,14 @@ class SqlStore:
 
     @staticmethod
     def _state_of(c: SqlConn, job_id: int) -> JobState:
-        row = _one(c, "SELECT state FROM jobs WHERE id = ?", (job_id,))
+        row = one(c, "SELECT state FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise KeyError(f"no job {job_id} in the ledger")
         return JobState(row["state"])
 
     @staticmethod
     def _fetch(c: SqlConn, job_id: int) -> Job:
-        row = _one(c, f"{JOB_SELECT} WHERE id = ?", (job_id,))
+        row = one(c, f"{JOB_SELECT} WHERE id = ?", (job_id,))
         if row is None:
             raise KeyError(f"no job {job_id} in the ledger")
         return job_from_row(row)
@@ -449,7 +445,7 @@ class SqlStore:
         """The earliest next_attempt_at among jobs in ``states`` (None when there are none)."""
         values = [s.value for s in states_of(states)]
         with self._read() as c:
-            row = _one(
+            row = one(
                 c,
                 f"SELECT MIN(next_attempt_at) AS t FROM jobs WHERE state IN ({marks(values)})",  # noqa: S608
                 values,
@@ -460,7 +456,7 @@ class SqlStore:
         """How many jobs are in any of ``states``."""
         values = [s.value for s in states_of(states)]
         with self._read() as c:
-            row = _one(
+            row = one(
                 c,
                 f"SELECT COUNT(*) AS n FROM jobs WHERE state IN ({marks(values)})",  # noqa: S608
                 values,
@@ -514,7 +510,7 @@ class SqlStore:
         a file we never wrote at an output name is never overwritten.
         """
         with self._read() as c:
-            row = _one(
+            row = one(
                 c,
                 "SELECT job_id FROM outputs WHERE path = ? AND sha256 = ? AND state = 'done'"
                 " ORDER BY job_id DESC LIMIT 1",
@@ -536,7 +532,7 @@ class SqlStore:
         """How many of the job's events carry one of ``codes`` (the lifecycle caps)."""
         values = list(codes)
         with self._read() as c:
-            row = _one(
+            row = one(
                 c,
                 "SELECT COUNT(*) AS n FROM events"  # noqa: S608 - placeholders only
                 f" WHERE job_id = ? AND reason_code IN ({marks(values)})",
@@ -551,7 +547,7 @@ class SqlStore:
         as it was paid twice. Feeds limits.max_jobs_per_day / max_bytes_per_day.
         """
         with self._read() as c:
-            row = _one(
+            row = one(
                 c,
                 "SELECT COUNT(*) AS n, COALESCE(SUM(j.size), 0) AS b FROM events e"
                 " JOIN jobs j ON j.id = e.job_id"
@@ -582,7 +578,7 @@ class SqlStore:
     def oldest_queued_at(self) -> float | None:
         """Since when the longest-waiting queued job has been queued (None when none are)."""
         with self._read() as c:
-            row = _one(
+            row = one(
                 c,
                 "SELECT MIN(state_changed_at) AS t FROM jobs WHERE state = ?",
                 (JobState.QUEUED.value,),
@@ -592,105 +588,5 @@ class SqlStore:
     def get_meta(self, key: str) -> str | None:
         """A daemon status value, or None."""
         with self._read() as c:
-            row = _one(c, "SELECT value FROM meta WHERE key = ?", (key,))
+            row = one(c, "SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row["value"])
-
-    # --- several nodes -------------------------------------------------------------------------
-
-    def claim(
-        self,
-        states: Iterable[JobState],
-        now: float,
-        node: str,
-        until: float,
-        limit: int = 100,
-        exclude_ids: Collection[int] = (),
-    ) -> list[Job]:
-        """Lease due jobs in ``states`` to ``node`` until ``until``, oldest due first.
-
-        A job is free when it has no lease, its lease expired (its node died or stalled), or
-        ``node`` holds it already. Two nodes claiming at once get disjoint jobs: on
-        PostgreSQL the SELECT skips rows another claim has locked; SQLite runs one write
-        transaction at a time.
-        """
-        values = [s.value for s in states_of(states)]
-        free = "(lease_until IS NULL OR lease_until < ? OR lease_node = ?)"
-        where = f"state IN ({marks(values)}) AND next_attempt_at <= ? AND {free}"
-        params: list[Any] = [*values, now, now, node]
-        if exclude_ids:
-            where += f" AND id NOT IN ({marks(list(exclude_ids))})"
-            params += list(exclude_ids)
-        with self._tx() as c:
-            picked = [
-                int(r["id"])
-                for r in c.rows(
-                    f"SELECT id FROM jobs WHERE {where}"  # noqa: S608 - marks only
-                    f" ORDER BY next_attempt_at, id LIMIT {int(limit)}{self._CLAIM_LOCK}",
-                    params,
-                )
-            ]
-            if not picked:
-                return []
-            # The UPDATE checks freeness again, so a row another claim took in between
-            # (a backend without row locks) is left alone rather than shared.
-            ids = [
-                int(r["id"])
-                for r in c.rows(
-                    "UPDATE jobs SET lease_node = ?, lease_until = ?"  # noqa: S608 - marks only
-                    f" WHERE id IN ({marks(picked)}) AND {free} RETURNING id",
-                    (node, until, *picked, now, node),
-                )
-            ]
-            if not ids:
-                return []
-            rows = c.rows(
-                f"{JOB_SELECT} WHERE id IN ({marks(ids)}) ORDER BY next_attempt_at, id", ids
-            )
-        return [job_from_row(r) for r in rows]
-
-    def renew(self, node: str, job_ids: Collection[int], until: float) -> int:
-        """Extend ``node``'s leases on ``job_ids`` to ``until``; how many it still held."""
-        ids = list(job_ids)
-        if not ids:
-            return 0
-        with self._tx() as c:
-            return c.run(
-                f"UPDATE jobs SET lease_until = ?"  # noqa: S608 - marks only
-                f" WHERE lease_node = ? AND id IN ({marks(ids)})",
-                (until, node, *ids),
-            )
-
-    def release(self, node: str, job_ids: Collection[int]) -> None:
-        """Give up ``node``'s leases on ``job_ids`` (finished work, a clean stop)."""
-        ids = list(job_ids)
-        if not ids:
-            return
-        with self._tx() as c:
-            c.run(
-                "UPDATE jobs SET lease_node = NULL, lease_until = NULL"  # noqa: S608
-                f" WHERE lease_node = ? AND id IN ({marks(ids)})",
-                (node, *ids),
-            )
-
-    def beat(self, node: str, now: float, *, pid: int | None, version: str | None) -> None:
-        """Record that ``node`` is alive (first beat: it started now)."""
-        with self._tx() as c:
-            c.run(
-                "INSERT INTO nodes (name, started_at, heartbeat_at, pid, version)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-                " heartbeat_at = excluded.heartbeat_at, pid = excluded.pid,"
-                " version = excluded.version",
-                (node, now, now, pid, version),
-            )
-
-    def nodes(self, now: float) -> list[Node]:
-        """Every node that ever beat, with the jobs it holds unexpired leases on, by name."""
-        with self._read() as c:
-            rows = c.rows(
-                "SELECT n.name, n.started_at, n.heartbeat_at, n.pid, n.version,"
-                " (SELECT COUNT(*) FROM jobs j WHERE j.lease_node = n.name"
-                "  AND j.lease_until >= ?) AS claimed"
-                " FROM nodes n ORDER BY n.name",
-                (now,),
-            )
-        return [Node(**{**r, "claimed": int(r["claimed"])}) for r in rows]

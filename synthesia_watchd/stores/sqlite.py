@@ -28,7 +28,7 @@ from typing import Any
 from synthesia_watchd import fsinfo
 from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
 
-from .sqlcommon import SqlStore
+from .sqlshared import SqlLedgerStore
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -134,6 +134,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             version TEXT
         )""",
     ),
+    # 7: the API requests of every node inside the longest rate window, so the hour and day
+    # windows survive a restart and nodes sharing a ledger pace together.
+    (
+        """CREATE TABLE api_requests (
+            id INTEGER PRIMARY KEY,
+            limit_class TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            at REAL NOT NULL,
+            node TEXT
+        )""",
+        "CREATE INDEX api_requests_window ON api_requests (limit_class, endpoint, at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -172,7 +184,7 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-class SqliteLedger(SqlStore):
+class SqliteLedger(SqlLedgerStore):
     """The job ledger over one SQLite file; safe to share between worker threads."""
 
     def __init__(
