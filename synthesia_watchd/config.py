@@ -105,6 +105,8 @@ class WatchConfig:
     visibility: str | None
     title: str
     backfill_new_targets: bool
+    #: Windows (local time) in which new paid work may start; empty: always.
+    schedule: tuple[str, ...] = ()
 
     @property
     def output_root(self) -> Path:

@@ -38,6 +38,7 @@ from .configchecks import (
     nullable,
     one_of,
     post_action,
+    schedule_window,
     secret,
     suggest,
     title_template,
@@ -321,6 +322,13 @@ WATCH_KEYS: tuple[_Key, ...] = (
         "language to the existing project; only the new language is paid for)."
     ),
     _Key("recursive", "boolean", True, boolean).about("Also watch subfolders of input."),
+    _Key("schedule", "list of windows", (), list_of(schedule_window)).about(
+        "Local-time windows in which new paid work may start: '[days] HH:MM-HH:MM' (a window "
+        "past midnight belongs to the day it starts on) or days alone. Outside every window "
+        "files are queued and nothing is uploaded or submitted; jobs already dubbing finish. "
+        "Empty: always.",
+        "['mon-fri 22:00-06:00', 'sat,sun']",
+    ),
 )
 
 #: Keys only a watch has: they name and place it, so `defaults` cannot set them.

@@ -19,14 +19,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, lifecycle
 from .api import SynthesiaClient, UploadCredentials
 from .atomic import PART_SUFFIX
 from .config import Config, load_config
+from .control import Control, Gate, gate
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
@@ -179,6 +181,7 @@ class Daemon:
         self._stop_requested = 0
         #: Set once the catch-up scan is done and the daemon is ready.
         self.started = threading.Event()
+        self._control = Control()
         #: Called once per loop pass (the `dub` progress bar).
         self.on_tick: Callable[[Daemon], None] | None = None
 
@@ -344,6 +347,7 @@ class Daemon:
                 for job_id in self.pipeline.source_vanished(item.watch, item.path):
                     log.info("job cancelled: source vanished", job_id=job_id, file=item.path.name)
         self._maybe_recheck_auth(now)
+        self.refresh_gate(now)
         if not self.pauses.get("auth"):
             self.scheduler.dispatch(now)
         self.beat()
@@ -357,6 +361,25 @@ class Daemon:
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
         return sleep
+
+    def refresh_gate(self, now: float) -> Gate:
+        """Read the operator's holds from the ledger (``pause`` writes them there, from any
+        process) and the schedule windows; the scheduler holds back what they say."""
+        control = lifecycle.read_control(self.ledger)
+        if control != self._control:
+            log.info(
+                "holds changed",
+                all=control.global_hold.mode if control.global_hold else None,
+                watches={n: h.mode for n, h in control.watches.items()},
+            )
+            self._control = control
+        new = gate(
+            control,
+            {w.name: w.schedule for w in self.config.watches},
+            datetime.fromtimestamp(now),
+        )
+        self.scheduler.gate = new
+        return new
 
     def _intake(self, watch: Any, path: Path, size: int, mtime_ns: int) -> None:
         """Intake on a worker; when it fails (I/O error, busy ledger) the watcher forgets the
@@ -403,6 +426,8 @@ class Daemon:
             return False
         if any(w.pending for w in self.watchset.status()):
             return False
+        if not self.scheduler.runnable():
+            return True  # what is left is held by a pause, drain or schedule
         active = self.ledger.count_in(ACTIVE)
         if self.pauses.get("budget") and active == self.ledger.count_in((JobState.UPLOADED,)):
             return True
@@ -484,6 +509,8 @@ class Daemon:
         paused = self.pauses.snapshot()
         for kind in ("auth", "budget"):
             self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
+        held = self.scheduler.gate.why
+        self.metrics.set_holds([w.name for w in self.config.watches], held)
         record = {
             "pid": os.getpid(),
             "time": self.now(),
@@ -497,6 +524,7 @@ class Daemon:
                     "paused": w.paused,
                     "pause_reason": w.pause_reason,
                     "pending": w.pending,
+                    "held": held.get(w.name),
                 }
                 for w in self.watchset.status()
             ],

@@ -742,12 +742,20 @@ class Ledger:
         now: float,
         limit: int = 100,
         exclude_ids: Collection[int] = (),
+        exclude_watches: Collection[str] = (),
     ) -> list[Job]:
-        """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running."""
+        """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running
+        and those of held watches."""
         return self._jobs(
             "state IN (SELECT value FROM json_each(?)) AND next_attempt_at <= ?"
-            " AND id NOT IN (SELECT value FROM json_each(?))",
-            (json.dumps([s.value for s in _states(states)]), now, json.dumps(list(exclude_ids))),
+            " AND id NOT IN (SELECT value FROM json_each(?))"
+            " AND watch NOT IN (SELECT value FROM json_each(?))",
+            (
+                json.dumps([s.value for s in _states(states)]),
+                now,
+                json.dumps(list(exclude_ids)),
+                json.dumps(sorted(exclude_watches)),
+            ),
             f"ORDER BY next_attempt_at, id LIMIT {int(limit)}",
         )
 

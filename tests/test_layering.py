@@ -34,6 +34,7 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "control",
 }
 
 
