@@ -27,7 +27,7 @@ from typing import Any
 from . import __version__, lifecycle
 from .config import Config, build_config, dump_effective, load_config
 from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
-from .ledger import Job, Ledger
+from .ledger import Event, Job, Ledger, Output
 from .logsetup import configure_logging
 from .states import ACTIVE, TERMINAL, JobState
 
@@ -307,6 +307,27 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def show_data(job: Job, outs: Sequence[Output], events: Sequence[Event]) -> dict[str, Any]:
+    """One job with its outputs and history as plain data (also the `show --json` output)."""
+    data = _job_dict(job)
+    data["outputs"] = [
+        {
+            "language": o.language,
+            "kind": o.kind,
+            "state": o.state.value,
+            "path": o.path,
+            "bytes": o.bytes,
+            "sha256": o.sha256,
+            "error_code": o.error_code,
+        }
+        for o in outs
+    ]
+    data["events"] = [
+        {"at": e.at, "from": e.from_state, "to": e.to_state, "why": e.why} for e in events
+    ]
+    return data
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         try:
@@ -317,23 +338,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         outs = ledger.outputs(job.id)
         events = ledger.events(job.id)
     if args.json:
-        data = _job_dict(job)
-        data["outputs"] = [
-            {
-                "language": o.language,
-                "kind": o.kind,
-                "state": o.state.value,
-                "path": o.path,
-                "bytes": o.bytes,
-                "sha256": o.sha256,
-                "error_code": o.error_code,
-            }
-            for o in outs
-        ]
-        data["events"] = [
-            {"at": e.at, "from": e.from_state, "to": e.to_state, "why": e.why} for e in events
-        ]
-        _print(json.dumps(data, indent=2))
+        _print(json.dumps(show_data(job, outs, events), indent=2))
         return ExitStatus.OK
     _print(f"job #{job.id}: {job.state.value}")
     for key, value in _job_dict(job).items():

@@ -9,6 +9,7 @@ acts on them (SIGTERM/SIGINT: warm stop, a second one: cold; SIGHUP: reload).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import glob
 import json
@@ -174,6 +175,7 @@ class Daemon:
         )
         self.heartbeat = Heartbeat(config.state_dir / "heartbeat")
         self.metrics_server: MetricsServer | None = None
+        self.web: Any = None
         self._signals: list[int] = []
         self._last_beat = 0.0
         self._last_auth_check = 0.0
@@ -281,8 +283,29 @@ class Daemon:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 
+    def console(self) -> Any:
+        """What the web console sees of this daemon (imported only when web.listen is set)."""
+        from .web.data import Console
+
+        return Console(
+            ledger=self.ledger,
+            config=lambda: self.config,
+            watches=lambda: [dataclasses.asdict(w) for w in self.watchset.status()],
+            gate=lambda: self.scheduler.gate,
+            pauses=self.pauses.snapshot,
+            offer=self.watchset.offer,
+            wake=self.wake.set,
+            now=self.now,
+        )
+
     def start(self) -> None:
         self.recover()
+        if self.config.web_listen:
+            from .web.server import WebServer
+
+            self.web = WebServer(self.console(), self.config.web_listen, self.config.web_token_file)
+            self.web.start()
+            log.info("console listening", listen=self.config.web_listen, port=self.web.port)
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(
                 self.metrics, self.config.metrics_listen, health=self.health
@@ -477,6 +500,8 @@ class Daemon:
             )
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self.web is not None:
+            self.web.stop()
         self.beat(force=True, stopping=True)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
