@@ -34,6 +34,7 @@ from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
+from .notify import Notifications
 from .pipeline import Pauses, Pipeline
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -176,6 +177,7 @@ class Daemon:
         self.heartbeat = Heartbeat(config.state_dir / "heartbeat")
         self.metrics_server: MetricsServer | None = None
         self.web: Any = None
+        self.notifications: Notifications | None = None
         self._signals: list[int] = []
         self._last_beat = 0.0
         self._last_auth_check = 0.0
@@ -300,6 +302,7 @@ class Daemon:
 
     def start(self) -> None:
         self.recover()
+        self.notifications = Notifications.from_config(self.config)
         if self.config.web_listen:
             from .web.server import WebServer
 
@@ -370,7 +373,9 @@ class Daemon:
                 for job_id in self.pipeline.source_vanished(item.watch, item.path):
                     log.info("job cancelled: source vanished", job_id=job_id, file=item.path.name)
         self._maybe_recheck_auth(now)
-        self.refresh_gate(now)
+        gate_now = self.refresh_gate(now)
+        if self.notifications is not None:
+            self._notify(gate_now)
         if not self.pauses.get("auth"):
             self.scheduler.dispatch(now)
         self.beat()
@@ -403,6 +408,18 @@ class Daemon:
         )
         self.scheduler.gate = new
         return new
+
+    def _notify(self, gate_now: Gate) -> None:
+        """Feed the notifier: finished jobs from the ledger, pauses that came or went."""
+        assert self.notifications is not None
+        self.notifications.poll_ledger(self.ledger)
+        current = self.pauses.snapshot()
+        control = self._control
+        if control.global_hold is not None:
+            current["operator"] = f"all watches: {control.global_hold.mode}"
+        for name, hold in control.watches.items():
+            current[f"operator:{name}"] = f"watch {name}: {hold.mode}"
+        self.notifications.observe_pauses(current)
 
     def _intake(self, watch: Any, path: Path, size: int, mtime_ns: int) -> None:
         """Intake on a worker; when it fails (I/O error, busy ledger) the watcher forgets the
@@ -502,11 +519,20 @@ class Daemon:
             self.metrics_server.stop()
         if self.web is not None:
             self.web.stop()
+        if self.notifications is not None:
+            self.poll_notifications_once()
+            self.notifications.close()
         self.beat(force=True, stopping=True)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
         return finished
+
+    def poll_notifications_once(self) -> None:
+        """Queue what finished since the last pass (at shutdown: the last jobs' messages)."""
+        if self.notifications is not None:
+            with contextlib.suppress(WatchdError, sqlite3.Error):
+                self.notifications.poll_ledger(self.ledger)
 
     # --- health and status -------------------------------------------------------------------
 

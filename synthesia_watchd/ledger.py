@@ -841,6 +841,27 @@ class Ledger:
             ).fetchall()
         return [Event(**dict(r)) for r in rows]
 
+    def state_changes_after(
+        self, event_id: int, to_states: Iterable[JobState], limit: int = 100
+    ) -> list[Event]:
+        """State changes (not notes) into ``to_states`` with an event id above ``event_id``,
+        oldest first: the notifier's feed, resumable from the last id it handled."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, job_id, at, from_state, to_state, why FROM events"
+                " WHERE id > ? AND to_state IN (SELECT value FROM json_each(?))"
+                " AND (from_state IS NULL OR from_state != to_state)"
+                " ORDER BY id LIMIT ?",
+                (event_id, json.dumps([s.value for s in _states(to_states)]), int(limit)),
+            ).fetchall()
+        return [Event(**dict(r)) for r in rows]
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none)."""
+        with self._lock:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(row[0])
+
     def usage_since(self, since: float) -> tuple[int, int]:
         """(jobs submitted to Synthesia since ``since``, their total source bytes).
 

@@ -88,10 +88,14 @@ def live_factory(
     started: list[LiveDaemon] = []
 
     def build(
-        *, sim: dict[str, Any] | None = None, web: dict[str, Any] | None = None, **watch: Any
+        *,
+        sim: dict[str, Any] | None = None,
+        web: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+        **watch: Any,
     ) -> LiveDaemon:
         engine = engine_factory(**(sim or {}))
-        engine.settings = {"web": {"listen": "127.0.0.1:0", **(web or {})}}
+        engine.settings = {"web": {"listen": "127.0.0.1:0", **(web or {})}, **(settings or {})}
         engine.watch = {"mode": "polling", "scan_interval": 3600}
         started.append(LiveDaemon(engine, **watch))
         return started[-1]
