@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .control import CONTROL_KEY, DRAIN, PAUSE, Control, Hold
 from .errors import WatchdError
@@ -190,7 +191,7 @@ def drain(ledger: Ledger, *, watch: str | None = None, now: Clock = time.time) -
     return pause(ledger, watch=watch, drain=True, now=now)
 
 
-def holds_data(ledger: Ledger) -> dict[str, object]:
+def holds_data(ledger: Ledger) -> dict[str, Any]:
     """The holds as plain data (``status --json``, the page, the API)."""
     control = read_control(ledger)
     return {

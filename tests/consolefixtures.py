@@ -7,6 +7,7 @@ console is the real uvicorn server inside it, reached over HTTP with ``requests`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,15 +59,21 @@ class LiveDaemon:
         self.daemon.lock.release()
 
 
-def add_job(engine: Engine, name: str, state: JobState = JobState.QUEUED, **fields: Any) -> Job:
+def add_job(
+    engine: Engine,
+    name: str,
+    state: JobState = JobState.QUEUED,
+    watch: str = "elsewhere",
+    **fields: Any,
+) -> Job:
     """A job written straight into the ledger in ``state`` (how a crash or the API left it).
 
-    Its watch is "elsewhere" so the running daemon leaves it alone.
+    It is not due for a day and its watch is not configured: the running daemon leaves it be.
     """
     engine.state_dir.mkdir(parents=True, exist_ok=True)
     with Ledger(engine.ledger_path) as ledger:
         job = ledger.add_job(
-            watch="elsewhere",
+            watch=watch,
             source_path=str(engine.input / name),
             size=1,
             mtime_ns=1,
@@ -77,6 +84,8 @@ def add_job(engine: Engine, name: str, state: JobState = JobState.QUEUED, **fiel
         )
         if state is not JobState.QUEUED:
             ledger.transition(job.id, JobState.QUEUED, state, why="set up by the test", **fields)
+        # Not due for a day: the running daemon must not pick it up while the test looks.
+        ledger.update(job.id, expected=state, next_attempt_at=time.time() + 86400)
         return ledger.get(job.id)
 
 

@@ -65,8 +65,9 @@ def overview(console: Console) -> dict[str, Any]:
                 "root_paused": status.get("paused", False),
                 "root_reason": status.get("pause_reason"),
                 "settling": status.get("pending", 0),
-                "held": gate.why.get(w.name),
-                "own_hold": holds["watches"].get(w.name),  # type: ignore[attr-defined]
+                # The ledger's holds are read now (the daemon's gate may be a pass behind).
+                "held": _hold_mode(holds, w.name) or gate.why.get(w.name),
+                "own_hold": holds["watches"].get(w.name),
                 "schedule": list(w.schedule),
                 "targets": list(w.targets),
             }
@@ -90,6 +91,16 @@ def overview(console: Console) -> dict[str, Any]:
         "tier": cfg.api_tier,
         "node": {"ledger": cfg.ledger.name},
     }
+
+
+def _hold_mode(holds: Mapping[str, Any], watch: str) -> str | None:
+    for hold in (holds["all"], holds["watches"].get(watch)):
+        if hold is not None and hold["mode"] == "pause":
+            return "pause"
+    for hold in (holds["all"], holds["watches"].get(watch)):
+        if hold is not None:
+            return str(hold["mode"])
+    return None
 
 
 def chips(outputs: Sequence[Output], targets: Sequence[str]) -> list[dict[str, str]]:
