@@ -298,6 +298,7 @@ class Daemon:
             offer=self.watchset.offer,
             wake=self.wake.set,
             now=self.now,
+            progress=lambda: {i: p.fraction for i, p in list(self.pipeline.uploads.items())},
         )
 
     def start(self) -> None:

@@ -856,6 +856,26 @@ class Ledger:
             ).fetchall()
         return [Event(**dict(r)) for r in rows]
 
+    def recent_dubbing_seconds(self, limit: int = 20) -> list[float]:
+        """How long the last ``limit`` projects took at Synthesia (submit to complete), newest
+        first: the console's estimate for projects still dubbing."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT e2.at - MAX(e1.at) FROM events e2"
+                " JOIN events e1 ON e1.job_id = e2.job_id AND e1.id < e2.id"
+                " AND e1.from_state = ? AND e1.to_state = ?"
+                " WHERE e2.from_state = ? AND e2.to_state = ?"
+                " GROUP BY e2.id ORDER BY e2.id DESC LIMIT ?",
+                (
+                    JobState.UPLOADED.value,
+                    JobState.DUBBING.value,
+                    JobState.DUBBING.value,
+                    JobState.DOWNLOADING.value,
+                    int(limit),
+                ),
+            ).fetchall()
+        return [float(r[0]) for r in rows]
+
     def last_event_id(self) -> int:
         """The newest event's id (0 when there is none)."""
         with self._lock:

@@ -139,6 +139,8 @@ class Pipeline:
         self._submit_lock = threading.Lock()
         #: Jobs whose submit is under way (job id -> source bytes), guarded by _submit_lock.
         self._submitting: dict[int, int] = {}
+        #: Uploads under way (job id -> progress), for the console's progress bars.
+        self.uploads: dict[int, _Progress] = {}
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
         #: Told before a post-action moves or deletes a source, so the watcher forgets it
         #: quietly instead of reporting it vanished (or the folder "suddenly empty").
@@ -490,6 +492,7 @@ class Pipeline:
         if self.uploader is None:
             raise AuthError("no uploader configured")
         progress = _Progress(job.size, self.metrics)
+        self.uploads[job.id] = progress
         try:
             self.uploader(
                 Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
@@ -514,6 +517,8 @@ class Pipeline:
                 last_error=VANISHED,
             )
             return
+        finally:
+            self.uploads.pop(job.id, None)
         self._credentials.pop(job.id, None)
         self._move(
             job.id,
@@ -1062,6 +1067,11 @@ class _Progress:
                 self.last_pct, self.last_log = pct - pct % 10, now
                 if pct < 100:
                     log.info("uploading", percent=pct, rate=self.rate_text())
+
+    @property
+    def fraction(self) -> float:
+        """Share of the file sent so far, 0..1."""
+        return min(max(self.done / self.total, 0.0), 1.0)
 
     def rate_text(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)

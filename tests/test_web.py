@@ -260,3 +260,66 @@ def test_console_off_by_default(engine_factory: Callable[..., object]) -> None:
         daemon.shutdown()
         daemon.ledger.close()
         daemon.lock.release()
+
+
+# --- live progress ---------------------------------------------------------------------------
+
+
+def test_dubbing_estimate_from_recent_projects(tmp_path: Path) -> None:
+    """A job dubbing for 30 s, when projects lately took 100 s, shows about 70 s left."""
+    from synthesia_watchd.web.data import Console, jobs_page
+
+    clock = [1000.0]
+    ledger = Ledger(tmp_path / "l.sqlite3", now=lambda: clock[0])
+    config = build_config(
+        {
+            "state_dir": str(tmp_path),
+            "watches": [{"name": "w", "input": "/x", "targets": ["fr-FR"]}],
+        },
+        filename="c",
+        environ={},
+    )
+
+    def to_dubbing(name: str) -> int:
+        job = ledger.add_job(
+            watch="w",
+            source_path=f"/x/{name}",
+            size=1,
+            mtime_ns=1,
+            sha256=None,
+            source_language="en",
+            targets=["fr-FR"],
+            output_dir="/o",
+        )
+        for a, b in (
+            (JobState.QUEUED, JobState.ASSET_CREATED),
+            (JobState.ASSET_CREATED, JobState.UPLOADED),
+            (JobState.UPLOADED, JobState.DUBBING),
+        ):
+            ledger.transition(job.id, a, b, why="t")
+        return job.id
+
+    done = to_dubbing("old.mp4")
+    clock[0] += 100
+    ledger.transition(done, JobState.DUBBING, JobState.DOWNLOADING, why="complete")
+    to_dubbing("new.mp4")
+    clock[0] += 30
+    console = Console(ledger=ledger, config=lambda: config, now=lambda: clock[0])
+    rows = {r["file"]: r for r in jobs_page(console)["rows"]}
+    assert rows["new.mp4"]["estimate_left"] == pytest.approx(70.0)
+    ledger.close()
+
+
+def test_upload_progress_reaches_the_jobs_page(live: LiveDaemon) -> None:
+    """An upload under way shows as a progress bar with its percentage."""
+    from synthesia_watchd.pipeline import _Progress
+
+    job = add_job(live.engine, "big.mp4", JobState.ASSET_CREATED)
+    progress = _Progress(1000, None)
+    progress(420)
+    live.daemon.pipeline.uploads[job.id] = progress
+    try:
+        page = live.get("/jobs").text
+        assert '<progress max="1" value="0.42">' in page and "42%" in page
+    finally:
+        live.daemon.pipeline.uploads.pop(job.id)

@@ -114,22 +114,34 @@ def chips(outputs: Sequence[Output], targets: Sequence[str]) -> list[dict[str, s
     return out
 
 
-def job_row(console: Console, job: Job, outputs: Sequence[Output]) -> dict[str, Any]:
+def dubbing_estimate(console: Console) -> float | None:
+    """Median seconds a project spent at Synthesia lately (None before the first one)."""
+    seconds = sorted(console.ledger.recent_dubbing_seconds())
+    return seconds[len(seconds) // 2] if seconds else None
+
+
+def job_row(
+    console: Console, job: Job, outputs: Sequence[Output], estimate: float | None = None
+) -> dict[str, Any]:
     """One line of the jobs list, with what moves: state age, upload share, languages."""
     now = console.now()
-    row = {
+    age = max(now - job.state_changed_at, 0.0)
+    row: dict[str, Any] = {
         "id": job.id,
         "watch": job.watch,
         "file": Path(job.source_path).name,
         "state": job.state.value,
         "active": job.state in ACTIVE,
-        "age_seconds": max(now - job.state_changed_at, 0.0),
+        "age_seconds": age,
         "attempts": job.attempts,
         "last_error": job.last_error,
         "chips": chips(outputs, job.targets),
         "upload": console.progress().get(job.id),
         "project_id": job.project_id,
+        "estimate_left": None,
     }
+    if job.state is JobState.DUBBING and estimate is not None:
+        row["estimate_left"] = max(estimate - age, 0.0)
     return row
 
 
@@ -145,7 +157,8 @@ def jobs_page(
     jobs = ledger.list_jobs(
         states=states, watch=watch or None, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE
     )
-    rows = [job_row(console, j, ledger.outputs(j.id)) for j in jobs[:PAGE_SIZE]]
+    estimate = dubbing_estimate(console)
+    rows = [job_row(console, j, ledger.outputs(j.id), estimate) for j in jobs[:PAGE_SIZE]]
     return {"rows": rows, "page": page, "more": len(jobs) > PAGE_SIZE}
 
 
@@ -184,7 +197,7 @@ def job_detail(console: Console, job_id: int) -> dict[str, Any]:
     outs = ledger.outputs(job.id)
     data = show_data(job, outs, ledger.events(job.id))
     data["file"] = Path(job.source_path).name
-    data["row"] = job_row(console, job, outs)
+    data["row"] = job_row(console, job, outs, dubbing_estimate(console))
     data["can_retry"] = job.state not in (JobState.DONE,)
     data["can_cancel"] = lifecycle.can_cancel(job)
     data["explain"] = explain(job) if job.state is JobState.NEEDS_ATTENTION else None
