@@ -115,6 +115,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         FROM events e JOIN jobs j ON j.id = e.job_id
         ORDER BY e.id""",
     ),
+    # 3: the video's duration as parsed from the file (billing minutes, dub-time estimates).
+    ("ALTER TABLE jobs ADD COLUMN duration_s REAL",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -142,6 +144,7 @@ _JOB_COLUMNS = (
     "created_at",
     "updated_at",
     "state_changed_at",
+    "duration_s",
 )
 _JOB_SELECT = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs"  # noqa: S608 - fixed column names
 
@@ -199,6 +202,8 @@ class Job:
     created_at: float
     updated_at: float
     state_changed_at: float
+    #: Seconds of video, parsed from the file's container (None: not parsed or unknown).
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -477,6 +482,7 @@ class Ledger:
         state: JobState = JobState.QUEUED,
         why: str = "discovered",
         last_error: str | None = None,
+        duration_s: float | None = None,
     ) -> Job:
         """Record a new job with a pending output per (target, kind) and its first event.
 
@@ -495,8 +501,8 @@ class Ledger:
             cur = c.execute(
                 "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
                 " targets, state, next_attempt_at, output_dir, settings, created_at, updated_at,"
-                " state_changed_at, last_error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state_changed_at, last_error, duration_s)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     watch,
                     source_path,
@@ -513,6 +519,7 @@ class Ledger:
                     now,
                     now,
                     last_error,
+                    duration_s,
                 ),
             )
             job_id = int(cur.lastrowid or 0)
@@ -856,26 +863,6 @@ class Ledger:
             ).fetchall()
         return [Event(**dict(r)) for r in rows]
 
-    def recent_dubbing_seconds(self, limit: int = 20) -> list[float]:
-        """How long the last ``limit`` projects took at Synthesia (submit to complete), newest
-        first: the console's estimate for projects still dubbing."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT e2.at - MAX(e1.at) FROM events e2"
-                " JOIN events e1 ON e1.job_id = e2.job_id AND e1.id < e2.id"
-                " AND e1.from_state = ? AND e1.to_state = ?"
-                " WHERE e2.from_state = ? AND e2.to_state = ?"
-                " GROUP BY e2.id ORDER BY e2.id DESC LIMIT ?",
-                (
-                    JobState.UPLOADED.value,
-                    JobState.DUBBING.value,
-                    JobState.DUBBING.value,
-                    JobState.DOWNLOADING.value,
-                    int(limit),
-                ),
-            ).fetchall()
-        return [float(r[0]) for r in rows]
-
     def last_event_id(self) -> int:
         """The newest event's id (0 when there is none)."""
         with self._lock:
@@ -896,6 +883,30 @@ class Ledger:
                 (JobState.DUBBING.value, JobState.UPLOADED.value, since),
             ).fetchone()
         return int(row[0]), int(row[1])
+
+    def dub_history(self, limit: int = 200) -> list[tuple[float | None, float]]:
+        """(video seconds, seconds spent dubbing) of the newest finished dubs, newest first.
+
+        A dub's time runs from its ``uploaded -> dubbing`` event to the next event that left
+        ``dubbing``; it feeds the estimate of how long a new dub will take (estimate.py).
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT j.duration_s, MIN(o.at) - s.at FROM events s"
+                " JOIN jobs j ON j.id = s.job_id"
+                " JOIN events o ON o.job_id = s.job_id AND o.id > s.id"
+                "  AND o.from_state = ? AND o.to_state != ?"
+                " WHERE s.to_state = ? AND s.from_state = ?"
+                " GROUP BY s.id ORDER BY s.id DESC LIMIT ?",
+                (
+                    JobState.DUBBING.value,
+                    JobState.DUBBING.value,
+                    JobState.DUBBING.value,
+                    JobState.UPLOADED.value,
+                    limit,
+                ),
+            ).fetchall()
+        return [(None if r[0] is None else float(r[0]), float(r[1])) for r in rows]
 
     def oldest_queued_at(self) -> float | None:
         """Since when the longest-waiting queued job has been queued (None when none are)."""

@@ -425,10 +425,9 @@ def test_entrypoint_execs_the_command(tmp_path: Path) -> None:
 
 
 def test_entrypoint_shellcheck() -> None:
-    """shellcheck finds nothing in the POSIX entrypoint (when shellcheck is installed)."""
+    """shellcheck finds nothing in the POSIX entrypoint."""
     shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed (optional extra lint)")
+    assert shellcheck is not None, "shellcheck is missing: scripts/test installs it"
     proc = subprocess.run(
         [shellcheck, "-s", "sh", str(ENTRYPOINT)],
         capture_output=True,

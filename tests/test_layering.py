@@ -40,6 +40,7 @@ PURE = {
     "stability",
     "urls",
     "control",
+    "estimate",
 }
 
 

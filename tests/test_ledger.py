@@ -439,6 +439,25 @@ def test_usage_since_counts_submissions(ledger: Ledger, clock: Clock) -> None:
     assert ledger.usage_since(T0 + 7200) == (0, 0)
 
 
+def test_dub_history_pairs_video_length_with_time_in_dubbing(ledger: Ledger, clock: Clock) -> None:
+    """dub_history gives (video seconds, seconds in dubbing) of finished dubs, newest first."""
+    first = add(ledger, "first.mp4", duration_s=60.0)
+    walk(ledger, first.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
+    clock.advance(90)
+    walk(ledger, first.id, S.DOWNLOADING)
+    second = add(ledger, "second.mp4")
+    walk(ledger, second.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
+    clock.advance(30)
+    ledger.note(second.id, "a note is not leaving dubbing")
+    clock.advance(15)
+    walk(ledger, second.id, S.DOWNLOADING)
+    still = add(ledger, "still.mp4", duration_s=10.0)
+    walk(ledger, still.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
+    assert ledger.get(first.id).duration_s == 60.0
+    assert ledger.dub_history() == [(None, 45.0), (60.0, 90.0)]
+    assert ledger.dub_history(limit=1) == [(None, 45.0)]
+
+
 def test_oldest_queued_at(ledger: Ledger, clock: Clock) -> None:
     """oldest_queued_at is when the longest-waiting queued job entered queued."""
     assert ledger.oldest_queued_at() is None

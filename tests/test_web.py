@@ -266,7 +266,8 @@ def test_console_off_by_default(engine_factory: Callable[..., object]) -> None:
 
 
 def test_dubbing_estimate_from_recent_projects(tmp_path: Path) -> None:
-    """A job dubbing for 30 s, when projects lately took 100 s, shows about 70 s left."""
+    """A job dubbing for 30 s, when projects lately took 100 s, shows about 70 s left
+    (the estimate of estimate.py over the ledger's dub history)."""
     from synthesia_watchd.web.data import Console, jobs_page
 
     clock = [1000.0]

@@ -16,6 +16,7 @@ from synthesia_watchd import lifecycle
 from synthesia_watchd.cli import _job_dict, show_data, status_data
 from synthesia_watchd.config import Config
 from synthesia_watchd.control import Gate
+from synthesia_watchd.estimate import expected_dub_seconds
 from synthesia_watchd.jobspec import local_midnight
 from synthesia_watchd.ledger import Job, Ledger, Output
 from synthesia_watchd.states import ACTIVE, JobState, OutputState
@@ -114,14 +115,16 @@ def chips(outputs: Sequence[Output], targets: Sequence[str]) -> list[dict[str, s
     return out
 
 
-def dubbing_estimate(console: Console) -> float | None:
-    """Median seconds a project spent at Synthesia lately (None before the first one)."""
-    seconds = sorted(console.ledger.recent_dubbing_seconds())
-    return seconds[len(seconds) // 2] if seconds else None
+def dub_history(console: Console) -> list[tuple[float | None, float]]:
+    """Recent dubs' (video seconds, dubbing seconds), for the per-job estimate."""
+    return console.ledger.dub_history(limit=50)
 
 
 def job_row(
-    console: Console, job: Job, outputs: Sequence[Output], estimate: float | None = None
+    console: Console,
+    job: Job,
+    outputs: Sequence[Output],
+    history: Sequence[tuple[float | None, float]] = (),
 ) -> dict[str, Any]:
     """One line of the jobs list, with what moves: state age, upload share, languages."""
     now = console.now()
@@ -140,8 +143,9 @@ def job_row(
         "project_id": job.project_id,
         "estimate_left": None,
     }
-    if job.state is JobState.DUBBING and estimate is not None:
-        row["estimate_left"] = max(estimate - age, 0.0)
+    if job.state is JobState.DUBBING and history:
+        expected = expected_dub_seconds(history, job.duration_s)
+        row["estimate_left"] = max(expected - age, 0.0)
     return row
 
 
@@ -157,8 +161,8 @@ def jobs_page(
     jobs = ledger.list_jobs(
         states=states, watch=watch or None, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE
     )
-    estimate = dubbing_estimate(console)
-    rows = [job_row(console, j, ledger.outputs(j.id), estimate) for j in jobs[:PAGE_SIZE]]
+    history = dub_history(console)
+    rows = [job_row(console, j, ledger.outputs(j.id), history) for j in jobs[:PAGE_SIZE]]
     return {"rows": rows, "page": page, "more": len(jobs) > PAGE_SIZE}
 
 
@@ -197,7 +201,7 @@ def job_detail(console: Console, job_id: int) -> dict[str, Any]:
     outs = ledger.outputs(job.id)
     data = show_data(job, outs, ledger.events(job.id))
     data["file"] = Path(job.source_path).name
-    data["row"] = job_row(console, job, outs, dubbing_estimate(console))
+    data["row"] = job_row(console, job, outs, dub_history(console))
     data["can_retry"] = job.state not in (JobState.DONE,)
     data["can_cancel"] = lifecycle.can_cancel(job)
     data["explain"] = explain(job) if job.state is JobState.NEEDS_ATTENTION else None
