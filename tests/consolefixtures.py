@@ -18,7 +18,7 @@ from enginefixtures import Engine, ScaledClock
 
 from synthesia_watchd.daemon import Daemon
 from synthesia_watchd.ledger import Job, Ledger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.states import ACTIVE, JobState
 
 
 class LiveDaemon:
@@ -71,7 +71,9 @@ def add_job(
     It is not due for a day and its watch is not configured: the running daemon leaves it be.
     """
     engine.state_dir.mkdir(parents=True, exist_ok=True)
-    with Ledger(engine.ledger_path) as ledger:
+    # Created in its state at once (never due in between), an active one due only tomorrow.
+    clock = (lambda: time.time() + 86400) if state in ACTIVE else time.time
+    with Ledger(engine.ledger_path, now=clock) as ledger:
         job = ledger.add_job(
             watch=watch,
             source_path=str(engine.input / name),
@@ -81,11 +83,12 @@ def add_job(
             source_language="en",
             targets=["fr-FR", "es-ES"],
             output_dir=str(engine.output),
+            state=state,
+            why="set up by the test",
+            last_error=fields.pop("last_error", None),
         )
-        if state is not JobState.QUEUED:
-            ledger.transition(job.id, JobState.QUEUED, state, why="set up by the test", **fields)
-        # Not due for a day: the running daemon must not pick it up while the test looks.
-        ledger.update(job.id, expected=state, next_attempt_at=time.time() + 86400)
+        if fields:
+            ledger.update(job.id, expected=state, **fields)
         return ledger.get(job.id)
 
 

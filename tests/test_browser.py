@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def test_screenshots(
             JobState.UPLOADED,
             JobState.NEEDS_ATTENTION,
             why="POST /v2/dubbing was sent but its answer was never recorded",
-            submit_started_at=amb.created_at,
+            submit_started_at=time.time() - 300,
             last_error="ambiguous submit: POST /v2/dubbing was sent but its answer was never "
             "recorded",
         )
