@@ -383,8 +383,10 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
+    config = _load(args, required=False)
+    known = [w.name for w in config.watches] if config.source is not None else None
     with _open_ledger(args) as ledger:
-        _print(lifecycle.pause(ledger, watch=args.watch, drain=args.drain))
+        _print(lifecycle.pause(ledger, watch=args.watch, drain=args.drain, known=known))
     return ExitStatus.OK
 
 

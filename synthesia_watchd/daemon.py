@@ -246,11 +246,25 @@ class Daemon:
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchset.reconfigure(new.watches)
+        self._reload_notifications(new)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
         self.auto_backfill()
         self.notifier.ready(self.status_line())
+
+    def _reload_notifications(self, config: Config) -> None:
+        """New notify settings take effect on reload; a bad one keeps the running set."""
+        try:
+            fresh = Notifications.from_config(config)
+        except ConfigError as exc:
+            log.error("notify settings not applied; keeping the previous ones", errors=str(exc))
+            return
+        old, self.notifications = self.notifications, fresh
+        if old is not None:
+            if fresh is not None:
+                fresh.carry_over(old)
+            old.close(timeout=0.5)
 
     # --- startup -----------------------------------------------------------------------------
 

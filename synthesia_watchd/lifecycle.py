@@ -9,7 +9,7 @@ without the operator confirming it (``resubmit``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .control import CONTROL_KEY, DRAIN, PAUSE, Control, Hold
@@ -153,9 +153,16 @@ def pause(
     watch: str | None = None,
     drain: bool = False,
     reason: str = "",
+    known: Sequence[str] | None = None,
     now: Clock = time.time,
 ) -> str:
-    """Hold new work, globally or for one watch; ``drain`` lets started jobs finish."""
+    """Hold new work, globally or for one watch; ``drain`` lets started jobs finish.
+
+    With ``known`` (the configured watch names), a misspelt watch is refused instead of
+    holding nothing.
+    """
+    if watch is not None and known is not None and watch not in known:
+        raise NotAllowed(f"no watch named {watch!r} (watches: {', '.join(known) or 'none'})")
     mode = DRAIN if drain else PAUSE
     hold = Hold(mode, now(), reason or f"{'drain' if drain else 'pause'} by operator")
     control = read_control(ledger)

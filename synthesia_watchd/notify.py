@@ -296,6 +296,10 @@ class Notifications:
                     Message("resumed", "Dubbing resumed", f"no longer: {title}", now, reason=kind)
                 )
 
+    def carry_over(self, old: Notifications) -> None:
+        """After a reload: continue where the previous set stopped (no replay, no repeat)."""
+        self._cursor, self._pauses = old._cursor, old._pauses
+
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued for up to ``timeout`` seconds, then stop retrying."""
         for channel in self.channels:

@@ -6,6 +6,7 @@ console is the real uvicorn server inside it, reached over HTTP with ``requests`
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 import requests
 from enginefixtures import Engine, ScaledClock
 
+from synthesia_watchd.config import load_config
 from synthesia_watchd.daemon import Daemon
 from synthesia_watchd.ledger import Job, Ledger
 from synthesia_watchd.states import ACTIVE, JobState
@@ -26,7 +28,9 @@ class LiveDaemon:
 
     def __init__(self, engine: Engine, **watch: Any) -> None:
         self.engine = engine
-        self.daemon = Daemon(engine.config(**watch), now=ScaledClock(1.0))
+        # From a file, as in production, so that a reload re-reads it.
+        config = load_config(engine.write_config(**watch), environ=engine.environ)
+        self.daemon = Daemon(config, now=ScaledClock(1.0))
         self.daemon.start()
         self._thread = threading.Thread(target=self._loop, name="test-daemon", daemon=True)
         self._thread.start()
@@ -49,6 +53,11 @@ class LiveDaemon:
     def post(self, path: str, **kw: Any) -> requests.Response:
         kw.setdefault("allow_redirects", False)
         return requests.post(self.url + path, timeout=10, **kw)
+
+    def reload(self) -> None:
+        """What SIGHUP does: the loop re-reads the config file on its next pass."""
+        self.daemon._signals.append(signal.SIGHUP)
+        self.daemon.wake.set()
 
     def stop(self) -> None:
         self.daemon.stop.set()

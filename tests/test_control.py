@@ -227,3 +227,15 @@ def test_schedule_closed_now_holds_new_work(engine: Engine) -> None:
     assert engine.sim.count("POST /v2/assets") == 0
     engine.run(schedule=["00:00-24:00"])
     engine.assert_all_done()
+
+
+def test_pause_of_a_misspelt_watch_is_refused(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a config, `pause --watch` of a name no watch has fails and holds nothing."""
+    config = str(engine.write_config())
+    assert cli.main(["pause", "--watch", "dorp", "-c", config]) == 1
+    assert "no watch named 'dorp'" in capsys.readouterr().err
+    assert cli.main(["pause", "--watch", "drop", "-c", config]) == 0
+    with Ledger(engine.ledger_path) as ledger:
+        assert list(lifecycle.read_control(ledger).watches) == ["drop"]

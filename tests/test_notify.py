@@ -185,3 +185,19 @@ def test_operator_pause_and_resume_are_sent(
     wait_until(
         lambda: [e["event"] for e in receiver.events()] == ["paused", "resumed"], what="resumed"
     )
+
+
+def test_notify_settings_apply_on_reload(
+    live_factory: Callable[..., LiveDaemon], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook added to the config file and a SIGHUP: the next finished job is sent."""
+    live = live_factory()
+    monkeypatch.setenv("SYNTHESIA_API_KEY", live.engine.sim.api_key)  # a reload reads the env
+    assert live.daemon.notifications is None
+    live.engine.settings["notify"] = {"webhook": {"url": receiver.url}}
+    live.engine.write_config(mode="polling", scan_interval=3600)
+    live.reload()
+    wait_until(lambda: live.daemon.notifications is not None, what="the reload")
+    live.engine.put("after.mp4")
+    assert live.post("/api/v1/jobs", json={"watch": "drop", "path": "after.mp4"}).status_code == 202
+    wait_until(lambda: [e["event"] for e in receiver.events()] == ["done"], timeout=30, what="done")
