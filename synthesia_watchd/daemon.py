@@ -313,6 +313,7 @@ class Daemon:
             wake=self.wake.set,
             now=self.now,
             progress=lambda: {i: p.fraction for i, p in list(self.pipeline.uploads.items())},
+            rate_usage=self.limiter.usage,
         )
 
     def start(self) -> None:

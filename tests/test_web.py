@@ -318,3 +318,21 @@ def test_upload_progress_reaches_the_jobs_page(live: LiveDaemon) -> None:
         assert '<progress max="1" value="0.42">' in page and "42%" in page
     finally:
         live.daemon.pipeline.uploads.pop(job.id)
+
+
+def test_rate_budget_usage_on_the_overview(live: LiveDaemon) -> None:
+    """After a dub, the overview shows the requests counted per endpoint and window."""
+    from synthesia_watchd.ratelimit import RateLimiter
+
+    limiter = RateLimiter.from_rate_limits({"writes": {"per_minute": 5, "per_day": 9}})
+    limiter.reserve("write", "POST /v2/dubbing", now=100.0)
+    assert {(r["seconds"], r["used"], r["limit"]) for r in limiter.usage(now=130.0)} == {
+        (60.0, 1, 5),
+        (86400.0, 1, 9),
+    }
+    assert all(r["used"] == 0 for r in limiter.usage(now=100.0 + 86400.0))
+    live.engine.put("a.mp4")
+    live.post("/api/v1/jobs", json={"watch": "drop", "path": "a.mp4"})
+    wait_until(lambda: live.engine.states().get("a.mp4") == "done", timeout=30, what="dubbed")
+    page = live.get("/").text
+    assert "POST /v2/dubbing</td><td>minute</td><td>1 / 60" in page

@@ -21,6 +21,7 @@ from synthesia_watchd.jobspec import local_midnight
 from synthesia_watchd.ledger import Job, Ledger, Output
 from synthesia_watchd.states import ACTIVE, JobState, OutputState
 
+_WINDOW_NAMES = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
 #: Jobs per page of the jobs list.
 PAGE_SIZE = 50
 
@@ -44,6 +45,8 @@ class Console:
     #: Wake the daemon's loop after a change, so it acts within a pass.
     wake: Callable[[], None] = lambda: None
     now: Callable[[], float] = time.time
+    #: Requests counted per rate window (RateLimiter.usage), when the daemon reports it.
+    rate_usage: Callable[[], list[dict[str, Any]]] = list
     #: Live upload progress per job id (0..1), when the daemon reports it.
     progress: Callable[[], Mapping[int, float]] = dict
     extra: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +92,11 @@ def overview(console: Console) -> dict[str, Any]:
             cls: {"per_minute": s.per_minute, "per_hour": s.per_hour, "per_day": s.per_day}
             for cls, s in cfg.rate_limits.items()
         },
+        "rate_usage": [
+            {**row, "window": _WINDOW_NAMES.get(float(row["seconds"]), f"{row['seconds']:g}s")}
+            for row in console.rate_usage()
+            if row["used"]
+        ],
         "tier": cfg.api_tier,
         "node": {"ledger": cfg.ledger.name},
     }
