@@ -109,17 +109,24 @@ def test_a_job_progresses_live_without_a_reload(
     seen: set[str] = set()
 
     def state(driver: WebDriver) -> str:
-        cells = driver.find_elements(By.CSS_SELECTOR, "#jobs tr[data-job] .state")
-        text = cells[0].text if cells else ""
+        # Read in one script call: htmx replaces the table every 2 s, so an element found
+        # first and read afterwards may already be gone (a stale reference).
+        text = driver.execute_script(
+            "const c = document.querySelector('#jobs tr[data-job] .state');"
+            "return c ? c.textContent : '';"
+        )
         if text:
             seen.add(text)
-        return text
+        return str(text)
 
     _wait(browser, lambda d: state(d) == "done", timeout=40)
     assert browser.execute_script("return window.notReloaded") is True
     assert len(seen) >= 2, seen  # it was seen moving, not only finished
-    chips = browser.find_elements(By.CSS_SELECTOR, "#jobs tr[data-job] .chip.done")
-    assert {c.text for c in chips} == {"fr-FR", "es-ES"}
+    chips = browser.execute_script(
+        "return [...document.querySelectorAll('#jobs tr[data-job] .chip.done')]"
+        ".map(c => c.textContent);"
+    )
+    assert set(chips) == {"fr-FR", "es-ES"}
 
 
 def test_click_retry_on_a_failed_job(live: LiveDaemon, browser: WebDriver) -> None:
