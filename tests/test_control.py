@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from enginefixtures import Engine
+from helpers import wait_until
 
 from synthesia_watchd import cli, lifecycle
 from synthesia_watchd.config import parse_config
@@ -239,3 +240,15 @@ def test_pause_of_a_misspelt_watch_is_refused(
     assert cli.main(["pause", "--watch", "drop", "-c", config]) == 0
     with Ledger(engine.ledger_path) as ledger:
         assert list(lifecycle.read_control(ledger).watches) == ["drop"]
+
+
+def test_holds_reach_the_metrics(live_factory: Callable[..., object]) -> None:
+    """A watch's pause shows as synthesia_watchd_watch_held{reason="pause"} = 1."""
+    live = live_factory()
+    daemon = live.daemon  # type: ignore[attr-defined]
+    lifecycle.pause(daemon.ledger, watch="drop")
+    wait_until(lambda: daemon.scheduler.gate.why.get("drop") == PAUSE, what="the hold")
+    daemon.beat(force=True)
+    text = daemon.metrics.render().decode()
+    assert 'synthesia_watchd_watch_held{reason="pause",watch="drop"} 1.0' in text
+    assert 'synthesia_watchd_watch_held{reason="drain",watch="drop"} 0.0' in text

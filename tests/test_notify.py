@@ -201,3 +201,15 @@ def test_notify_settings_apply_on_reload(
     live.engine.put("after.mp4")
     assert live.post("/api/v1/jobs", json={"watch": "drop", "path": "after.mp4"}).status_code == 202
     wait_until(lambda: [e["event"] for e in receiver.events()] == ["done"], timeout=30, what="done")
+
+
+def test_apprise_urls_are_masked_by_check_config(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Apprise URLs carry tokens: check-config shows them as ***."""
+    from synthesia_watchd import cli
+
+    engine.settings = {"notify": {"apprise": ["tgram://123456:secret-bot-token/987"]}}
+    assert cli.main(["check-config", "--offline", "-c", str(engine.write_config())]) == 0
+    out = capsys.readouterr().out
+    assert "secret-bot-token" not in out and "apprise:\n  - '***'" in out.replace('"', "'")
