@@ -278,6 +278,10 @@ def _fragment(request: Request) -> bool:
 def _see_other(url: URL, message: str) -> Response:
     response = RedirectResponse(str(url), status_code=303)
     response.set_cookie(
-        "flash", message[:300].encode("ascii", "replace").decode(), max_age=30, samesite="strict"
+        "flash",
+        message[:300].encode("ascii", "replace").decode(),
+        max_age=30,
+        samesite="strict",
+        httponly=True,
     )
     return response
