@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import glob
 import json
 import os
 import signal
@@ -25,12 +24,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__, lifecycle
+from . import __version__, lifecycle, outputs
 from .api import SynthesiaClient, UploadCredentials
-from .atomic import PART_SUFFIX
 from .config import Config, load_config
 from .control import Control, Gate, gate
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
+from .jobspec import output_root
 from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
@@ -165,7 +164,7 @@ class Daemon:
         self.watchset = WatchSet(config.watches if watch else (), log=log)
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
-        self.pipeline.root_available = self._root_available
+        self.pipeline.root_available = self.watchset.check_root
         self.scheduler = Scheduler(
             self.pipeline,
             self.ledger,
@@ -198,9 +197,6 @@ class Daemon:
             self._stop_requested += 1
             if self._stop_requested >= 2:
                 os._exit(130)  # second signal: cold stop; the ledger is consistent at any point
-
-    def _root_available(self, watch: str) -> bool:
-        return not any(w.paused for w in self.watchset.status() if w.name == watch)
 
     def request_stop(self) -> None:
         """Ask for a warm stop from another thread (the demo, tests): same path as SIGTERM."""
@@ -277,7 +273,9 @@ class Daemon:
         """
         for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
             if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
-                self._remove_temp_files(Path(job.output_dir), job.source_path)
+                outputs.remove_temp_files(
+                    output_root(job), Path(job.output_dir), Path(job.source_path).stem
+                )
         self.resume_now()
 
     def resume_now(self) -> None:
@@ -290,14 +288,6 @@ class Daemon:
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
-
-    @staticmethod
-    def _remove_temp_files(folder: Path, source_path: str) -> None:
-        stem = Path(source_path).stem
-        with contextlib.suppress(OSError):
-            for tmp in folder.glob(f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
 
     def console(self) -> Any:
         """What the web console sees of this daemon (imported only when web.listen is set)."""
@@ -574,8 +564,8 @@ class Daemon:
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget"):
-            self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
+        for kind in ("auth", "budget", "space"):  # space: one key per held output root
+            self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
         held = self.scheduler.gate.why
         self.metrics.set_holds([w.name for w in self.config.watches], held)
         record = {

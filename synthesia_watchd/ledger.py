@@ -30,10 +30,11 @@ from typing import Any
 
 from . import fsinfo
 from .errors import LedgerError, NetworkFilesystemError, StaleTransition
+from .outputs import KIND_EXTENSIONS
 from .states import JobState, OutputState, can_transition
 
 #: Output kinds a job can produce per target language.
-KINDS: frozenset[str] = frozenset({"video", "vtt", "srt", "thumbnail"})
+KINDS: frozenset[str] = frozenset(KIND_EXTENSIONS)
 
 BUSY_TIMEOUT_MS = 10_000
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from .control import CONTROL_KEY, DRAIN, PAUSE, Control, Hold
 from .errors import WatchdError
-from .ledger import Job, Ledger
-from .pipeline import PROJECT_FAILED
+from .ledger import Job, Ledger, Output
+from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 Clock = Callable[[], float]
@@ -47,20 +47,29 @@ def retry(
     needs ``resubmit`` (may pay twice). An active job is simply made due now.
     """
     t = now()
+    failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
+    refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
+    if job.state is JobState.PARTIAL and job.project_id and refused == failed_outputs:
+        # Only downloads were refused (unsafe URLs): the project has them, already paid for.
+        return _poll_again(
+            ledger,
+            job,
+            refused,
+            "retry by operator: fetching the refused downloads again (no new charge)",
+            t,
+        )
     if job.state is JobState.PARTIAL:
         return _retry_failed_languages(ledger, job)
     if job.state in (JobState.NEEDS_ATTENTION, JobState.FAILED, JobState.CANCELLED):
         project_failed = (job.last_error or "").startswith(PROJECT_FAILED)
         if job.project_id and not project_failed and not fresh:
-            ledger.transition(
-                job.id,
-                job.state,
-                JobState.DUBBING,
-                why="retry by operator: polling the existing project (no new charge)",
-                next_attempt_at=t,
-                attempts=0,
+            return _poll_again(
+                ledger,
+                job,
+                refused,
+                "retry by operator: polling the existing project (no new charge)",
+                t,
             )
-            return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
         if job.submit_started_at is not None and not job.project_id:
             if not resubmit:
                 raise NeedsConfirmation(
@@ -94,6 +103,15 @@ def retry(
         ledger.update(job.id, expected=job.state, next_attempt_at=t, why="retry now")
         return f"job #{job.id}: {job.state.value}, retrying now"
     raise NotAllowed(f"job #{job.id} is {job.state.value}: nothing to retry")
+
+
+def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str, t: float) -> str:
+    """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
+    fetched again."""
+    for o in reopen:
+        ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
+    ledger.transition(job.id, job.state, JobState.DUBBING, why=why, next_attempt_at=t, attempts=0)
+    return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
 
 
 def resubmit(ledger: Ledger, job: Job, *, now: Clock = time.time) -> str:

@@ -7,8 +7,8 @@ holds, compared pass to pass. Each destination (an Apprise URL list, a webhook) 
 thread and bounded queue with retries and backoff: a dead receiver delays only its own
 messages, never a dubbing step, and a full queue drops the oldest message with a warning.
 
-Nothing secret goes out: a message names the job, its watch, the file's name and the reason;
-never the API key, paths of other folders, or signed URLs.
+Nothing secret goes out: a message names the job, its watch, the file's name and the reason,
+and every registered secret (the API key, S3 tokens) is masked before it leaves.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ JOB_EVENTS: Mapping[JobState, str] = {
 PAUSE_TITLES: Mapping[str, str] = {
     "auth": "the API key was rejected",
     "budget": "the daily limit is reached",
-    "disk": "the disk is full",
+    "space": "an output disk is full (downloads wait)",
     "operator": "paused by the operator",
 }
 QUEUE_SIZE = 500

@@ -40,6 +40,9 @@ PURE = {
     "stability",
     "urls",
     "control",
+    "saferoot",
+    "diskspace",
+    "outputs",
     "estimate",
 }
 
