@@ -9,6 +9,7 @@ group-readable outputs they expect.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import os
@@ -41,6 +42,27 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def replace_file(dest: Path, data: bytes, mode: int = 0o600) -> None:
+    """Put ``data`` at ``dest`` in one rename: readers see the old or the new file, never half.
+
+    For small files we own (the ledger's id, a watch folder's claim); rename works on NFS and
+    SMB, where no lock can be relied on.
+    """
+    tmp = temp_name_for(dest)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(dest.parent)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -36,8 +36,9 @@ from .configschema import (
     walk,
 )
 from .errors import ConfigError, ConfigIssue
+from .hygiene import secret_warnings
 from .urls import is_loopback_host
-from .yamlmarks import Doc, KeyPath, dump_block
+from .yamlmarks import MAX_CONFIG_BYTES, Doc, KeyPath, dump_block, too_large
 
 __all__ = [
     "API_KEY_ENV",
@@ -410,6 +411,12 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
             "synthesia.api_key is written in the config file; prefer "
             f"{API_KEY_ENV}, synthesia.api_key_file or a systemd credential"
         )
+    warnings += secret_warnings(
+        config_file=source,
+        key_inline=inline is not None,
+        api_key_file=top.get("synthesia.api_key_file"),
+        metrics_listen=get("metrics.listen"),
+    )
     return Config(
         source=source,
         api_url=get("synthesia.api_url"),
@@ -448,12 +455,22 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
 # --- public entry points -------------------------------------------------------------------------
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; relative paths resolve against its folder."""
+def load_config(
+    path: Path, *, environ: Mapping[str, str] | None = None, require_watches: bool = True
+) -> Config:
+    """Read and validate a config file; relative paths resolve against its folder.
+
+    ``require_watches=False`` (``dub``, which names its own files) accepts a file without
+    ``watches``.
+    """
     path = Path(path)
     filename = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # never more: the file may be anything
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError([too_large(filename, os.stat(path).st_size)])
+        text = raw.decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(
             [ConfigIssue(filename, "", None, f"cannot read: {exc.strerror}")]
@@ -461,7 +478,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(filename, "", None, "not UTF-8 text")]) from None
     source = Path(os.path.abspath(path))
-    return _from_text(text, filename, source.parent, environ, source)
+    return _from_text(text, filename, source.parent, environ, source, require_watches)
 
 
 def parse_config(
@@ -514,11 +531,12 @@ def _from_text(
     base_dir: Path | None,
     environ: Mapping[str, str] | None,
     source: Path | None,
+    require_watches: bool = True,
 ) -> Config:
     doc, issues = parse_yaml(text, filename)
     ctx = Context(filename, doc, _base(base_dir), os.environ if environ is None else environ)
     ctx.issues.extend(issues)
-    return _build(doc, ctx, source)
+    return _build(doc, ctx, source, require_watches)
 
 
 def _action(pa: PostAction) -> Any:

@@ -24,13 +24,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__, lifecycle, outputs
+from . import __version__, lifecycle, outputs, runtime
 from .api import SynthesiaClient, UploadCredentials
+from .claims import Claims
 from .config import Config, load_config
 from .control import Control, Gate, gate
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .jobspec import output_root
-from .ledger import Job, Ledger
+from .ledger import Job
+from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .notify import Notifications
@@ -39,6 +41,7 @@ from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
+from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
 from .upload import upload_file
 from .watcher import StableFile, Vanished, WatchSet
@@ -133,6 +136,7 @@ class Daemon:
         client: SynthesiaClient | None = None,
         now: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        new_ledger: bool = False,
     ) -> None:
         self.config = config
         self.once = once
@@ -144,7 +148,7 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = InstanceLock(config.ledger)
         try:
-            self.ledger = Ledger(config.ledger, now=now)
+            self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
         except BaseException:
             self.lock.release()
             raise
@@ -161,7 +165,10 @@ class Daemon:
             metrics=self.metrics,
             now=now,
         )
-        self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
+        self.watchset = WatchSet(
+            config.watches if watch else (), log=log, claim=self.claims.problem
+        )
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
         self.pipeline.root_available = self.watchset.check_root
@@ -187,6 +194,8 @@ class Daemon:
         self._control = Control()
         #: Called once per loop pass (the `dub` progress bar).
         self.on_tick: Callable[[Daemon], None] | None = None
+        #: This run's runtime file (commands without -c find the ledger through it).
+        self.runtime_file: Path | None = None
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -228,13 +237,19 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
+            # The limiter is kept: pacing state survives a reload on purpose.
+            client = build_client(new, self.limiter, self.stop, self.metrics)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
             return
-        self.config = new
-        # The limiter is kept: pacing state survives a reload on purpose.
-        client = build_client(new, self.limiter, self.stop, self.metrics)
+        except Exception as exc:  # MemoryError, RecursionError, a bug: a reload is never fatal
+            log.exception(
+                "reload failed; keeping the running config", error=f"{type(exc).__name__}: {exc}"
+            )
+            self.notifier.ready(self.status_line())
+            return
+        old, self.config = self.config, new
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -242,6 +257,8 @@ class Daemon:
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchset.reconfigure(new.watches)
+            for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
+                self.claims.release(gone)
         self._reload_notifications(new)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
@@ -302,11 +319,21 @@ class Daemon:
             offer=self.watchset.offer,
             wake=self.wake.set,
             now=self.now,
-            progress=lambda: {i: p.fraction for i, p in list(self.pipeline.uploads.items())},
+            progress=self._upload_progress,
             rate_usage=self.limiter.usage,
         )
 
+    def _upload_progress(self) -> dict[int, float]:
+        """Uploads under way (job id -> share sent), from the pipeline's progress board."""
+        return {
+            int(job_id): fields["percent"] / 100
+            for job_id, fields in self.pipeline.progress.board.snapshot().items()
+            if fields.get("step") == "uploading" and "percent" in fields
+        }
+
     def start(self) -> None:
+        for warning in self.config.warnings:
+            log.warning("config warning", warning=warning)
         self.recover()
         self.notifications = Notifications.from_config(self.config)
         if self.config.web_listen:
@@ -325,6 +352,9 @@ class Daemon:
             log.error("no API key configured: jobs are recorded but nothing is sent")
         if self.use_watchers:
             self.watchset.start()
+        self.runtime_file = runtime.register(
+            self.config.ledger, self.config.state_dir, self.config.source
+        )
         log.info(
             "started",
             version=__version__,
@@ -332,6 +362,8 @@ class Daemon:
             ledger=str(self.config.ledger),
             pid=os.getpid(),
         )
+        figures = spending(self.config, self.ledger, self.now())
+        log.info("spending limits", summary=spending_text(figures), **figures)
         self.auto_backfill()
         self.beat(force=True)
         self.notifier.ready(self.status_line())
@@ -515,6 +547,7 @@ class Daemon:
         self.notifier.stopping()
         if self.use_watchers:
             self.watchset.stop()
+            self.claims.release_all()
         finished = self.scheduler.shutdown(self.config.shutdown_timeout)
         if not finished:
             log.warning(
@@ -529,6 +562,7 @@ class Daemon:
             self.poll_notifications_once()
             self.notifications.close()
         self.beat(force=True, stopping=True)
+        runtime.unregister(self.runtime_file)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
@@ -573,6 +607,7 @@ class Daemon:
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {
                     "name": w.name,
@@ -588,6 +623,7 @@ class Daemon:
         }
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
+        self.claims.refresh()
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
         self.notifier.watchdog()

@@ -16,6 +16,7 @@ from .control import CONTROL_KEY, DRAIN, PAUSE, Control, Hold
 from .errors import WatchdError
 from .ledger import Job, Ledger, Output
 from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
+from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 Clock = Callable[[], float]
@@ -86,6 +87,7 @@ def retry(
                 attempts=0,
             )
             return f"job #{job.id}: will be submitted again"
+        moved_back = bring_back(job)
         ledger.transition(
             job.id,
             job.state,
@@ -98,7 +100,7 @@ def retry(
             project_id=None,
             submit_started_at=None,
         )
-        return f"job #{job.id}: queued again"
+        return f"job #{job.id}: queued again{moved_back}"
     if job.state in ACTIVE:
         ledger.update(job.id, expected=job.state, next_attempt_at=t, why="retry now")
         return f"job #{job.id}: {job.state.value}, retrying now"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import atomic, diskspace, media, outputs
+from . import adopt, atomic, diskspace, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
@@ -54,6 +54,7 @@ from .jobspec import (
 )
 from .ledger import Job, Ledger
 from .logsetup import get_logger, job_context
+from .progress import Progress
 from .retry import backoff_delay
 from .states import IN_FLIGHT, JobState, OutputState
 
@@ -140,13 +141,12 @@ class Pipeline:
         self.pauses = pauses or Pauses()
         self.metrics = metrics
         self.now = now
+        self.progress = Progress(ledger, metrics, now)
         # Temporary S3 credentials live only in memory: never in the ledger or logs.
         self._credentials: dict[int, CreatedAsset] = {}
         self._submit_lock = threading.Lock()
         #: Jobs whose submit is under way (job id -> source bytes), guarded by _submit_lock.
         self._submitting: dict[int, int] = {}
-        #: Uploads under way (job id -> progress), for the console's progress bars.
-        self.uploads: dict[int, _Progress] = {}
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
         #: Output roots whose filesystem is full: their downloads wait for space.
         self.space = diskspace.SpaceHolds()
@@ -232,8 +232,44 @@ class Pipeline:
         job = add_job(sha256=sha256, settings=settings)
         with job_context(job.id, path.name, "intake"):
             log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
-        self._try_reuse(job)
+        self._settle_without_api(job)
         return self.ledger.get(job.id)
+
+    def _settle_without_api(self, job: Job) -> bool:
+        """Done with no API call: identical content dubbed before, or outputs already on disk."""
+        return self._try_reuse(job) or self._try_adopt(job)
+
+    def _try_adopt(self, job: Job) -> bool:
+        """Every output already on disk, newer than the source (a ledger started afresh, a
+        folder dubbed by a script before): recorded as this job's, nothing is sent."""
+        try:
+            wanted = {
+                (o.language, o.kind): output_file(job, o.language, o.kind)
+                for o in self.ledger.outputs(job.id)
+            }
+        except UnsafePathError:
+            return False
+        found = adopt.existing_outputs(
+            wanted,
+            job.mtime_ns,
+            # Another worker may be adopting this very job: its own rows do not count.
+            lambda path, sha: self.ledger.output_written_by(str(path), sha) not in (None, job.id),
+        )
+        if found is None:
+            return False
+        for f in found:
+            self.ledger.set_output(
+                job.id, f.language, f.kind, state=OutputState.DONE, path=str(f.path),
+                bytes=f.size, sha256=f.sha256,
+            )  # fmt: skip
+        self._move(
+            job.id,
+            JobState.QUEUED,
+            JobState.DONE,
+            why=f"{adopt.ADOPTED}: {len(found)} file(s) newer than the source; no API call",
+        )
+        self._after_done(self.ledger.get(job.id))
+        return True
 
     def _try_reuse(self, job: Job) -> bool:
         """Satisfy a job from identical earlier work: same bytes, language and targets."""
@@ -418,7 +454,7 @@ class Pipeline:
         return None
 
     def _stage_queued(self, job: Job) -> None:
-        if self._try_reuse(job):
+        if self._settle_without_api(job):
             return
         if not self._source_unchanged(job):
             if not self.root_available(job.watch):
@@ -503,8 +539,7 @@ class Pipeline:
             return
         if self.uploader is None:
             raise AuthError("no uploader configured")
-        progress = _Progress(job.size, self.metrics)
-        self.uploads[job.id] = progress
+        progress = self.progress.upload(job)
         try:
             self.uploader(
                 Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
@@ -530,8 +565,6 @@ class Pipeline:
             )
             self.release_source(Path(job.source_path))
             return
-        finally:
-            self.uploads.pop(job.id, None)
         self._credentials.pop(job.id, None)
         self._move(
             job.id,
@@ -703,6 +736,7 @@ class Pipeline:
         found = match_assets(project, targets)
         settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
         if project.status != "complete" and not settled:
+            self.progress.dubbing(job)
             self.ledger.update(
                 job.id,
                 expected=JobState.DUBBING,
@@ -774,7 +808,7 @@ class Pipeline:
                 client.download,
                 dest=dest,
                 root=output_root(job),
-                progress=self._count_download,
+                progress=self.progress.download(job, out.language, out.kind),
                 replace_if=ours,
             )
             try:
@@ -865,10 +899,6 @@ class Pipeline:
             return False
         log.info("replacing the output of an earlier version", path=str(dest), job=owner_id)
         return True
-
-    def _count_download(self, n: int) -> None:
-        if self.metrics is not None:
-            self.metrics.bytes_downloaded.inc(n)
 
     def _finish(self, job: Job) -> None:
         outs = self.ledger.outputs(job.id)
@@ -1104,37 +1134,3 @@ class Pipeline:
             return
         if moved is not None:
             self.ledger.note(job.id, f"on_failure: source moved to {moved}")
-
-
-class _Progress:
-    """Upload progress: a log line every 10 % or 15 s with percent and MB/s."""
-
-    def __init__(self, total: int, metrics: Any) -> None:
-        self.total = max(total, 1)
-        self.metrics = metrics
-        self.done = 0
-        self.started = time.monotonic()
-        self.last_log = self.started
-        self.last_pct = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, n: int) -> None:
-        with self.lock:
-            self.done += n
-            if self.metrics is not None:
-                self.metrics.bytes_uploaded.inc(n)
-            pct = int(self.done * 100 / self.total)
-            now = time.monotonic()
-            if pct >= self.last_pct + 10 or now - self.last_log >= 15:
-                self.last_pct, self.last_log = pct - pct % 10, now
-                if pct < 100:
-                    log.info("uploading", percent=pct, rate=self.rate_text())
-
-    @property
-    def fraction(self) -> float:
-        """Share of the file sent so far, 0..1."""
-        return min(max(self.done / self.total, 0.0), 1.0)
-
-    def rate_text(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        return f"{self.done / elapsed / 1e6:.1f} MB/s"

@@ -317,8 +317,11 @@ class WatchSet:
         stat: Callable[[Path], os.stat_result] = os.stat,
         native_observer: Callable[[], ObserverLike] | None = None,
         polling_observer: Callable[[float], ObserverLike] | None = None,
+        claim: Callable[[Path], str | None] | None = None,
     ) -> None:
         self._now = now
+        #: Asked at each root check whether this daemon may work in a root (claims.py).
+        self._claim = claim
         self._mounts = mounts or fsinfo.read_mounts
         self._log: LogLike = log if log is not None else _StdlibLog()
         self._stat = stat
@@ -676,7 +679,7 @@ class WatchSet:
                 _stop_observers([w.observer])
                 w.observer = None
                 self._start_observer(w)
-        return None
+        return self._claim(w.root) if self._claim is not None else None
 
     def _check_health(self, w: _Watch, t: float) -> None:
         w.next_health = t + max(w.cfg.scan_interval, 0.01)

@@ -73,6 +73,7 @@ def add_job(
     name: str,
     state: JobState = JobState.QUEUED,
     watch: str = "elsewhere",
+    size: int = 1,
     **fields: Any,
 ) -> Job:
     """A job written straight into the ledger in ``state`` (how a crash or the API left it).
@@ -86,7 +87,7 @@ def add_job(
         job = ledger.add_job(
             watch=watch,
             source_path=str(engine.input / name),
-            size=1,
+            size=size,
             mtime_ns=1,
             sha256=None,
             source_language="en",

@@ -111,6 +111,7 @@ def test_cli_pause_shows_in_status(engine: Engine, capsys: pytest.CaptureFixture
     """`pause --drain --watch` and `resume` via the CLI; `status` and `--json` show the hold."""
     ledger = str(engine.ledger_path)
     engine.state_dir.mkdir(parents=True, exist_ok=True)
+    Ledger(engine.ledger_path).close()  # the daemon has run once
     assert cli.main(["pause", "--watch", "drop", "--drain", "--ledger", ledger]) == 0
     assert "watch drop: draining" in capsys.readouterr().out
     assert cli.main(["status", "--ledger", ledger]) == 0
@@ -235,6 +236,8 @@ def test_pause_of_a_misspelt_watch_is_refused(
 ) -> None:
     """With a config, `pause --watch` of a name no watch has fails and holds nothing."""
     config = str(engine.write_config())
+    engine.state_dir.mkdir(parents=True, exist_ok=True)
+    Ledger(engine.ledger_path).close()  # the daemon has run once
     assert cli.main(["pause", "--watch", "dorp", "-c", config]) == 1
     assert "no watch named 'dorp'" in capsys.readouterr().err
     assert cli.main(["pause", "--watch", "drop", "-c", config]) == 0

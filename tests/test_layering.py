@@ -25,6 +25,8 @@ OWNERS = {
     "uvicorn": {"web"},
     "multipart": {"web"},
     "apprise": {"notify"},
+    "langcodes": {"languages"},
+    "language_data": {"languages"},
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {
@@ -44,6 +46,7 @@ PURE = {
     "diskspace",
     "outputs",
     "estimate",
+    "hygiene",
 }
 
 

@@ -306,18 +306,12 @@ def test_dubbing_estimate_from_recent_projects(tmp_path: Path) -> None:
 
 
 def test_upload_progress_reaches_the_jobs_page(live: LiveDaemon) -> None:
-    """An upload under way shows as a progress bar with its percentage."""
-    from synthesia_watchd.pipeline import _Progress
-
-    job = add_job(live.engine, "big.mp4", JobState.ASSET_CREATED)
-    progress = _Progress(1000, None)
-    progress(420)
-    live.daemon.pipeline.uploads[job.id] = progress
-    try:
-        page = live.get("/jobs").text
-        assert '<progress max="1" value="0.42">' in page and "42%" in page
-    finally:
-        live.daemon.pipeline.uploads.pop(job.id)
+    """An upload under way (the pipeline's progress board) shows as a bar with its share."""
+    job = add_job(live.engine, "big.mp4", JobState.ASSET_CREATED, size=1000)
+    transfer = live.daemon.pipeline.progress.upload(job)
+    transfer(420)  # bytes sent, as s3transfer reports them
+    page = live.get("/jobs").text
+    assert '<progress max="1" value="0.42">' in page and "42%" in page
 
 
 def test_rate_budget_usage_on_the_overview(live: LiveDaemon) -> None:
