@@ -30,6 +30,7 @@ OWNERS = {
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {
+    "apireplies",
     "contract",
     "errors",
     "states",
