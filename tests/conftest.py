@@ -8,7 +8,7 @@ import pytest
 
 from synthesia_watchd.logsetup import clear_secrets, reset_logging
 
-pytest_plugins = ["simfixtures", "e2efixtures", "enginefixtures"]
+pytest_plugins = ["simfixtures", "e2efixtures", "enginefixtures", "consolefixtures"]
 
 
 @pytest.fixture(autouse=True)
