@@ -166,6 +166,10 @@ class RateLimiter:
             raise ValueError(f"unknown limit class {limit_class!r}") from None
         if self._shared is not None:
             current = self._clock() if now is None else now
+            with self._lock:
+                held = self._gate - current
+            if held > 0:  # this node's own 429 hold: ask nothing, record nothing
+                return held
             shared = self._shared.reserve_request(
                 limit_class,
                 endpoint,
@@ -175,7 +179,12 @@ class RateLimiter:
                 margin=self._margin,
             )
             with self._lock:
-                return max(shared, self._gate - current, 0.0)
+                if shared <= 0 and windows:
+                    # This node's own view for usage() (the windows themselves are shared).
+                    log = self._logs.setdefault((limit_class, endpoint), [])
+                    del log[: bisect.bisect_right(log, current - max(w.seconds for w in windows))]
+                    bisect.insort(log, current)
+            return max(shared, 0.0)
         with self._lock:
             current = self._clock() if now is None else now
             wait = max(0.0, self._gate - current)
@@ -253,3 +262,25 @@ class RateLimiter:
         with self._lock:
             current = self._clock() if now is None else now
             return max(0.0, self._gate - current)
+
+    def usage(self, now: float | None = None) -> list[dict[str, object]]:
+        """Requests counted in each window, per limit class and endpoint (the console's view).
+
+        One row per (class, endpoint, window): ``used`` of ``limit`` in the last ``seconds``.
+        """
+        rows: list[dict[str, object]] = []
+        with self._lock:
+            current = self._clock() if now is None else now
+            for (limit_class, endpoint), log in sorted(self._logs.items()):
+                for window in self._classes.get(limit_class, ()):
+                    used = len(log) - bisect.bisect_right(log, current - window.seconds)
+                    rows.append(
+                        {
+                            "class": limit_class,
+                            "endpoint": endpoint,
+                            "seconds": window.seconds,
+                            "used": used,
+                            "limit": window.limit,
+                        }
+                    )
+        return rows

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from .control import Gate
 from .errors import ShutdownRequested, WatchdError
 from .ledger import LedgerStore
 from .logsetup import get_logger
@@ -79,6 +80,8 @@ class Scheduler:
         self._running: dict[int, tuple[str, Future[None]]] = {}
         self._intake: set[Future[Any]] = set()
         self._extra: set[Future[Any]] = set()
+        #: Operator holds and schedule windows; the daemon refreshes it every loop pass.
+        self.gate = Gate()
 
     def set_limits(self, *, max_active_jobs: int) -> None:
         """Reload-time change of the project bound (pool sizes need a restart)."""
@@ -152,15 +155,11 @@ class Scheduler:
         free_upload = self.limits["upload"] - self.running_in("upload")
         lookahead = self.max_active_jobs + self.limits["upload"] - pipeline_depth
         n = min(free_upload, max(lookahead, 0))
-        until = now + self.lease_seconds
+        gate = self.gate
         if free_upload > 0:
             # Resumed uploads first (their asset exists), then new work.
-            jobs = self.ledger.claim(
-                (JobState.ASSET_CREATED,), now, self.node, until, free_upload, running
-            )
-            jobs += self.ledger.claim(
-                (JobState.QUEUED,), now, self.node, until, max(n - len(jobs), 0), running
-            )
+            jobs = self._due((JobState.ASSET_CREATED,), now, free_upload, running, claim=True)
+            jobs += self._due((JobState.QUEUED,), now, max(n - len(jobs), 0), running, claim=True)
             for job in jobs[:free_upload]:
                 started += self._start("upload", job.id)
             self.ledger.release(self.node, [j.id for j in jobs[free_upload:]])
@@ -168,9 +167,49 @@ class Scheduler:
             free = self.limits[pool] - self.running_in(pool)
             if free > 0:
                 states = tuple(s for s, p in _POOL_OF.items() if p == pool)
-                for job in self.ledger.claim(states, now, self.node, until, free, running):
+                for job in self._due(states, now, free, running, gate, claim=True):
                     started += self._start(pool, job.id)
         return started
+
+    def _due(
+        self,
+        states: tuple[JobState, ...],
+        now: float,
+        limit: int,
+        running: set[int],
+        gate: Gate | None = None,
+        *,
+        claim: bool = False,
+    ) -> list[Any]:
+        """Due jobs of ``states`` that the gate lets take their next step; with ``claim``,
+        leased to this node (a shared ledger's other nodes skip them)."""
+        gate = gate or self.gate
+        if JobState.QUEUED in states:
+            held_all, held = gate.all_new, gate.new
+        elif JobState.ASSET_CREATED in states or JobState.UPLOADED in states:
+            held_all, held = gate.all_started, gate.started
+        else:
+            held_all, held = False, frozenset()
+        if held_all or limit <= 0:
+            return []
+        if claim:
+            until = now + self.lease_seconds
+            return self.ledger.claim(
+                states, now, self.node, until, limit, running, exclude_watches=held
+            )
+        return self.ledger.due(states, now, limit, running, exclude_watches=held)
+
+    def runnable(self) -> bool:
+        """Whether any active job is not held (due or not): --once waits only for those."""
+        running = self.running_ids()
+        return any(
+            self._due(states, float("inf"), 1, running)
+            for states in (
+                (JobState.QUEUED,),
+                (JobState.ASSET_CREATED, JobState.UPLOADED),
+                (JobState.DUBBING, JobState.DOWNLOADING),
+            )
+        ) or bool(running)
 
     def _start(self, pool: str, job_id: int) -> int:
         with self._lock:

@@ -515,3 +515,30 @@ def test_a_429_holds_every_node_and_never_shortens(backend: Backend) -> None:
     assert b.requests_held_until() == T0 + 30
     assert b.reserve_request("read", "GET /v2/dubbing/{id}", T0 + 5, ()) == 25.0
     assert b.reserve_request("read", "GET /v2/dubbing/{id}", T0 + 30, ()) == 0.0
+
+
+# --- feeds and holds (the notifier, the console) ------------------------------------------------
+
+
+def test_state_changes_after_is_a_resumable_feed(ledger: LedgerStore) -> None:
+    """State changes into given states after an event id, oldest first; notes are left out."""
+    assert ledger.last_event_id() == 0
+    a, b = add(ledger, "a.mp4"), add(ledger, "b.mp4")
+    mark = ledger.last_event_id()
+    walk(ledger, a.id, S.FAILED)
+    ledger.note(b.id, "a note")
+    walk(ledger, b.id, S.CANCELLED)
+    feed = ledger.state_changes_after(mark, [S.FAILED, S.CANCELLED])
+    assert [(e.job_id, e.to_state) for e in feed] == [(a.id, "failed"), (b.id, "cancelled")]
+    assert ledger.state_changes_after(feed[0].id, [S.FAILED, S.CANCELLED]) == feed[1:]
+    assert ledger.state_changes_after(mark, [S.QUEUED]) == []
+    assert ledger.last_event_id() == feed[-1].id
+
+
+def test_due_and_claim_leave_out_held_watches(ledger: LedgerStore) -> None:
+    """A held watch's jobs are neither due nor claimable; the others are."""
+    add(ledger, "a.mp4", watch="held")
+    b = add(ledger, "b.mp4", watch="open")
+    assert [j.id for j in ledger.due([S.QUEUED], T0, exclude_watches={"held"})] == [b.id]
+    claimed = ledger.claim([S.QUEUED], T0, "n", T0 + 60, exclude_watches={"held"})
+    assert [j.id for j in claimed] == [b.id]

@@ -63,6 +63,25 @@ def one(c: SqlConn, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | No
     return rows[0] if rows else None
 
 
+def due_filter(
+    states: Iterable[JobState],
+    now: float,
+    exclude_ids: Collection[int] = (),
+    exclude_watches: Collection[str] = (),
+) -> tuple[str, list[Any]]:
+    """WHERE clause and parameters of due work: in ``states``, due by ``now``, not excluded."""
+    values = [s.value for s in states_of(states)]
+    where = f"state IN ({marks(values)}) AND next_attempt_at <= ?"
+    params: list[Any] = [*values, now]
+    if exclude_ids:
+        where += f" AND id NOT IN ({marks(list(exclude_ids))})"
+        params += list(exclude_ids)
+    if exclude_watches:
+        where += f" AND watch NOT IN ({marks(sorted(exclude_watches))})"
+        params += sorted(exclude_watches)
+    return where, params
+
+
 class SqlStore:
     """`LedgerStore` on top of a backend's connections and transactions."""
 
@@ -431,14 +450,11 @@ class SqlStore:
         now: float,
         limit: int = 100,
         exclude_ids: Collection[int] = (),
+        exclude_watches: Collection[str] = (),
     ) -> list[Job]:
-        """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running."""
-        values = [s.value for s in states_of(states)]
-        where = f"state IN ({marks(values)}) AND next_attempt_at <= ?"
-        params: list[Any] = [*values, now]
-        if exclude_ids:
-            where += f" AND id NOT IN ({marks(list(exclude_ids))})"
-            params += list(exclude_ids)
+        """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running
+        and those of held watches."""
+        where, params = due_filter(states, now, exclude_ids, exclude_watches)
         return self._jobs(where, params, f"ORDER BY next_attempt_at, id LIMIT {int(limit)}")
 
     def next_due_at(self, states: Iterable[JobState]) -> float | None:
@@ -527,6 +543,28 @@ class SqlStore:
                 (job_id,),
             )
         return [Event(**r) for r in rows]
+
+    def state_changes_after(
+        self, event_id: int, to_states: Iterable[JobState], limit: int = 100
+    ) -> list[Event]:
+        """State changes (not notes) into ``to_states`` with an event id above ``event_id``,
+        oldest first: the notifier's feed, resumable from the last id it handled."""
+        values = [s.value for s in states_of(to_states)]
+        with self._read() as c:
+            rows = c.rows(
+                "SELECT id, job_id, at, from_state, to_state, why, reason_code FROM events"  # noqa: S608
+                f" WHERE id > ? AND to_state IN ({marks(values)})"
+                " AND (from_state IS NULL OR from_state != to_state)"
+                f" ORDER BY id LIMIT {int(limit)}",
+                (event_id, *values),
+            )
+        return [Event(**r) for r in rows]
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none)."""
+        with self._read() as c:
+            row = one(c, "SELECT COALESCE(MAX(id), 0) AS n FROM events")
+        return 0 if row is None else int(row["n"])
 
     def count_reasons(self, job_id: int, codes: Collection[str]) -> int:
         """How many of the job's events carry one of ``codes`` (the lifecycle caps)."""

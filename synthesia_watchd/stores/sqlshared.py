@@ -10,12 +10,11 @@ seen by one node holds every node's requests.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
 
 from synthesia_watchd.states import JobState
 
-from .base import Job, Node, job_from_row, states_of
-from .sqlcommon import JOB_SELECT, SqlConn, SqlStore, marks, one
+from .base import Job, Node, job_from_row
+from .sqlcommon import JOB_SELECT, SqlConn, SqlStore, due_filter, marks, one
 
 #: The meta key of the shared 429 gate (unix time until which no request goes).
 _GATE_KEY = "api_hold_until"
@@ -38,6 +37,7 @@ class SqlLedgerStore(SqlStore):
         until: float,
         limit: int = 100,
         exclude_ids: Collection[int] = (),
+        exclude_watches: Collection[str] = (),
     ) -> list[Job]:
         """Lease due jobs in ``states`` to ``node`` until ``until``, oldest due first.
 
@@ -46,13 +46,10 @@ class SqlLedgerStore(SqlStore):
         PostgreSQL the SELECT skips rows another claim has locked; SQLite runs one write
         transaction at a time.
         """
-        values = [s.value for s in states_of(states)]
         free = "(lease_until IS NULL OR lease_until < ? OR lease_node = ?)"
-        where = f"state IN ({marks(values)}) AND next_attempt_at <= ? AND {free}"
-        params: list[Any] = [*values, now, now, node]
-        if exclude_ids:
-            where += f" AND id NOT IN ({marks(list(exclude_ids))})"
-            params += list(exclude_ids)
+        where, params = due_filter(states, now, exclude_ids, exclude_watches)
+        where += f" AND {free}"
+        params += [now, node]
         with self._tx() as c:
             picked = [
                 int(r["id"])
