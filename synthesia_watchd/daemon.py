@@ -303,11 +303,21 @@ class Daemon:
         name); due times are reset so resumed work starts at once.
         """
         for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
+            if self._held_elsewhere(job):
+                continue  # another node of a shared ledger is downloading it right now
             if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
                 outputs.remove_temp_files(
                     output_root(job), Path(job.output_dir), Path(job.source_path).stem
                 )
         self.resume_now()
+
+    def _held_elsewhere(self, job: Job) -> bool:
+        """Whether another node holds a live lease on the job (a shared ledger)."""
+        return (
+            job.lease_node is not None
+            and job.lease_node != self.config.node_name
+            and (job.lease_until or 0.0) >= self.now()
+        )
 
     def resume_now(self) -> None:
         """Make every active job due at once (after a restart, or when a pause lifts).
@@ -316,6 +326,8 @@ class Daemon:
         """
         now = self.now()
         for job in self.ledger.list_jobs(states=ACTIVE, limit=1_000_000):
+            if self._held_elsewhere(job):
+                continue
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)

@@ -27,6 +27,7 @@ from .errors import (
     AuthError,
     ContentError,
     DownloadUrlExpired,
+    DuplicateJob,
     NoSpaceLeft,
     OutputConflict,
     PermanentError,
@@ -230,7 +231,10 @@ class Pipeline:
             return None  # still changing after all; the watcher reports the new version
         settings["content_type"] = content_type
         settings["content_md5"] = md5
-        job = add_job(sha256=sha256, settings=settings)
+        try:
+            job = add_job(sha256=sha256, settings=settings)
+        except DuplicateJob:
+            return None  # another node (or worker) recorded this very file first
         with job_context(job.id, path.name, "intake"):
             log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
         self._settle_without_api(job)

@@ -179,6 +179,11 @@ class RateLimiter:
                 margin=self._margin,
             )
             with self._lock:
+                # A 429 may have arrived while the ledger was asked: it wins (the recorded
+                # request only over-counts by one, the safe side).
+                held = self._gate - self._clock()
+                if shared <= 0 and held > 0:
+                    return held
                 if shared <= 0 and windows:
                     # This node's own view for usage() (the windows themselves are shared).
                     log = self._logs.setdefault((limit_class, endpoint), [])

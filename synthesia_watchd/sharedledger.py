@@ -1,13 +1,15 @@
 """Opening a shared (PostgreSQL) ledger for a daemon.
 
-Until jobs carry per-node leases, one daemon at a time works on a shared ledger: it holds a
-session advisory lock for its whole run, the PostgreSQL counterpart of the ``flock`` beside a
-SQLite file, released by the server when the daemon's connection ends (even by SIGKILL).
-A second daemon is refused with the name of the node that holds the ledger.
+Several nodes work on one shared ledger at once: jobs are leased per node (stores), so what
+must be unique is the node's name. Each daemon holds a session advisory lock keyed by its
+``node_name`` for its whole run, released by the server when the daemon's connection ends
+(even by SIGKILL); a second daemon with the same name is refused, since it would treat the
+first one's leases as its own.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -15,8 +17,8 @@ from .config import Config
 from .errors import LedgerError
 from .ledger import LedgerStore
 
-#: Advisory lock key: "the daemon working on this ledger".
-DAEMON_LOCK = 0x5377_6174_6368_02
+#: Advisory lock keys of node names: this prefix in the high bits, a CRC of the name below.
+NODE_LOCK_BASE = 0x5377_6174 << 32
 
 
 class SharedLedgerLock(Protocol):
@@ -25,19 +27,25 @@ class SharedLedgerLock(Protocol):
     def release(self) -> None: ...
 
 
+def node_lock_key(node: str) -> int:
+    """The advisory lock key of one node name."""
+    return NODE_LOCK_BASE | zlib.crc32(node.encode("utf-8"))
+
+
 def open_shared(config: Config, now: Callable[[], float]) -> tuple[LedgerStore, SharedLedgerLock]:
-    """The PostgreSQL ledger and the daemon lock on it, or LedgerError saying who holds it."""
+    """The PostgreSQL ledger and this node's lock on it, or LedgerError saying why not."""
     from .stores.postgres import PostgresLedger  # the postgres extra, only when configured
 
     assert config.ledger_url is not None
     ledger = PostgresLedger(config.ledger_url, password=config.ledger_password_text(), now=now)
     try:
-        lock = ledger.try_lock(DAEMON_LOCK, f"synthesia-watchd {config.node_name}")
+        lock = ledger.try_lock(
+            node_lock_key(config.node_name), f"synthesia-watchd {config.node_name}"
+        )
         if lock is None:
-            holder = ledger.lock_holder(DAEMON_LOCK) or "another node"
             raise LedgerError(
-                f"{holder} is already running on the shared ledger {ledger.location}; "
-                "stop it first (several nodes on one ledger at once is not supported yet)"
+                f"a daemon named {config.node_name!r} is already running on the shared ledger "
+                f"{ledger.location}; give each host its own node_name"
             )
     except BaseException:
         ledger.close()

@@ -11,7 +11,7 @@ import threading
 import pytest
 from ledgerbackends import T0, Backend, Clock, add, run_threads, walk
 
-from synthesia_watchd.errors import StaleTransition
+from synthesia_watchd.errors import DuplicateJob, StaleTransition
 from synthesia_watchd.ledger import Lease, LedgerStore
 from synthesia_watchd.states import JobState, OutputState
 
@@ -190,8 +190,8 @@ def test_find_job_and_jobs_for_path(ledger: LedgerStore) -> None:
     """find_job matches the exact file version, newest first; jobs_for_path filters by state."""
     old = add(ledger, mtime_ns=1)
     walk(ledger, old.id, S.CANCELLED)
-    new = add(ledger, mtime_ns=2)
-    again = add(ledger, mtime_ns=2)
+    new = add(ledger, mtime_ns=2, sha256="v2")
+    again = add(ledger, mtime_ns=2, sha256="v2-edited")
     assert ledger.find_job("inbox", "a.mp4", 1000, 1) == ledger.get(old.id)
     assert ledger.find_job("inbox", "a.mp4", 1000, 2) == again
     assert ledger.find_job("inbox", "a.mp4", 999, 2) is None
@@ -542,3 +542,28 @@ def test_due_and_claim_leave_out_held_watches(ledger: LedgerStore) -> None:
     assert [j.id for j in ledger.due([S.QUEUED], T0, exclude_watches={"held"})] == [b.id]
     claimed = ledger.claim([S.QUEUED], T0, "n", T0 + 60, exclude_watches={"held"})
     assert [j.id for j in claimed] == [b.id]
+
+
+def test_one_active_job_per_watch_path_and_content(backend: Backend) -> None:
+    """Four nodes recording one file at once make one job; the others get DuplicateJob."""
+    stores = [backend.open() for _ in range(4)]
+    made: list[int] = []
+    dupes: list[int] = []
+    errors: list[BaseException] = []
+
+    def intake(i: int) -> None:
+        try:
+            made.append(add(stores[i], "shared.mp4", sha256="same").id)
+        except DuplicateJob as exc:
+            dupes.append(exc.existing_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    run_threads(intake, 4)
+    assert errors == []
+    assert len(made) == 1
+    assert dupes == made * 3
+    ledger = stores[0]
+    assert add(ledger, "other.mp4", sha256="same").id != made[0]  # a twin elsewhere is fine
+    walk(ledger, made[0], S.CANCELLED)
+    assert add(ledger, "shared.mp4", sha256="same").state is S.QUEUED  # none active: new job

@@ -58,21 +58,23 @@ def test_daemon_dubs_on_a_postgres_ledger(engine: Engine, pg_database: str) -> N
     assert not engine.ledger_path.exists()  # no SQLite file was made on the side
 
 
-def test_second_daemon_on_the_shared_ledger_is_refused(engine: Engine, pg_database: str) -> None:
-    """While one daemon holds the shared ledger another is refused, naming the holder."""
+def test_nodes_share_a_ledger_but_not_a_name(engine: Engine, pg_database: str) -> None:
+    """Daemons with different node names run together; a second one with a taken name is
+    refused (it would take the first one's leases for its own) until the first is gone."""
     engine.use_shared_ledger(pg_database, PASSWORD)
-    engine.settings["node_name"] = "first-node"
-    first = engine.daemon()
+    started: list[Daemon] = []
     try:
-        engine.settings["node_name"] = "second-node"
-        with pytest.raises(LedgerError, match="first-node is already running"):
+        for name in ("nas-1", "nas-2"):
+            engine.settings["node_name"] = name
+            started.append(engine.daemon())
+        with pytest.raises(LedgerError, match="'nas-2' is already running"):
             engine.daemon()
+        started.pop().lock.release()
+        started.append(engine.daemon())  # the lock went with the first one's session
     finally:
-        first.lock.release()
-        first.ledger.close()
-    second = engine.daemon()  # the lock went with the first daemon's session
-    second.lock.release()
-    second.ledger.close()
+        for d in started:
+            d.lock.release()
+            d.ledger.close()
 
 
 def test_status_reads_a_postgres_ledger(

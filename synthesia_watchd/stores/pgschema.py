@@ -117,6 +117,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX api_requests_window ON api_requests (limit_class, endpoint, at)",
     ),
+    # 5: one active job per (watch, path, content): two nodes recording the same file at once
+    # get one job (the backstop of add_job's check; SQLite's one writer needs no index).
+    (
+        "CREATE UNIQUE INDEX jobs_one_active_per_content ON jobs (watch, source_path, sha256)"
+        " WHERE state IN ('queued', 'asset_created', 'uploaded', 'dubbing', 'downloading')",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

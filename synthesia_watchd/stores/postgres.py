@@ -23,7 +23,7 @@ from psycopg import conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from synthesia_watchd.errors import LedgerError
+from synthesia_watchd.errors import DuplicateKey, LedgerError
 
 from .pgschema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
 from .sqlcommon import SqlConn
@@ -71,6 +71,8 @@ class _Conn:
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[dict[str, Any]]:
         try:
             return self._c.execute(_PLACEHOLDER.sub("%s", sql), params)
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateKey(f"ledger {self._where}: a unique key exists already") from exc
         except psycopg.Error as exc:
             raise _error(self._where, exc) from exc
 
@@ -218,7 +220,7 @@ class PostgresLedger(SqlLedgerStore):
     def try_lock(self, key: int, holder: str) -> AdvisoryLock | None:
         """A session advisory lock on its own connection (held until released or the
         connection drops); None when another session holds it. ``holder`` is recorded in
-        ``application_name`` so the holder can be named in the refusal."""
+        ``application_name`` (seen in pg_stat_activity)."""
         try:
             conn = psycopg.connect(self._info, autocommit=True, application_name=holder[:63])
             [(got,)] = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchall()
@@ -228,18 +230,6 @@ class PostgresLedger(SqlLedgerStore):
             conn.close()
             return None
         return AdvisoryLock(conn)
-
-    def lock_holder(self, key: int) -> str | None:
-        """The application_name of the session holding advisory lock ``key``, if any."""
-        with self._read() as c:
-            rows = c.rows(
-                "SELECT a.application_name AS name FROM pg_locks l"
-                " JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.granted"
-                " AND ((l.classid::bigint << 32) | l.objid::bigint) = ?",
-                (key,),
-            )
-        return rows[0]["name"] if rows else None
 
     # --- maintenance ---------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, Unpack
 
-from synthesia_watchd.errors import StaleTransition
-from synthesia_watchd.states import JobState, OutputState, can_transition
+from synthesia_watchd.errors import DuplicateJob, DuplicateKey, LedgerError, StaleTransition
+from synthesia_watchd.states import ACTIVE, JobState, OutputState, can_transition
 
 from .base import (
     JOB_COLUMNS,
@@ -80,6 +80,12 @@ def due_filter(
         where += f" AND watch NOT IN ({marks(sorted(exclude_watches))})"
         params += sorted(exclude_watches)
     return where, params
+
+
+def _duplicate(source_path: str, existing: int) -> DuplicateJob:
+    return DuplicateJob(
+        f"{source_path} with this content already has an active job (#{existing})", existing
+    )
 
 
 class SqlStore:
@@ -217,7 +223,9 @@ class SqlStore:
         """Record a new job with a pending output per (target, kind) and its first event.
 
         A job refused at intake is born ``failed`` with its reason, in one transaction, so
-        the scheduler can never see it queued and spend on it.
+        the scheduler can never see it queued and spend on it. DuplicateJob when the same
+        content at the same path already has an active job: two nodes (or two versions of a
+        file with identical bytes) make one job.
         """
         targets_json = encode_targets(targets)
         settings_json = encode_settings(settings)
@@ -226,7 +234,59 @@ class SqlStore:
         if bad or not kinds:
             raise ValueError(f"unknown output kinds {bad}; choose from {sorted(KINDS)}")
         state = JobState(state)
+        try:
+            return self._insert_job(
+                watch, source_path, size, mtime_ns, sha256, source_language, targets_json,
+                output_dir, settings_json, kinds, state, why, last_error, duration_s, reason_code,
+            )  # fmt: skip
+        except DuplicateKey:
+            pass  # another node inserted the same content first (PostgreSQL's unique index)
+        assert sha256 is not None
+        existing = self._active_with_content(watch, source_path, sha256)
+        if existing is None:
+            raise LedgerError(f"job for {source_path} refused as a duplicate, but none is active")
+        raise _duplicate(source_path, existing)
+
+    def _active_with_content(
+        self, watch: str, source_path: str, sha256: str, c: SqlConn | None = None
+    ) -> int | None:
+        """The active job of this watch, path and content, if any."""
+        values = sorted(s.value for s in ACTIVE)
+        sql = (
+            "SELECT id FROM jobs WHERE watch = ? AND source_path = ? AND sha256 = ?"  # noqa: S608
+            f" AND state IN ({marks(values)}) ORDER BY id LIMIT 1"
+        )
+        params = (watch, source_path, sha256, *values)
+        if c is not None:
+            row = one(c, sql, params)
+        else:
+            with self._read() as r:
+                row = one(r, sql, params)
+        return None if row is None else int(row["id"])
+
+    def _insert_job(
+        self,
+        watch: str,
+        source_path: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str | None,
+        source_language: str,
+        targets_json: str,
+        output_dir: str,
+        settings_json: str,
+        kinds: Sequence[str],
+        state: JobState,
+        why: str,
+        last_error: str | None,
+        duration_s: float | None,
+        reason_code: str | None,
+    ) -> Job:
         with self._tx() as c:
+            if sha256 is not None and state in ACTIVE:
+                existing = self._active_with_content(watch, source_path, sha256, c)
+                if existing is not None:
+                    raise _duplicate(source_path, existing)
             now = self._now()
             [row] = c.rows(
                 "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
