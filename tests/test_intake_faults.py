@@ -1,0 +1,92 @@
+"""Intake under faults, with the daemon as a subprocess: a stalled copy, a writer that keeps its
+handle open, a FIFO swapped in under a video's name, a name that is not valid UTF-8.
+
+Each test reproduces a way the daemon used to spend on a half file (or hang, or loop) and
+checks what it does now: one dub of the whole file, a live heartbeat, one visible outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from e2efixtures import SOURCE_SIZE, DaemonProcess
+from helpers import wait_until
+
+from synthesia_watchd.media import sample_video
+from synthesia_watchd.simulator import Simulator
+from synthesia_watchd.states import JobState
+
+pytestmark = pytest.mark.slow
+
+SimFactory = Callable[..., Simulator]
+DaemonFactory = Callable[..., DaemonProcess]
+
+
+def _events(daemon: DaemonProcess, *names: str) -> list[dict[str, object]]:
+    return [e for e in daemon.log() if e.get("event") in names]
+
+
+def _assert_one_dub_of(sim: Simulator, data: bytes) -> None:
+    """Exactly one POST /v2/dubbing, and the one uploaded asset holds exactly ``data``."""
+    assert sim.count("POST /v2/dubbing") == 1
+    uploaded = [a for a in sim.assets.values() if a.uploaded_at is not None]
+    assert len(uploaded) == 1, [(a.id, a.size) for a in sim.assets.values()]
+    md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    assert uploaded[0].size == len(data)
+    assert uploaded[0].content_md5 == md5
+
+
+def test_a_copy_that_stalls_half_way_is_dubbed_once_whole(
+    e2e_sim: SimFactory, daemon_factory: DaemonFactory
+) -> None:
+    """Half a video, a pause past stable_seconds with the handle open, the rest: one dub, whole."""
+    sim = e2e_sim()
+    daemon = daemon_factory(sim, watch={"mode": "polling", "scan_interval": 1})
+    daemon.start().wait_started()
+    data = sample_video("stalled copy", SOURCE_SIZE)
+    dest = daemon.input / "stalled.mp4"
+    with open(dest, "wb") as fh:
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        # The copy stalls until the daemon has judged the half file (old: a job; now: held).
+        wait_until(
+            lambda: _events(daemon, "job queued", "file incomplete"),
+            15,
+            what="the daemon to judge the half file",
+        )
+        fh.write(data[len(data) // 2 :])
+    jobs = daemon.wait_all(1, [JobState.DONE])
+    assert jobs[0].size == len(data)
+    _assert_one_dub_of(sim, data)
+
+
+def test_a_file_open_for_writing_is_not_taken_in_native_mode(
+    e2e_sim: SimFactory, daemon_factory: DaemonFactory
+) -> None:
+    """A local writer that pauses with its handle open: nothing is dubbed until it closes."""
+    sim = e2e_sim()
+    daemon = daemon_factory(sim, watch={"mode": "native"})
+    daemon.start().wait_started()
+    first = sample_video("open writer", SOURCE_SIZE)  # already a complete-looking video
+    tail = (16).to_bytes(4, "big") + b"free" + b"appended"
+    dest = daemon.input / "recording.mp4"
+    with open(dest, "wb") as fh:
+        fh.write(first)
+        fh.flush()
+        wait_until(
+            lambda: _events(daemon, "job queued", "file still open for writing"),
+            15,
+            what="the daemon to judge the open file",
+        )
+        fh.write(tail)
+    whole = first + tail
+    jobs = daemon.wait_all(1, [JobState.DONE])
+    assert jobs[0].size == len(whole)
+    _assert_one_dub_of(sim, whole)
+    assert os.path.getsize(dest) == len(whole)
+    assert Path(jobs[0].source_path) == dest
