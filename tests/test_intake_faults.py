@@ -8,8 +8,13 @@ checks what it does now: one dub of the whole file, a live heartbeat, one visibl
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
+import json
 import os
+import stat
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,3 +95,57 @@ def test_a_file_open_for_writing_is_not_taken_in_native_mode(
     _assert_one_dub_of(sim, whole)
     assert os.path.getsize(dest) == len(whole)
     assert Path(jobs[0].source_path) == dest
+
+
+# --- a FIFO swapped in under a video's name --------------------------------------------------
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """renameat2(RENAME_EXCHANGE): the two names swap what they point at, atomically."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _heartbeat_age(daemon: DaemonProcess) -> float:
+    doc = json.loads((daemon.state_dir / "heartbeat").read_text())
+    return time.time() - float(doc["time"])
+
+
+def test_a_fifo_swapped_under_a_video_name_never_hangs_the_daemon(
+    e2e_sim: SimFactory, daemon_factory: DaemonFactory
+) -> None:
+    """A FIFO and a video keep trading one name: the heartbeat stays fresh, the video is dubbed."""
+    sim = e2e_sim()
+    daemon = daemon_factory(sim, watch={"mode": "polling", "scan_interval": 1})
+    daemon.start().wait_started()
+    fifo = daemon.staging / "pipe"
+    os.mkfifo(fifo)
+    video = daemon.drop("swapped.mp4")
+    stop = threading.Event()
+    swaps = [0]
+
+    def swapper() -> None:
+        while not stop.is_set():
+            _exchange(video, fifo)
+            swaps[0] += 1
+
+    t = threading.Thread(target=swapper, daemon=True)
+    t.start()
+    try:
+        # Several stability rounds of the watcher while the name flips between the two.
+        started = time.monotonic()
+        wait_until(lambda: time.monotonic() - started > 8 and swaps[0] > 1000, 30, what="swaps")
+    finally:
+        stop.set()
+        t.join(5)
+    if stat.S_ISFIFO(os.lstat(video).st_mode):
+        _exchange(video, fifo)  # leave the video under its name
+    # A blocked main loop stops beating (HEARTBEAT_SECONDS is 5): fresh means it kept running.
+    wait_until(lambda: _heartbeat_age(daemon) < 3, 15, what="a fresh heartbeat")
+    jobs = daemon.wait_all(1, [JobState.DONE])
+    assert Path(jobs[0].source_path).name == "swapped.mp4"
+    assert sim.count("POST /v2/dubbing") == 1
+    assert daemon.terminate(20) == 0

@@ -1,0 +1,121 @@
+"""Filesystem calls that never return must not stop the daemon's main loop.
+
+A FIFO swapped in under a video's name blocks ``open()`` until some writer shows up; a hung
+NFS mount blocks even ``stat``. The race is made certain here, not hoped for: the watcher's
+``stat`` seam swaps a real FIFO in right after it looked at the video (renameat2
+RENAME_EXCHANGE), or blocks like a dead mount until the test lets it go.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from enginefixtures import Engine
+
+from synthesia_watchd.config import build_config
+from synthesia_watchd.media import sample_video
+from synthesia_watchd.watcher import WatchSet
+
+
+def exchange(a: Path, b: Path) -> None:
+    """renameat2(RENAME_EXCHANGE): the two names swap what they point at, atomically."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def in_thread(fn: Callable[[], object], timeout: float = 5.0) -> bool:
+    """Run ``fn`` on a daemon thread; True when it returned within ``timeout``."""
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()
+
+
+def unblock_readers(fifo: Path) -> None:
+    """Open ``fifo`` for writing once, so that a reader stuck in open() gets going again."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    os.close(fd)
+
+
+def test_watcher_never_opens_a_fifo_swapped_in_after_its_stat(
+    tmp_path: Path,
+) -> None:
+    """stat sees the video, then a FIFO takes its name: poll() returns, nothing is reported."""
+    root, aside = tmp_path / "in", tmp_path / "aside"
+    root.mkdir()
+    aside.mkdir()
+    video = root / "clip.mp4"
+    video.write_bytes(sample_video("clip", 8192))
+    fifo = aside / "pipe"
+    os.mkfifo(fifo)
+    armed = threading.Event()
+
+    def swapping_stat(path: Path) -> os.stat_result:
+        st = os.stat(path)
+        if armed.is_set() and path == video and os.path.isfile(video):
+            exchange(video, fifo)  # the race, every time: a FIFO right after a regular stat
+        return st
+
+    config = build_config(
+        {"watches": [{"name": "w", "input": str(root), "targets": ["fr-FR"],
+                      "mode": "polling", "stable_seconds": 0.5, "scan_interval": 1}]},
+        filename="<test>", environ={},
+    )  # fmt: skip
+    ws = WatchSet(config.watches, stat=swapping_stat, mounts=lambda: [])
+    ws.start()
+    try:
+        assert ws.status()[0].pending == 1
+        armed.set()
+        found: list[object] = []
+        # Past the quiet period: the tracker stats (video), the FIFO arrives, it opens.
+        assert in_thread(lambda: found.extend(ws.poll(now=10**9))), "poll() blocked on a FIFO"
+        assert found == []
+    finally:
+        unblock_readers(video)
+        ws.stop()
+
+
+def test_a_hung_stat_does_not_stop_the_main_loop(engine: Engine) -> None:
+    """A watch root whose stat hangs (a dead NFS mount): loop passes, heartbeat and status go on."""
+    engine.put("a.mp4")
+    daemon = engine.daemon()
+    daemon.once = False
+    release = threading.Event()
+    hung = threading.Event()
+    real_stat = os.stat
+
+    def dead_mount_stat(path: Path) -> os.stat_result:
+        if Path(path) == engine.input and hung_armed.is_set():
+            hung.set()
+            release.wait(60)
+        return real_stat(path)
+
+    hung_armed = threading.Event()
+    daemon.watchset._stat = dead_mount_stat
+    try:
+        daemon.start()
+        hung_armed.set()
+        for _ in range(3):
+            # Each pass of the loop returns although the watchers' stat never does.
+            assert in_thread(lambda: daemon.loop_once(now=daemon.now() + 10**6), 5), (
+                "the main loop blocked on a filesystem call"
+            )
+        assert hung.is_set()
+        beat: list[object] = []
+        assert in_thread(lambda: beat.append(daemon.beat(force=True)), 5), "heartbeat blocked"
+        assert in_thread(lambda: beat.append(daemon.watchset.status()), 5), "status blocked"
+    finally:
+        release.set()
+        daemon.shutdown()
+        daemon.ledger.close()
+        daemon.lock.release()
