@@ -105,6 +105,7 @@ class WatchConfig:
     visibility: str | None
     title: str
     backfill_new_targets: bool
+    incomplete_timeout: float = 3600.0
 
     @property
     def output_root(self) -> Path:

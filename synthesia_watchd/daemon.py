@@ -31,6 +31,7 @@ from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
+from .offload import Offloaded
 from .pipeline import Pauses, Pipeline
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -49,6 +50,10 @@ NO_KEY = (
 AUTH_RECHECK_SECONDS = 30.0
 #: The longest the loop sleeps: how quickly it notices a signal flag.
 MAX_SLEEP = 0.5
+#: The longest one pass of the loop waits for the watchers' filesystem scan (run on a worker).
+FS_WAIT = 0.5
+#: A watcher scan running longer than this is reported as a hung filesystem call.
+FS_STUCK_SECONDS = 10.0
 
 
 @dataclass
@@ -159,6 +164,8 @@ class Daemon:
             now=now,
         )
         self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self._watch_poll: Offloaded[list[StableFile | Vanished]] = Offloaded("watch-scan")
+        self._fs_stuck_logged = False
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
         self.pipeline.root_available = self._root_available
@@ -333,12 +340,12 @@ class Daemon:
         self._handle_signals()
         if self.stop.is_set():
             return 0.0
-        for item in self.watchset.poll():
+        for item in self._poll_watchers():
             if isinstance(item, StableFile):
                 watch = self.pipeline.watch(item.watch)
                 if watch is not None:
                     self.scheduler.submit_intake(
-                        self._intake, watch, item.path, item.size, item.mtime_ns
+                        self._intake, watch, item.path, item.size, item.mtime_ns, item.incomplete
                     )
             elif isinstance(item, Vanished):
                 for job_id in self.pipeline.source_vanished(item.watch, item.path):
@@ -358,11 +365,36 @@ class Daemon:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
         return sleep
 
-    def _intake(self, watch: Any, path: Path, size: int, mtime_ns: int) -> None:
+    def _poll_watchers(self) -> list[StableFile | Vanished]:
+        """What the watchers found, from a scan on a worker thread: a hung mount blocks stat
+        and scandir in the kernel, and must not stop this loop (heartbeat, signals)."""
+        finished, items = self._watch_poll.run(self.watchset.poll, FS_WAIT)
+        if finished:
+            if self._fs_stuck_logged:
+                log.info("filesystem responding again: watching resumed")
+                self._fs_stuck_logged = False
+            return items or []
+        stuck = self._watch_poll.stuck_for()
+        if stuck >= FS_STUCK_SECONDS and not self._fs_stuck_logged:
+            self._fs_stuck_logged = True
+            log.error(
+                "a filesystem call has hung: scanning the watch folders waits for it "
+                "(a dead NFS/SMB mount?); jobs, heartbeat and signals carry on",
+                seconds=round(stuck),
+            )
+        return []
+
+    def fs_stuck(self) -> float:
+        """Seconds the watchers' scan has been stuck in a filesystem call (0 when it is not)."""
+        return self._watch_poll.stuck_for()
+
+    def _intake(
+        self, watch: Any, path: Path, size: int, mtime_ns: int, incomplete: str | None = None
+    ) -> None:
         """Intake on a worker; when it fails (I/O error, busy ledger) the watcher forgets the
         file so that its next scan offers it again instead of ignoring it until a restart."""
         try:
-            self.pipeline.intake(watch, path, size, mtime_ns)
+            self.pipeline.intake(watch, path, size, mtime_ns, incomplete=incomplete)
         except Exception:
             self.watchset.release(path)
             raise
@@ -497,10 +529,22 @@ class Daemon:
                     "paused": w.paused,
                     "pause_reason": w.pause_reason,
                     "pending": w.pending,
+                    "incomplete": [
+                        {
+                            "file": h.path.name,
+                            "path": str(h.path),
+                            "detail": h.detail,
+                            "since": h.since_wall,
+                        }
+                        for h in w.incomplete
+                    ],
                 }
                 for w in self.watchset.status()
             ],
         }
+        stuck = self.fs_stuck()
+        if stuck >= FS_STUCK_SECONDS:
+            record["fs_stuck_seconds"] = round(stuck)
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
         self.metrics.heartbeat_timestamp.set(self.now())

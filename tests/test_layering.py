@@ -35,6 +35,10 @@ PURE = {
     "stability",
     "urls",
     "estimate",
+    "sourcefile",
+    "completeness",
+    "incomplete",
+    "offload",
 }
 
 
