@@ -29,6 +29,7 @@ from .config import Config, build_config, dump_effective, load_config
 from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
 from .ledger import Job, Ledger
 from .logsetup import configure_logging
+from .names import printable
 from .pipeline import PROJECT_FAILED
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
@@ -119,7 +120,7 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 
 def _print(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(printable(text) + "\n")  # a file name that is not UTF-8 is shown escaped
 
 
 # --- commands ------------------------------------------------------------------------------

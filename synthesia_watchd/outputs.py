@@ -28,6 +28,7 @@ from typing import Protocol
 
 from .atomic import AtomicWriter, fsync_dir, temp_name_for
 from .errors import UnsafePathError, WatchdError
+from .names import printable
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
@@ -295,7 +296,7 @@ def apply_on_failure(
         "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         "source": str(source),
     }
-    data = (json.dumps(reason, indent=2, ensure_ascii=False) + "\n").encode()
+    data = (printable(json.dumps(reason, indent=2, ensure_ascii=False)) + "\n").encode()
     with AtomicWriter(moved.parent / (moved.name + REASON_SUFFIX)) as writer:
         writer.write(data)
         writer.commit(replace_identical=True)

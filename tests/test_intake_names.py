@@ -13,6 +13,7 @@ import pytest
 from enginefixtures import Engine
 
 from synthesia_watchd import cli
+from synthesia_watchd.logsetup import configure_logging
 from synthesia_watchd.media import sample_video
 from synthesia_watchd.states import JobState
 
@@ -36,9 +37,11 @@ def output_exists(folder: Path, raw_stem: bytes, lang: str) -> bool:
 
 def test_non_utf8_name_is_dubbed_once_end_to_end(engine: Engine, capsys: Capsys) -> None:
     """The watcher takes it, the API gets a clean title, outputs keep the raw bytes, once."""
+    configure_logging(level="info", fmt="json")  # the daemon's own log pipeline, to stdout
     src = put_raw(engine.input)
     engine.put("good.mp4")
     engine.run()
+    assert "\\\\xff\\\\xfebad.mp4" in capsys.readouterr().out  # JSON of the escaped name
     engine.assert_all_done()
     job = engine.job_for(src)
     assert job.source_path == str(src)  # the ledger gives back exactly the escaped name
