@@ -196,6 +196,11 @@ def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
         return None
 
 
+def _minutes(duration_s: float | None) -> float | None:
+    """Video minutes, as billed, from a parsed duration (None when it is not known)."""
+    return None if duration_s is None else round(duration_s / 60, 1)
+
+
 def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
@@ -212,6 +217,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "attempts": j.attempts,
             "last_error": j.last_error,
             "detected_language": j.detected_language,
+            "video_minutes": _minutes(j.duration_s),
         }
         for j in ledger.list_jobs(states=ACTIVE, limit=50)
     ]
@@ -267,6 +273,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if w.get("pending"):
             line += f", {w['pending']} file(s) settling"
         _print(line)
+        for held in w.get("incomplete", []):
+            age = _age(max(time.time() - float(held.get("since", 0)), 0))
+            _print(
+                f"  INCOMPLETE {held['file']} (for {age}): {held['detail']}; re-checked when it "
+                "changes, failed after incomplete_timeout without a change"
+            )
     counts = data["counts"]
     _print(
         "jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
@@ -278,8 +290,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for j in data["active"]:
         extra = f"  (attempt {j['attempts']}: {j['last_error']})" if j["last_error"] else ""
         lang = f" [{j['detected_language']}]" if j.get("detected_language") else ""
+        mins = f" ({j['video_minutes']} video min)" if j.get("video_minutes") is not None else ""
         _print(
-            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}{extra}"
+            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  "
+            f"{j['file']}{lang}{mins}{extra}"
         )
     for j in data["needs_attention"]:
         _print(f"  #{j['id']} NEEDS ATTENTION {j['file']}: {j['reason']}")

@@ -64,9 +64,17 @@ def test_a_copy_that_stalls_half_way_is_dubbed_once_whole(
             15,
             what="the daemon to judge the half file",
         )
+        # `status` names the held file and where its structure ends.
+        status = wait_until(
+            lambda: "INCOMPLETE stalled.mp4" in (out := daemon.cli("status").stdout) and out,
+            15,
+            what="status to show the incomplete file",
+        )
+        assert "structure ends at byte" in status and "'mdat'" in status
         fh.write(data[len(data) // 2 :])
     jobs = daemon.wait_all(1, [JobState.DONE])
     assert jobs[0].size == len(data)
+    assert jobs[0].duration_s == pytest.approx(10.0)  # parsed from mvhd at intake
     _assert_one_dub_of(sim, data)
 
 
