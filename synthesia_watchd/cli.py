@@ -239,6 +239,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         },
         "paused": record.get("paused", {}) if running else {},
         "watches": record.get("watches", []) if running else [],
+        "fs_stuck_seconds": record.get("fs_stuck_seconds") if running else None,
         "counts": counts,
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
         "active": active,
@@ -266,6 +267,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
+    if data.get("fs_stuck_seconds"):
+        _print(
+            f"SCANNING STALLED: a filesystem call has hung for {_age(data['fs_stuck_seconds'])} "
+            "(a dead NFS/SMB mount?); new files are not seen until it answers"
+        )
     for w in data["watches"]:
         line = f"watch {w['name']}: {w['mode']}"
         if w.get("paused"):

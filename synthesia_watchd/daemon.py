@@ -166,6 +166,8 @@ class Daemon:
         self.watchset = WatchSet(config.watches if watch else (), log=log)
         self._watch_poll: Offloaded[list[StableFile | Vanished]] = Offloaded("watch-scan")
         self._fs_stuck_logged = False
+        #: A watcher scan running longer than this is reported as a hung filesystem call.
+        self.fs_stuck_after = FS_STUCK_SECONDS
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
         self.pipeline.root_available = self._root_available
@@ -375,7 +377,7 @@ class Daemon:
                 self._fs_stuck_logged = False
             return items or []
         stuck = self._watch_poll.stuck_for()
-        if stuck >= FS_STUCK_SECONDS and not self._fs_stuck_logged:
+        if stuck > 0 and stuck >= self.fs_stuck_after and not self._fs_stuck_logged:
             self._fs_stuck_logged = True
             log.error(
                 "a filesystem call has hung: scanning the watch folders waits for it "
@@ -543,8 +545,8 @@ class Daemon:
             ],
         }
         stuck = self.fs_stuck()
-        if stuck >= FS_STUCK_SECONDS:
-            record["fs_stuck_seconds"] = round(stuck)
+        if stuck > 0 and stuck >= self.fs_stuck_after:
+            record["fs_stuck_seconds"] = round(stuck, 1)
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
         self.metrics.heartbeat_timestamp.set(self.now())

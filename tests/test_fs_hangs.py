@@ -9,6 +9,7 @@ RENAME_EXCHANGE), or blocks like a dead mount until the test lets it go.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -102,6 +103,7 @@ def test_a_hung_stat_does_not_stop_the_main_loop(engine: Engine) -> None:
 
     hung_armed = threading.Event()
     daemon.watchset._stat = dead_mount_stat
+    daemon.fs_stuck_after = 0.0  # report the hang at once instead of after 10 s
     try:
         daemon.start()
         hung_armed.set()
@@ -114,6 +116,8 @@ def test_a_hung_stat_does_not_stop_the_main_loop(engine: Engine) -> None:
         beat: list[object] = []
         assert in_thread(lambda: beat.append(daemon.beat(force=True)), 5), "heartbeat blocked"
         assert in_thread(lambda: beat.append(daemon.watchset.status()), 5), "status blocked"
+        record = json.loads(daemon.ledger.get_meta("daemon") or "{}")
+        assert record["fs_stuck_seconds"] > 0  # `status` says scanning is stalled
     finally:
         release.set()
         daemon.shutdown()
