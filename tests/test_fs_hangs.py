@@ -123,3 +123,22 @@ def test_a_hung_stat_does_not_stop_the_main_loop(engine: Engine) -> None:
         daemon.shutdown()
         daemon.ledger.close()
         daemon.lock.release()
+
+
+def test_intake_of_a_name_that_is_now_a_fifo_offers_it_again(engine: Engine) -> None:
+    """Intake finds a FIFO under the name: no job, no wait, and the watcher forgets the file."""
+    fifo = engine.input / "swapped.mp4"
+    os.mkfifo(fifo)
+    daemon = engine.daemon()
+    released: list[Path] = []
+    daemon.pipeline.release_source = released.append
+    try:
+        result: list[object] = []
+        watch = daemon.config.watches[0]
+        assert in_thread(lambda: result.append(daemon.pipeline.intake(watch, fifo, 4096, 1)))
+        assert result == [None] and released == [fifo]
+        assert daemon.ledger.list_jobs() == []
+    finally:
+        unblock_readers(fifo)
+        daemon.ledger.close()
+        daemon.lock.release()
