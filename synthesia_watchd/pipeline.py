@@ -217,8 +217,13 @@ class Pipeline:
                 sha256, md5, read = atomic.file_digests(path)
             except ContentError as exc:
                 refused = str(exc)
-            except (FileNotFoundError, NotRegularFile):
-                return None  # deleted, or no longer a file, between stable and intake
+            except FileNotFoundError:
+                return None  # deleted between stable and intake: forgotten
+            except NotRegularFile:
+                # Something else took the name for now (a FIFO swapped in): the watcher
+                # forgets the file, so the video is offered again once it is back.
+                self.release_source(path)
+                return None
         if refused is not None:
             # Born failed in one transaction: the scheduler never sees it queued.
             job = add_job(
