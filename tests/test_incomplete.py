@@ -12,6 +12,7 @@ from enginefixtures import WATCH, Engine
 from helpers import wait_until
 
 from synthesia_watchd import cli
+from synthesia_watchd.completeness import Structure, inspect
 from synthesia_watchd.incomplete import Decision, IncompleteFiles
 from synthesia_watchd.media import sample_video
 from synthesia_watchd.states import JobState
@@ -45,9 +46,7 @@ def test_gate_holds_then_takes_a_file_that_became_whole(tmp_path: Path) -> None:
     data = half(path)
     calls: list[Path] = []
 
-    def counting(p: Path):  # type: ignore[no-untyped-def]
-        from synthesia_watchd.completeness import inspect
-
+    def counting(p: Path) -> Structure:
         calls.append(p)
         return inspect(p)
 
@@ -176,3 +175,31 @@ def test_dub_refuses_a_half_file_and_dry_run_says_so(
     out = capsys.readouterr().out
     assert "failed" in out and "structure ends at byte" in out
     assert engine.sim.count("POST /v2/assets") == 0
+
+
+def test_gate_takes_a_live_webm_on_stability_alone_and_says_so(tmp_path: Path) -> None:
+    """A WebM Segment of unknown size cannot be judged: taken, with a note for the log."""
+    from test_completeness import mkv
+
+    path = tmp_path / "live.webm"
+    path.write_bytes(mkv(unknown=True))
+    st = path.stat()
+    verdict = IncompleteFiles(30).judge(path, (st.st_size, st.st_mtime_ns), 0.0)
+    assert verdict.decision is Decision.TAKE
+    assert "stability alone" in (verdict.detail or "")
+
+
+def test_status_shows_the_video_minutes_of_active_jobs(tmp_path: Path, capsys: Capsys) -> None:
+    """`status` lists an active job with the video minutes parsed at intake."""
+    from synthesia_watchd.ledger import Ledger
+
+    ledger_path = tmp_path / "ledger.sqlite3"
+    with Ledger(ledger_path) as ledger:
+        ledger.add_job(
+            watch="w", source_path=str(tmp_path / "talk.mp4"), size=1, mtime_ns=1, sha256="x",
+            source_language="en", targets=["fr-FR"], output_dir=str(tmp_path), duration_s=90.0,
+        )  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["status", "--ledger", str(ledger_path)]) == 0
+    out = capsys.readouterr().out
+    assert "talk.mp4 (1.5 video min)" in out

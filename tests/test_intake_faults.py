@@ -64,12 +64,13 @@ def test_a_copy_that_stalls_half_way_is_dubbed_once_whole(
             15,
             what="the daemon to judge the half file",
         )
+
         # `status` names the held file and where its structure ends.
-        status = wait_until(
-            lambda: "INCOMPLETE stalled.mp4" in (out := daemon.cli("status").stdout) and out,
-            15,
-            what="status to show the incomplete file",
-        )
+        def incomplete_status() -> str | None:
+            out = daemon.cli("status").stdout
+            return out if "INCOMPLETE stalled.mp4" in out else None
+
+        status = wait_until(incomplete_status, 15, what="status to show the incomplete file") or ""
         assert "structure ends at byte" in status and "'mdat'" in status
         fh.write(data[len(data) // 2 :])
     jobs = daemon.wait_all(1, [JobState.DONE])
