@@ -31,7 +31,6 @@ from .errors import AuthError, ConfigError, LedgerError, WatchdError
 from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
-from .offload import Offloaded
 from .pipeline import Pauses, Pipeline
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -40,6 +39,7 @@ from .sdnotify import Notifier
 from .states import ACTIVE, JobState, OutputState
 from .upload import upload_file
 from .watcher import StableFile, Vanished, WatchSet
+from .watchrunner import WatchRunner
 
 log = get_logger(component="daemon")
 
@@ -50,10 +50,6 @@ NO_KEY = (
 AUTH_RECHECK_SECONDS = 30.0
 #: The longest the loop sleeps: how quickly it notices a signal flag.
 MAX_SLEEP = 0.5
-#: The longest one pass of the loop waits for the watchers' filesystem scan (run on a worker).
-FS_WAIT = 0.5
-#: A watcher scan running longer than this is reported as a hung filesystem call.
-FS_STUCK_SECONDS = 10.0
 
 
 @dataclass
@@ -164,10 +160,8 @@ class Daemon:
             now=now,
         )
         self.watchset = WatchSet(config.watches if watch else (), log=log)
-        self._watch_poll: Offloaded[list[StableFile | Vanished]] = Offloaded("watch-scan")
-        self._fs_stuck_logged = False
-        #: A watcher scan running longer than this is reported as a hung filesystem call.
-        self.fs_stuck_after = FS_STUCK_SECONDS
+        #: The watchers' folder scans run on a worker: a hung mount must not stop the loop.
+        self.watchers = WatchRunner(self.watchset, enabled=watch, log=log)
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
         self.pipeline.root_available = self._root_available
@@ -247,7 +241,7 @@ class Daemon:
             self.pauses.set("auth", NO_KEY)
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
-            self.watchset.reconfigure(new.watches)
+            self.watchers.reconfigure(new.watches)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
@@ -297,8 +291,7 @@ class Daemon:
         if self.client is None:
             self.pauses.set("auth", NO_KEY)
             log.error("no API key configured: jobs are recorded but nothing is sent")
-        if self.use_watchers:
-            self.watchset.start()
+        self.watchers.start()
         log.info(
             "started",
             version=__version__,
@@ -342,7 +335,7 @@ class Daemon:
         self._handle_signals()
         if self.stop.is_set():
             return 0.0
-        for item in self._poll_watchers():
+        for item in self.watchers.poll():
             if isinstance(item, StableFile):
                 watch = self.pipeline.watch(item.watch)
                 if watch is not None:
@@ -366,29 +359,6 @@ class Daemon:
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
         return sleep
-
-    def _poll_watchers(self) -> list[StableFile | Vanished]:
-        """What the watchers found, from a scan on a worker thread: a hung mount blocks stat
-        and scandir in the kernel, and must not stop this loop (heartbeat, signals)."""
-        finished, items = self._watch_poll.run(self.watchset.poll, FS_WAIT)
-        if finished:
-            if self._fs_stuck_logged:
-                log.info("filesystem responding again: watching resumed")
-                self._fs_stuck_logged = False
-            return items or []
-        stuck = self._watch_poll.stuck_for()
-        if stuck > 0 and stuck >= self.fs_stuck_after and not self._fs_stuck_logged:
-            self._fs_stuck_logged = True
-            log.error(
-                "a filesystem call has hung: scanning the watch folders waits for it "
-                "(a dead NFS/SMB mount?); jobs, heartbeat and signals carry on",
-                seconds=round(stuck),
-            )
-        return []
-
-    def fs_stuck(self) -> float:
-        """Seconds the watchers' scan has been stuck in a filesystem call (0 when it is not)."""
-        return self._watch_poll.stuck_for()
 
     def _intake(
         self, watch: Any, path: Path, size: int, mtime_ns: int, incomplete: str | None = None
@@ -433,7 +403,7 @@ class Daemon:
         Jobs that only wait for a daily limit (uploaded, budget paused) count as drained:
         nothing more can happen before midnight, and a cron run must not hang until then.
         """
-        if self.scheduler.busy():
+        if self.scheduler.busy() or not self.watchers.ready:
             return False
         if any(w.pending for w in self.watchset.status()):
             return False
@@ -544,8 +514,8 @@ class Daemon:
                 for w in self.watchset.status()
             ],
         }
-        stuck = self.fs_stuck()
-        if stuck > 0 and stuck >= self.fs_stuck_after:
+        stuck = self.watchers.stuck_for()
+        if stuck:
             record["fs_stuck_seconds"] = round(stuck, 1)
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)

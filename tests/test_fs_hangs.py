@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from enginefixtures import Engine
+from helpers import wait_until
 
 from synthesia_watchd.config import build_config
 from synthesia_watchd.media import sample_video
@@ -103,16 +104,19 @@ def test_a_hung_stat_does_not_stop_the_main_loop(engine: Engine) -> None:
 
     hung_armed = threading.Event()
     daemon.watchset._stat = dead_mount_stat
-    daemon.fs_stuck_after = 0.0  # report the hang at once instead of after 10 s
+    daemon.watchers.stuck_after = 0.0  # report the hang at once instead of after 10 s
     try:
         daemon.start()
         hung_armed.set()
-        for _ in range(3):
+
+        def one_pass() -> bool:
             # Each pass of the loop returns although the watchers' stat never does.
-            assert in_thread(lambda: daemon.loop_once(now=daemon.now() + 10**6), 5), (
-                "the main loop blocked on a filesystem call"
-            )
-        assert hung.is_set()
+            assert in_thread(daemon.loop_once, 5), "the main loop blocked on a filesystem call"
+            return hung.is_set()
+
+        wait_until(one_pass, 15, what="the watchers' next root check to hang")
+        for _ in range(3):
+            one_pass()
         assert in_thread(lambda: daemon.beat(force=True), 5), "heartbeat blocked"
         assert in_thread(daemon.watchset.status, 5), "status blocked"
         record = json.loads(daemon.ledger.get_meta("daemon") or "{}")
@@ -139,5 +143,33 @@ def test_intake_of_a_name_that_is_now_a_fifo_offers_it_again(engine: Engine) -> 
         assert daemon.ledger.list_jobs() == []
     finally:
         unblock_readers(fifo)
+        daemon.ledger.close()
+        daemon.lock.release()
+
+
+def test_a_mount_hung_at_startup_does_not_keep_the_daemon_from_starting(engine: Engine) -> None:
+    """The catch-up scan hangs: start() returns, the loop runs, --once does not call it done."""
+    daemon = engine.daemon()
+    release = threading.Event()
+    real_stat = os.stat
+
+    def dead_mount_stat(path: Path) -> os.stat_result:
+        if Path(path) == engine.input:
+            release.wait(60)
+        return real_stat(path)
+
+    daemon.watchset._stat = dead_mount_stat
+    daemon.watchers.start_wait = 0.2
+    try:
+        assert in_thread(daemon.start, 5), "startup blocked on the catch-up scan"
+        assert daemon.started.is_set()
+        assert in_thread(daemon.loop_once, 5)
+        assert not daemon.drained()  # the folders were never scanned: not "nothing to do"
+        release.set()
+        wait_until(lambda: in_thread(daemon.loop_once, 5) and daemon.watchers.ready, 10,
+                   what="the catch-up scan to finish once the mount answers")  # fmt: skip
+    finally:
+        release.set()
+        daemon.shutdown()
         daemon.ledger.close()
         daemon.lock.release()
