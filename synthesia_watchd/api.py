@@ -30,12 +30,14 @@ import requests
 
 from . import contract
 from .atomic import AtomicWriter
+from .diskspace import is_no_space
 from .errors import (
     AmbiguousSubmit,
     ApiError,
     AuthError,
     DownloadIncomplete,
     DownloadUrlExpired,
+    NoSpaceLeft,
     PermanentError,
     RateLimited,
     ShutdownRequested,
@@ -731,6 +733,7 @@ class SynthesiaClient:
         url: str,
         dest: Path,
         *,
+        root: Path | None = None,
         progress: Callable[[int], None] | None = None,
         replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
@@ -741,7 +744,8 @@ class SynthesiaClient:
         403/404 raise DownloadUrlExpired (refresh with get_project); 5xx and connection
         failures are retried inline, then TransientError. An identical file already at
         ``dest`` counts as success; a different one raises OutputConflict unless
-        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit).
+        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit). With ``root``
+        the file is written inside it without following symlinks (EscapingPath otherwise).
         """
         op = OP_DOWNLOAD
         _check_url(url, allowed_hosts=self._allowed_hosts)
@@ -750,7 +754,7 @@ class SynthesiaClient:
             if self._stop.is_set():
                 raise ShutdownRequested("stopping before a download")
             try:
-                return self._download_once(url, dest, progress, replace_if)
+                return self._download_once(url, dest, root, progress, replace_if)
             except _RetryableDownload as exc:
                 policy = self._retry_or_raise(policy, op, exc.why, exc.status)
 
@@ -784,6 +788,7 @@ class SynthesiaClient:
         self,
         url: str,
         dest: Path,
+        root: Path | None,
         progress: Callable[[int], None] | None,
         replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
@@ -805,22 +810,40 @@ class SynthesiaClient:
                     f"download of {dest.name} answered {status}", status=status, operation=op
                 )
             expected = _content_length(resp)
-            with AtomicWriter(dest) as writer:
-                try:
-                    for chunk in resp.iter_content(_CHUNK):
-                        if self._stop.is_set():
-                            raise ShutdownRequested("stopping during a download")
-                        writer.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                except (requests.RequestException, OSError) as exc:
-                    raise self._short(
-                        dest, writer.bytes_written, expected, _describe(exc)
-                    ) from None
-                if expected is not None and writer.bytes_written != expected:
-                    raise self._short(dest, writer.bytes_written, expected, "body length mismatch")
-                writer.commit(replace_if=replace_if)
-                return DownloadResult(path=dest, bytes=writer.bytes_written, sha256=writer.sha256)
+            written = 0
+            try:
+                with AtomicWriter(dest, root=root) as writer:
+                    try:
+                        for chunk in resp.iter_content(_CHUNK):
+                            if self._stop.is_set():
+                                raise ShutdownRequested("stopping during a download")
+                            writer.write(chunk)
+                            written = writer.bytes_written
+                            if progress is not None:
+                                progress(len(chunk))
+                    except (requests.RequestException, OSError) as exc:
+                        if is_no_space(exc) and not isinstance(exc, requests.RequestException):
+                            raise
+                        raise self._short(
+                            dest, writer.bytes_written, expected, _describe(exc)
+                        ) from None
+                    if expected is not None and writer.bytes_written != expected:
+                        raise self._short(
+                            dest, writer.bytes_written, expected, "body length mismatch"
+                        )
+                    writer.commit(replace_if=replace_if)
+                    return DownloadResult(
+                        path=dest, bytes=writer.bytes_written, sha256=writer.sha256
+                    )
+            except OSError as exc:
+                if not is_no_space(exc) or isinstance(exc, requests.RequestException):
+                    raise
+                # The partial file is gone already (the writer discards it on the way out).
+                raise NoSpaceLeft(
+                    f"download of {dest.name}: {exc.strerror or 'no space left on device'}",
+                    folder=str(dest.parent),
+                    needed=expected if expected is not None else written + _CHUNK,
+                ) from None
 
     @staticmethod
     def _short(dest: Path, got: int, expected: int | None, why: str) -> DownloadIncomplete:

@@ -7,7 +7,8 @@ Exit codes (stable; scripts depend on them):
 1     finished, but something failed (a job failed, ``health`` is stale)
 2     usage or configuration error (the message names file, key and line)
 3     the API key is missing or rejected
-4     the ledger cannot be opened safely (network filesystem, newer schema)
+4     the ledger cannot be used safely (network filesystem, newer schema, another daemon
+      on it, read-only, damaged, or emptied/missing/replaced since it was used here)
 130   interrupted (Ctrl-C)
 ====  ==========================================================================
 """
@@ -27,10 +28,10 @@ from typing import Any
 from . import __version__
 from .config import Config, build_config, dump_effective, load_config
 from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
-from .ledger import Job, Ledger
+from .ledger import Job, Ledger, Output
 from .logsetup import configure_logging
 from .names import printable
-from .pipeline import PROJECT_FAILED
+from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
@@ -135,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dryrun import dry_run
 
         return dry_run(config, paths=None)
-    daemon = Daemon(config, once=args.once)
+    daemon = Daemon(config, once=args.once, new_ledger=args.new_ledger)
     started = time.time()
     result = daemon.run()
     if not result.finished:
@@ -372,9 +373,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str) -> str:
+    """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
+    fetched again."""
+    for o in reopen:
+        ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
+    ledger.transition(
+        job.id, job.state, JobState.DUBBING, why=why, next_attempt_at=time.time(), attempts=0
+    )
+    return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
+
+
 def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
     """Put a finished-but-unhappy job back to work; returns what was done."""
     now = time.time()
+    failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
+    refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
+    if job.state is JobState.PARTIAL and job.project_id and refused == failed_outputs:
+        # Only downloads were refused (unsafe URLs): the project has them, already paid for.
+        return _poll_again(
+            ledger,
+            job,
+            refused,
+            "retry by operator: fetching the refused downloads again (no new charge)",
+        )
     if job.state is JobState.PARTIAL:
         failed = sorted(
             {o.language for o in ledger.outputs(job.id) if o.state is OutputState.FAILED}
@@ -398,15 +420,12 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
         # Decide from what the ledger knows, so a retry never pays for work already paid for.
         project_failed = (job.last_error or "").startswith(PROJECT_FAILED)
         if job.project_id and not project_failed and not fresh:
-            ledger.transition(
-                job.id,
-                job.state,
-                JobState.DUBBING,
-                why="retry by operator: polling the existing project (no new charge)",
-                next_attempt_at=now,
-                attempts=0,
+            return _poll_again(
+                ledger,
+                job,
+                refused,
+                "retry by operator: polling the existing project (no new charge)",
             )
-            return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
         if job.submit_started_at is not None and not job.project_id:
             if not resubmit:
                 raise WatchdError(
@@ -526,6 +545,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the ledger while the daemon keeps running (SQLite's online backup)."""
+    from .ledgerguard import backup
+
+    with _open_ledger(args) as ledger:
+        dest = backup(ledger, Path(args.dest), folder=args.dest.endswith(os.sep))
+    _print(f"ledger backed up to {dest}")
+    return ExitStatus.OK
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from .simulator import main as sim_main
 
@@ -571,6 +600,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="discover and check files, report what would be sent and billed; no API call",
+    )
+    sp.add_argument(
+        "--new-ledger",
+        action="store_true",
+        help="start afresh when the ledger used here before is empty, missing or replaced "
+        "(outputs already on disk are adopted; other files are dubbed and paid for again)",
     )
     sp.set_defaults(func=cmd_run)
 
@@ -643,6 +678,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--watch", required=True, help="watch name")
     sp.add_argument("--dry-run", action="store_true", help="show what would be added and billed")
     sp.set_defaults(func=cmd_backfill)
+
+    sp = sub.add_parser("backup", help="copy the ledger now, while the daemon runs")
+    with_ledger(sp)
+    sp.add_argument(
+        "dest", help="backup file, or a folder (existing, or ending in /) for a dated file name"
+    )
+    sp.set_defaults(func=cmd_backup)
 
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
     sp.add_argument("--port", type=int, default=8765)

@@ -36,7 +36,8 @@ from .configschema import (
     walk,
 )
 from .errors import ConfigError, ConfigIssue
-from .yamlmarks import Doc, KeyPath, dump_block
+from .hygiene import secret_warnings
+from .yamlmarks import MAX_CONFIG_BYTES, Doc, KeyPath, dump_block, too_large
 
 __all__ = [
     "API_KEY_ENV",
@@ -392,6 +393,12 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
             "synthesia.api_key is written in the config file; prefer "
             f"{API_KEY_ENV}, synthesia.api_key_file or a systemd credential"
         )
+    warnings += secret_warnings(
+        config_file=source,
+        key_inline=inline is not None,
+        api_key_file=top.get("synthesia.api_key_file"),
+        metrics_listen=get("metrics.listen"),
+    )
     return Config(
         source=source,
         api_url=get("synthesia.api_url"),
@@ -428,7 +435,11 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     path = Path(path)
     filename = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # never more: the file may be anything
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError([too_large(filename, os.stat(path).st_size)])
+        text = raw.decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(
             [ConfigIssue(filename, "", None, f"cannot read: {exc.strerror}")]

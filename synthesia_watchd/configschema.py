@@ -45,6 +45,7 @@ from .configchecks import (
     watch_name,
 )
 from .errors import ConfigIssue
+from .outputs import OUTPUT_OPTIONS
 from .yamlmarks import Doc, KeyPath
 
 _SECRET_PATH: KeyPath = ("synthesia", "api_key")
@@ -298,7 +299,7 @@ WATCH_KEYS: tuple[_Key, ...] = (
         "outputs",
         "list of video | captions | thumbnail",
         ("video",),
-        list_of(one_of("video", "captions", "thumbnail"), non_empty=True, unique=True),
+        list_of(one_of(*OUTPUT_OPTIONS), non_empty=True, unique=True),
     ).about(
         "What to download for each language: the dubbed video, its captions (srt, vtt), "
         "its thumbnail.",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import os
 import signal
@@ -23,12 +22,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, outputs
 from .api import SynthesiaClient, UploadCredentials
-from .atomic import PART_SUFFIX
+from .claims import Claims
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
-from .ledger import Job, Ledger
+from .jobspec import output_root
+from .ledger import Job
+from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
@@ -131,6 +132,7 @@ class Daemon:
         client: SynthesiaClient | None = None,
         now: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        new_ledger: bool = False,
     ) -> None:
         self.config = config
         self.once = once
@@ -142,7 +144,7 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = InstanceLock(config.ledger)
         try:
-            self.ledger = Ledger(config.ledger, now=now)
+            self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
         except BaseException:
             self.lock.release()
             raise
@@ -159,12 +161,17 @@ class Daemon:
             metrics=self.metrics,
             now=now,
         )
-        self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
+        self.watchset = WatchSet(
+            config.watches if watch else (), log=log, claim=self.claims.problem
+        )
         #: The watchers' folder scans run on a worker: a hung mount must not stop the loop.
-        self.watchers = WatchRunner(self.watchset, enabled=watch, log=log)
+        self.watchers = WatchRunner(
+            self.watchset, enabled=watch, log=log, chores=self.claims.refresh
+        )
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
-        self.pipeline.root_available = self._root_available
+        self.pipeline.root_available = self.watchset.check_root
         self.scheduler = Scheduler(
             self.pipeline,
             self.ledger,
@@ -194,9 +201,6 @@ class Daemon:
             self._stop_requested += 1
             if self._stop_requested >= 2:
                 os._exit(130)  # second signal: cold stop; the ledger is consistent at any point
-
-    def _root_available(self, watch: str) -> bool:
-        return not any(w.paused for w in self.watchset.status() if w.name == watch)
 
     def request_stop(self) -> None:
         """Ask for a warm stop from another thread (the demo, tests): same path as SIGTERM."""
@@ -228,13 +232,19 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
+            # The limiter is kept: pacing state survives a reload on purpose.
+            client = build_client(new, self.limiter, self.stop, self.metrics)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
             return
-        self.config = new
-        # The limiter is kept: pacing state survives a reload on purpose.
-        client = build_client(new, self.limiter, self.stop, self.metrics)
+        except Exception as exc:  # MemoryError, RecursionError, a bug: a reload is never fatal
+            log.exception(
+                "reload failed; keeping the running config", error=f"{type(exc).__name__}: {exc}"
+            )
+            self.notifier.ready(self.status_line())
+            return
+        old, self.config = self.config, new
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -242,6 +252,8 @@ class Daemon:
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchers.reconfigure(new.watches)
+            for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
+                self.claims.release(gone)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
@@ -259,7 +271,9 @@ class Daemon:
         """
         for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
             if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
-                self._remove_temp_files(Path(job.output_dir), job.source_path)
+                outputs.remove_temp_files(
+                    output_root(job), Path(job.output_dir), Path(job.source_path).stem
+                )
         self.resume_now()
 
     def resume_now(self) -> None:
@@ -273,15 +287,9 @@ class Daemon:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
 
-    @staticmethod
-    def _remove_temp_files(folder: Path, source_path: str) -> None:
-        stem = Path(source_path).stem
-        with contextlib.suppress(OSError):
-            for tmp in folder.glob(f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-
     def start(self) -> None:
+        for warning in self.config.warnings:
+            log.warning("config warning", warning=warning)
         self.recover()
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(
@@ -448,6 +456,7 @@ class Daemon:
         self.notifier.stopping()
         if self.use_watchers:
             self.watchset.stop()
+            self.claims.release_all()
         finished = self.scheduler.shutdown(self.config.shutdown_timeout)
         if not finished:
             log.warning(
@@ -486,8 +495,8 @@ class Daemon:
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget"):
-            self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
+        for kind in ("auth", "budget", "space"):  # space: one key per held output root
+            self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
         record = {
             "pid": os.getpid(),
             "time": self.now(),

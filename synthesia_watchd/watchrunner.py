@@ -10,7 +10,7 @@ logged once and shown in ``status``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .offload import Offloaded
 from .watcher import LogLike, StableFile, Vanished, WatchLike, WatchSet
@@ -28,9 +28,18 @@ Found = list[StableFile | Vanished]
 class WatchRunner:
     """Drives a WatchSet from a worker thread: ``start``, ``reconfigure``, ``poll``."""
 
-    def __init__(self, watchset: WatchSet, *, enabled: bool, log: LogLike) -> None:
+    def __init__(
+        self,
+        watchset: WatchSet,
+        *,
+        enabled: bool,
+        log: LogLike,
+        chores: Callable[[], None] = lambda: None,
+    ) -> None:
         self.watchset = watchset
         self._log = log
+        #: Other writes into the watch folders (claim refreshes), done at each turn too.
+        self._chores = chores
         self._worker: Offloaded[Found] = Offloaded("watch-scan")
         self._to_start = enabled
         self._ready = not enabled
@@ -97,4 +106,5 @@ class WatchRunner:
         pending, self._to_apply = self._to_apply, None
         if pending is not None:
             self.watchset.reconfigure(pending)
+        self._chores()
         return self.watchset.poll()

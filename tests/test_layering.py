@@ -34,12 +34,16 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "saferoot",
+    "diskspace",
+    "outputs",
     "estimate",
     "names",
     "sourcefile",
     "completeness",
     "incomplete",
     "offload",
+    "hygiene",
 }
 
 

@@ -17,8 +17,9 @@ Kinds: ``429`` (retry_after, limit; S3 and signed URLs answer 503 SlowDown inste
 ``5xx`` (status), ``drop_before``, ``drop_after``, ``slow`` (seconds: processed, then the answer
 waits), ``expired_credentials`` (S3: 400 ExpiredToken), ``expired_url`` (DOWNLOAD: 403
 AccessDenied), ``truncate`` (DOWNLOAD: full Content-Length, half the body, then close),
-``project_error`` / ``language_error`` (POST /v2/dubbing: error_code, language) and
-``asset_error`` (POST /v2/assets: error_code).
+``project_error`` / ``language_error`` (POST /v2/dubbing: error_code, language),
+``asset_error`` (POST /v2/assets: error_code) and ``unsafe_url`` (GET /v2/dubbing/{id}:
+language; its download URL becomes plain http to a link-local metadata address).
 
 Run it alone with ``python -m synthesia_watchd.simulator --port 8765``.
 """

@@ -40,6 +40,7 @@ KINDS: dict[str, frozenset[str] | None] = {
     "project_error": frozenset({"POST /v2/dubbing"}),
     "language_error": frozenset({"POST /v2/dubbing"}),
     "asset_error": frozenset({"POST /v2/assets"}),
+    "unsafe_url": frozenset({"GET /v2/dubbing/{id}"}),
 }
 _PARAMS = frozenset(
     {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language"}

@@ -84,6 +84,10 @@ class Invalid(Exception):
         self.context = context
 
 
+#: What an ``unsafe_url`` fault answers as a download: plain http to the cloud metadata address.
+UNSAFE_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+
+
 @dataclass
 class Options:
     """The behaviour knobs of the simulated service (see ``Simulator``)."""
@@ -361,6 +365,13 @@ class Service:
             )
             if self.options.download_field_aliases:
                 out["downloadUrl"] = out["url"] = urls["video"].url
+            unsafe = self.faults.take(
+                "GET /v2/dubbing/{id}",
+                ["unsafe_url"],
+                lambda f: f.param("language", item.language) == item.language,
+            )
+            if unsafe is not None:
+                out["download"] = UNSAFE_URL
         out["status"] = self._case(status)
         return out
 
