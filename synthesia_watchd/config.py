@@ -430,8 +430,14 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
 # --- public entry points -------------------------------------------------------------------------
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; relative paths resolve against its folder."""
+def load_config(
+    path: Path, *, environ: Mapping[str, str] | None = None, require_watches: bool = True
+) -> Config:
+    """Read and validate a config file; relative paths resolve against its folder.
+
+    ``require_watches=False`` (``dub``, which names its own files) accepts a file without
+    ``watches``.
+    """
     path = Path(path)
     filename = str(path)
     try:
@@ -447,7 +453,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(filename, "", None, "not UTF-8 text")]) from None
     source = Path(os.path.abspath(path))
-    return _from_text(text, filename, source.parent, environ, source)
+    return _from_text(text, filename, source.parent, environ, source, require_watches)
 
 
 def parse_config(
@@ -500,11 +506,12 @@ def _from_text(
     base_dir: Path | None,
     environ: Mapping[str, str] | None,
     source: Path | None,
+    require_watches: bool = True,
 ) -> Config:
     doc, issues = parse_yaml(text, filename)
     ctx = Context(filename, doc, _base(base_dir), os.environ if environ is None else environ)
     ctx.issues.extend(issues)
-    return _build(doc, ctx, source)
+    return _build(doc, ctx, source, require_watches)
 
 
 def _action(pa: PostAction) -> Any:

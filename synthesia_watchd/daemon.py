@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__, outputs
+from . import __version__, outputs, runtime
 from .api import SynthesiaClient, UploadCredentials
 from .claims import Claims
 from .config import Config, load_config
@@ -37,6 +37,7 @@ from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
+from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
 from .upload import upload_file
 from .watcher import StableFile, Vanished, WatchSet
@@ -191,6 +192,8 @@ class Daemon:
         self.started = threading.Event()
         #: Called once per loop pass (the `dub` progress bar).
         self.on_tick: Callable[[Daemon], None] | None = None
+        #: This run's runtime file (commands without -c find the ledger through it).
+        self.runtime_file: Path | None = None
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -300,6 +303,9 @@ class Daemon:
             self.pauses.set("auth", NO_KEY)
             log.error("no API key configured: jobs are recorded but nothing is sent")
         self.watchers.start()
+        self.runtime_file = runtime.register(
+            self.config.ledger, self.config.state_dir, self.config.source
+        )
         log.info(
             "started",
             version=__version__,
@@ -307,6 +313,8 @@ class Daemon:
             ledger=str(self.config.ledger),
             pid=os.getpid(),
         )
+        figures = spending(self.config, self.ledger, self.now())
+        log.info("spending limits", summary=spending_text(figures), **figures)
         self.auto_backfill()
         self.beat(force=True)
         self.notifier.ready(self.status_line())
@@ -466,6 +474,7 @@ class Daemon:
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.beat(force=True, stopping=True)
+        runtime.unregister(self.runtime_file)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
@@ -502,6 +511,7 @@ class Daemon:
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {
                     "name": w.name,

@@ -167,3 +167,7 @@ class DownloadIncomplete(TransientError):
 
 class ShutdownRequested(BaseException):
     """Raised inside a worker when the daemon is stopping; not an Exception on purpose."""
+
+
+class UsageError(WatchdError):
+    """Raised when a command cannot tell what to act on (no config, no such path or watch)."""

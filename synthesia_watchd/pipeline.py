@@ -54,6 +54,7 @@ from .jobspec import (
 )
 from .ledger import Job, Ledger
 from .logsetup import get_logger, job_context
+from .progress import Progress
 from .retry import backoff_delay
 from .sourcefile import NotRegularFile
 from .states import IN_FLIGHT, JobState, OutputState
@@ -141,6 +142,7 @@ class Pipeline:
         self.pauses = pauses or Pauses()
         self.metrics = metrics
         self.now = now
+        self.progress = Progress(ledger, metrics, now)
         # Temporary S3 credentials live only in memory: never in the ledger or logs.
         self._credentials: dict[int, CreatedAsset] = {}
         self._submit_lock = threading.Lock()
@@ -568,7 +570,7 @@ class Pipeline:
             if not structure.complete:
                 name = Path(job.source_path).name
                 raise ContentError(f"{name}: {completeness.describe(structure)}")
-        progress = _Progress(job.size, self.metrics)
+        progress = self.progress.upload(job)
         try:
             self.uploader(
                 Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
@@ -765,6 +767,7 @@ class Pipeline:
         found = match_assets(project, targets)
         settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
         if project.status != "complete" and not settled:
+            self.progress.dubbing(job)
             self.ledger.update(
                 job.id,
                 expected=JobState.DUBBING,
@@ -836,7 +839,7 @@ class Pipeline:
                 client.download,
                 dest=dest,
                 root=output_root(job),
-                progress=self._count_download,
+                progress=self.progress.download(job, out.language, out.kind),
                 replace_if=ours,
             )
             try:
@@ -927,10 +930,6 @@ class Pipeline:
             return False
         log.info("replacing the output of an earlier version", path=str(dest), job=owner_id)
         return True
-
-    def _count_download(self, n: int) -> None:
-        if self.metrics is not None:
-            self.metrics.bytes_downloaded.inc(n)
 
     def _finish(self, job: Job) -> None:
         outs = self.ledger.outputs(job.id)
@@ -1166,32 +1165,3 @@ class Pipeline:
             return
         if moved is not None:
             self.ledger.note(job.id, f"on_failure: source moved to {moved}")
-
-
-class _Progress:
-    """Upload progress: a log line every 10 % or 15 s with percent and MB/s."""
-
-    def __init__(self, total: int, metrics: Any) -> None:
-        self.total = max(total, 1)
-        self.metrics = metrics
-        self.done = 0
-        self.started = time.monotonic()
-        self.last_log = self.started
-        self.last_pct = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, n: int) -> None:
-        with self.lock:
-            self.done += n
-            if self.metrics is not None:
-                self.metrics.bytes_uploaded.inc(n)
-            pct = int(self.done * 100 / self.total)
-            now = time.monotonic()
-            if pct >= self.last_pct + 10 or now - self.last_log >= 15:
-                self.last_pct, self.last_log = pct - pct % 10, now
-                if pct < 100:
-                    log.info("uploading", percent=pct, rate=self.rate_text())
-
-    def rate_text(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        return f"{self.done / elapsed / 1e6:.1f} MB/s"

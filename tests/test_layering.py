@@ -20,6 +20,8 @@ OWNERS = {
     "moto": {"simulator"},
     "werkzeug": {"simulator"},
     "structlog": {"logsetup"},
+    "langcodes": {"languages"},
+    "language_data": {"languages"},
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {

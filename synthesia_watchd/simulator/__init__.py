@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(
             f"Synthesia simulator API: {sim.url}\n"
             f"S3 (moto): {sim.s3_url}\n"
-            "Point the daemon at it (api_url in the config) and export:\n"
+            "Point the daemon at it (synthesia.api_url in the config) and export:\n"
             + "".join(f"export {name}={value}\n" for name, value in env.items())
         )
         sys.stdout.flush()
