@@ -173,3 +173,30 @@ def test_a_mount_hung_at_startup_does_not_keep_the_daemon_from_starting(engine: 
         daemon.shutdown()
         daemon.ledger.close()
         daemon.lock.release()
+
+
+def test_a_queued_job_whose_name_is_now_a_fifo_counts_as_vanished(engine: Engine) -> None:
+    """The video moved aside, a FIFO under its name: vanished (back when the video is), not
+    "changed" (which would leave the video, back under its name, never dubbed)."""
+    from synthesia_watchd.pipeline import VANISHED
+    from synthesia_watchd.states import JobState
+
+    src = engine.put("clip.mp4")
+    daemon = engine.daemon()
+    released: list[Path] = []
+    daemon.pipeline.release_source = released.append
+    try:
+        st = src.stat()
+        job = daemon.pipeline.intake(daemon.config.watches[0], src, st.st_size, st.st_mtime_ns)
+        assert job is not None and job.state is JobState.QUEUED
+        aside = engine.base / "aside.mp4"
+        os.rename(src, aside)
+        os.mkfifo(src)
+        assert in_thread(lambda: daemon.pipeline.step(job.id))
+        after = daemon.ledger.get(job.id)
+        assert after.state is JobState.CANCELLED and after.last_error == VANISHED
+        assert released == [src]
+    finally:
+        unblock_readers(src)
+        daemon.ledger.close()
+        daemon.lock.release()

@@ -154,7 +154,8 @@ def test_a_fifo_swapped_under_a_video_name_never_hangs_the_daemon(
         _exchange(video, fifo)  # leave the video under its name
     # A blocked main loop stops beating (HEARTBEAT_SECONDS is 5): fresh means it kept running.
     wait_until(lambda: _heartbeat_age(daemon) < 3, 15, what="a fresh heartbeat")
-    jobs = daemon.wait_all(1, [JobState.DONE])
+    # A job whose source looked gone mid-swap waits for its root to be confirmed (60 s).
+    jobs = daemon.wait_all(1, [JobState.DONE], timeout=100)
     assert Path(jobs[0].source_path).name == "swapped.mp4"
     assert sim.count("POST /v2/dubbing") == 1
     assert daemon.terminate(20) == 0
