@@ -491,7 +491,7 @@ class Pipeline:
                     last_error="waiting for the watch folder to come back",
                 )
                 return
-            if Path(job.source_path).exists():
+            if Path(job.source_path).is_file():  # a FIFO under the name is no new version
                 why = "source changed before upload; the new version is a new job"
             else:
                 why = VANISHED
