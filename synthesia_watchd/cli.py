@@ -224,7 +224,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
     )
     assert client is not None
-    client.check_auth()
+    result = client.check_key()
+    if result.verdict in ("rejected", "blocked"):
+        raise AuthError(result.summary, status=result.status)
+    _print(f"# API key check: {result.summary}")
+    if result.verdict != "accepted":
+        sys.stderr.write(
+            f"warning: the API key check was inconclusive ({result.call} answered "
+            f"{result.status}); the key may or may not work\n"
+        )
+        return ExitStatus.OK
     _print(f"# API key from {config.api_key_source}: accepted by {config.api_url}")
     return ExitStatus.OK
 

@@ -143,6 +143,8 @@ class Config:
     api_tier: str = "creator"
     #: Things that work but that the operator should hear about (shown by check-config).
     warnings: tuple[str, ...] = field(default=())
+    #: Send contentMD5 on POST /v2/assets (opt-in; see configschema).
+    send_content_md5: bool = False
 
     def watch(self, name: str) -> WatchConfig:
         """The watch called ``name``; KeyError when there is none."""
@@ -413,6 +415,7 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         connect_timeout=get("api.connect_timeout"),
         read_timeout=get("api.read_timeout"),
         allowed_download_hosts=get("api.allowed_download_hosts"),
+        send_content_md5=get("api.send_content_md5"),
         max_jobs_per_day=get("limits.max_jobs_per_day"),
         max_bytes_per_day=get("limits.max_bytes_per_day"),
         on_ambiguous_submit=get("on_ambiguous_submit"),
@@ -561,6 +564,7 @@ def effective_config(cfg: Config) -> dict[str, Any]:
             "connect_timeout": cfg.connect_timeout,
             "read_timeout": cfg.read_timeout,
             "allowed_download_hosts": list(cfg.allowed_download_hosts),
+            "send_content_md5": cfg.send_content_md5,
         },
         "limits": {
             "max_jobs_per_day": cfg.max_jobs_per_day,

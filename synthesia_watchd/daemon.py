@@ -50,6 +50,8 @@ NO_KEY = (
     "no API key: set SYNTHESIA_API_KEY, api_key_file or $CREDENTIALS_DIRECTORY/synthesia_api_key"
 )
 AUTH_RECHECK_SECONDS = 30.0
+#: Longest wait for the key check's answer at start (systemd waits for READY meanwhile).
+START_CHECK_TIMEOUT = 10.0
 #: The longest the loop sleeps: how quickly it notices a signal flag.
 MAX_SLEEP = 0.5
 
@@ -81,6 +83,7 @@ def build_client(
         allowed_download_hosts=config.allowed_download_hosts,
         stop=stop,
         on_response=metrics.observe_api if metrics is not None else None,
+        send_content_md5=config.send_content_md5,
     )
 
 
@@ -302,6 +305,8 @@ class Daemon:
         if self.client is None:
             self.pauses.set("auth", NO_KEY)
             log.error("no API key configured: jobs are recorded but nothing is sent")
+        else:
+            self._check_key_at_start(self.client)
         self.watchers.start()
         self.runtime_file = runtime.register(
             self.config.ledger, self.config.state_dir, self.config.source
@@ -319,6 +324,34 @@ class Daemon:
         self.beat(force=True)
         self.notifier.ready(self.status_line())
         self.started.set()
+
+    def _check_key_at_start(self, client: SynthesiaClient) -> None:
+        """One cheap call (one try): a refused key pauses all API work before any file is sent.
+
+        Only a refusal pauses; an unreachable API or an unclear answer is logged and work
+        starts as usual (the first real call then decides, as it always did).
+        """
+        self._last_auth_check = self.now()
+        try:
+            result = client.check_key(
+                retry=RetryPolicy(max_attempts=1), read_timeout=START_CHECK_TIMEOUT
+            )
+        except WatchdError as exc:
+            log.warning("API key check at start: no answer; starting anyway", error=str(exc))
+            return
+        if result.verdict in ("rejected", "blocked"):
+            reason = f"API key check at start failed: {result.summary}"
+            self.pauses.set("auth", reason)
+            log.error(
+                "API key refused at start: all API work paused; fix the key and send SIGHUP",
+                reason=result.summary,
+            )
+        elif result.verdict != "accepted":
+            log.warning(
+                "API key check at start inconclusive; starting anyway", answer=result.summary
+            )
+        else:
+            log.info("API key accepted", call=result.call, status=result.status)
 
     def auto_backfill(self) -> None:
         """For watches with ``backfill_new_targets``: add new targets to done projects."""

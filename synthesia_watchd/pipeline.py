@@ -89,6 +89,7 @@ class Uploader(Protocol):
         *,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
+        content_type: str | None = None,
     ) -> None: ...
 
 
@@ -573,7 +574,11 @@ class Pipeline:
         progress = self.progress.upload(job)
         try:
             self.uploader(
-                Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
+                Path(job.source_path),
+                asset.credentials,
+                progress=progress,
+                stop=self.stop,
+                content_type=job.settings.get("content_type"),
             )
         except FileNotFoundError:
             self._credentials.pop(job.id, None)
@@ -1033,7 +1038,9 @@ class Pipeline:
         now = self.now()
         msg = str(exc)
         if isinstance(exc, AuthError):
-            if self.pauses.set("auth", f"Synthesia rejected the API key ({msg})"):
+            # Only the API's own error body blames the key (a proxy's page says so itself).
+            why = f"Synthesia rejected the API key ({msg})" if exc.error else msg
+            if self.pauses.set("auth", why):
                 log.error(
                     "API key rejected: all API work paused; fix the key and send SIGHUP",
                     status=getattr(exc, "status", None),

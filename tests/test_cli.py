@@ -253,11 +253,11 @@ def test_dub_file_then_again_for_free(keyed: Engine, capsys: Capsys) -> None:
     written = keyed.input / "talk.dubbed-de-DE.mp4"
     assert str(written) in out
     assert written.is_file()
-    before = len(keyed.sim.requests)
+    before = len(keyed.work_requests())
     code, out, err = run_cli(capsys, "dub", str(src), "--targets", "de-DE", "-c", cfg)
     assert code == 0, out + err
     assert str(written) in out
-    assert len(keyed.sim.requests) == before
+    assert len(keyed.work_requests()) == before
 
 
 def test_dub_keeps_the_configs_daily_limit_and_options(keyed: Engine, capsys: Capsys) -> None:

@@ -25,6 +25,7 @@ OWNERS = {
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {
+    "apireplies",
     "contract",
     "errors",
     "states",

@@ -22,6 +22,7 @@ ENDPOINTS: tuple[str, ...] = (
     "POST /v2/dubbing",
     "GET /v2/dubbing/{id}",
     "PUT /v2/dubbing/{id}",
+    "GET /v2/videos",
     "DOWNLOAD",
     "S3",
 )
@@ -43,7 +44,7 @@ KINDS: dict[str, frozenset[str] | None] = {
     "unsafe_url": frozenset({"GET /v2/dubbing/{id}"}),
 }
 _PARAMS = frozenset(
-    {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language"}
+    {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language", "reset"}
 )
 
 #: Kinds that answer instead of the real handler (checked before processing).
@@ -201,3 +202,4 @@ class Recorded:
     time: float
     status: int | None = None
     fault: str | None = None
+    body: Any = None  # the parsed JSON body of an API request, when it had one
