@@ -8,13 +8,39 @@ paid for twice. The engine and the commands program against `LedgerStore` (store
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from .errors import DuplicateJob, LedgerError, ShutdownRequested, StaleTransition
 from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, Lease, LedgerStore, Node, Output
 from .stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 from .stores.sqlite import SqliteLedger as Ledger
+
+T = TypeVar("T")
+
+#: Longest pause between two attempts of a write the ledger could not take.
+UNREACHABLE_RETRY_MAX = 10.0
+
+
+def until_recorded(write: Callable[[], T], stop: threading.Event) -> T:
+    """Run ``write`` until the ledger takes it: for facts that exist only in memory until
+    then (a project id Synthesia just returned). A lost connection or a busy file is waited
+    out with backoff; a compare-and-set refusal is an answer and is raised at once; a stop
+    request ends the wait with ShutdownRequested (the job's submit marker then makes it
+    ambiguous, never paid twice)."""
+    pause = 0.25
+    while True:
+        try:
+            return write()
+        except (StaleTransition, DuplicateJob):
+            raise
+        except LedgerError:
+            if stop.wait(pause):
+                raise ShutdownRequested("stopping while the ledger was unreachable") from None
+            pause = min(pause * 2, UNREACHABLE_RETRY_MAX)
 
 
 def is_shared(location: Path | str) -> bool:
@@ -51,4 +77,5 @@ __all__ = [
     "Output",
     "is_shared",
     "open_ledger",
+    "until_recorded",
 ]

@@ -51,6 +51,11 @@ PURE = {
     "diskspace",
     "outputs",
     "estimate",
+    "names",
+    "sourcefile",
+    "completeness",
+    "incomplete",
+    "offload",
     "hygiene",
 }
 

@@ -6,6 +6,7 @@ database); a second backend is done when this file passes on it without a change
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -567,3 +568,19 @@ def test_one_active_job_per_watch_path_and_content(backend: Backend) -> None:
     assert add(ledger, "other.mp4", sha256="same").id != made[0]  # a twin elsewhere is fine
     walk(ledger, made[0], S.CANCELLED)
     assert add(ledger, "shared.mp4", sha256="same").state is S.QUEUED  # none active: new job
+
+
+def test_names_that_are_not_utf8_round_trip(ledger: LedgerStore) -> None:
+    """A Latin-1 file name is stored and given back as the same path; errors quoting it too."""
+    name = os.fsdecode(b"/in/caf\xe9.mp4")
+    out = os.fsdecode(b"/out/caf\xe9")
+    job = add(ledger, name, output_dir=out, sha256="latin1")
+    assert (job.source_path, job.output_dir) == (name, out)
+    assert ledger.find_job("inbox", name, 1000, 1) == job
+    assert [j.id for j in ledger.jobs_for_path("inbox", name)] == [job.id]
+    target = os.fsdecode(b"/out/caf\xe9.de.mp4")
+    ledger.set_output(job.id, "de", state=OutputState.DONE, path=target, sha256="s")
+    assert ledger.outputs(job.id)[0].path == target
+    assert ledger.output_written_by(target, "s") == job.id
+    failed = ledger.update(job.id, expected=S.QUEUED, last_error=f"cannot read {name}")
+    assert failed.last_error == "cannot read /in/caf\\xe9.mp4"

@@ -16,6 +16,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, Self, TypedDict, Unpack
 
 from synthesia_watchd.errors import StaleTransition
+from synthesia_watchd.names import from_db, printable, to_db
 from synthesia_watchd.outputs import KIND_EXTENSIONS
 from synthesia_watchd.states import JobState, OutputState
 
@@ -215,13 +216,24 @@ def encode_fields(fields: Mapping[str, Any]) -> list[tuple[str, Any]]:
             value = encode_targets(value)
         elif name == "settings":
             value = encode_settings(value)
+        elif name == "output_dir":
+            value = to_db(value)
+        elif isinstance(value, str):
+            value = printable(value)  # an error text may quote a name that is not UTF-8
         pairs.append((name, value))
     return pairs
+
+
+def text(value: str | None) -> str | None:
+    """Free text for a TEXT column: a name in it that is not UTF-8 is shown escaped."""
+    return None if value is None else printable(value)
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:
     """A Job from a row of JOB_COLUMNS."""
     d = dict(row)
+    d["source_path"] = from_db(d["source_path"])
+    d["output_dir"] = from_db(d["output_dir"])
     d["targets"] = tuple(json.loads(d["targets"]))
     d["settings"] = MappingProxyType(json.loads(d["settings"]))
     d["state"] = JobState(d["state"])
@@ -231,6 +243,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
 def output_from_row(row: Mapping[str, Any]) -> Output:
     """An Output from a row of the outputs table."""
     d = dict(row)
+    if d["path"] is not None:
+        d["path"] = from_db(d["path"])
     d["state"] = OutputState(d["state"])
     return Output(**d)
 

@@ -12,6 +12,7 @@ gone, refused) so the engine treats a PostgreSQL outage like a busy SQLite file.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import time
@@ -60,8 +61,29 @@ def _error(where: str, exc: BaseException) -> LedgerError:
     return LedgerError(f"ledger {where}: {first}")
 
 
+#: How a path that is not UTF-8 (bytes from ``names.to_db``) is kept in a TEXT column:
+#: this prefix, which no real path starts with, then its bytes in base64.
+_BYTES_PREFIX = "\x7fb64:"
+_PATH_COLUMNS = frozenset({"source_path", "output_dir", "path"})
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return _BYTES_PREFIX + base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    for key in _PATH_COLUMNS & row.keys():
+        value = row[key]
+        if isinstance(value, str) and value.startswith(_BYTES_PREFIX):
+            row[key] = base64.b64decode(value[len(_BYTES_PREFIX) :])
+    return row
+
+
 class _Conn:
-    """The shared SQL's view of a psycopg connection: ``?`` marks become ``%s``."""
+    """The shared SQL's view of a psycopg connection: ``?`` marks become ``%s``; paths that
+    are not UTF-8 are stored as prefixed base64 text and given back as bytes."""
 
     __slots__ = ("_c", "_where")
 
@@ -70,7 +92,8 @@ class _Conn:
 
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[dict[str, Any]]:
         try:
-            return self._c.execute(_PLACEHOLDER.sub("%s", sql), params)
+            args = [_param(p) for p in params] if params else None
+            return self._c.execute(_PLACEHOLDER.sub("%s", sql), args)
         except psycopg.errors.UniqueViolation as exc:
             raise DuplicateKey(f"ledger {self._where}: a unique key exists already") from exc
         except psycopg.Error as exc:
@@ -82,7 +105,7 @@ class _Conn:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Execute a query; rows as dicts."""
-        return self._execute(sql, params).fetchall()
+        return [_row(r) for r in self._execute(sql, params).fetchall()]
 
 
 class AdvisoryLock:

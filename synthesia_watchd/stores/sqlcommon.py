@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, Unpack
 
 from synthesia_watchd.errors import DuplicateJob, DuplicateKey, LedgerError, StaleTransition
+from synthesia_watchd.names import printable, to_db
 from synthesia_watchd.states import ACTIVE, JobState, OutputState, can_transition
 
 from .base import (
@@ -33,6 +34,7 @@ from .base import (
     output_from_row,
     stale,
     states_of,
+    text,
 )
 
 JOB_SELECT = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"  # noqa: S608 - fixed column names
@@ -146,7 +148,7 @@ class SqlStore:
         c.run(
             "INSERT INTO events (job_id, at, from_state, to_state, why, reason_code)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, at, src, dst, why, code),
+            (job_id, at, src, dst, printable(why), code),
         )
 
     def _jobs(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
@@ -256,7 +258,7 @@ class SqlStore:
             "SELECT id FROM jobs WHERE watch = ? AND source_path = ? AND sha256 = ?"  # noqa: S608
             f" AND state IN ({marks(values)}) ORDER BY id LIMIT 1"
         )
-        params = (watch, source_path, sha256, *values)
+        params = (watch, to_db(source_path), sha256, *values)
         if c is not None:
             row = one(c, sql, params)
         else:
@@ -295,7 +297,7 @@ class SqlStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     watch,
-                    source_path,
+                    to_db(source_path),
                     size,
                     mtime_ns,
                     sha256,
@@ -303,12 +305,12 @@ class SqlStore:
                     targets_json,
                     state.value,
                     now,
-                    output_dir,
+                    to_db(output_dir),
                     settings_json,
                     now,
                     now,
                     now,
-                    last_error,
+                    text(last_error),
                     duration_s,
                     reason_code,
                 ),
@@ -412,10 +414,10 @@ class SqlStore:
                     language,
                     kind,
                     state.value,
-                    path,
+                    None if path is None else to_db(path),
                     bytes,
                     sha256,
-                    error_code if state is OutputState.FAILED else None,
+                    text(error_code) if state is OutputState.FAILED else None,
                     dubbed_asset_id,
                     self._now(),
                 ),
@@ -444,7 +446,7 @@ class SqlStore:
         """The newest job for exactly this file version (path, size and mtime_ns)."""
         jobs = self._jobs(
             "watch = ? AND source_path = ? AND size = ? AND mtime_ns = ?",
-            (watch, source_path, size, mtime_ns),
+            (watch, to_db(source_path), size, mtime_ns),
             "ORDER BY id DESC LIMIT 1",
         )
         return jobs[0] if jobs else None
@@ -453,7 +455,8 @@ class SqlStore:
         self, watch: str, source_path: str, states: Iterable[JobState] | None = None
     ) -> list[Job]:
         """Every job for this path (any file version), newest first, optionally by state."""
-        where, params = "watch = ? AND source_path = ?", [watch, source_path]
+        where = "watch = ? AND source_path = ?"
+        params: list[Any] = [watch, to_db(source_path)]
         if states is not None:
             values = [s.value for s in states_of(states)]
             where += f" AND state IN ({marks(values)})"
@@ -590,7 +593,7 @@ class SqlStore:
                 c,
                 "SELECT job_id FROM outputs WHERE path = ? AND sha256 = ? AND state = 'done'"
                 " ORDER BY job_id DESC LIMIT 1",
-                (path, sha256),
+                (to_db(path), sha256),
             )
         return None if row is None else int(row["job_id"])
 
