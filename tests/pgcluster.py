@@ -73,6 +73,8 @@ class Cluster:
     port: int
     prefix: list[str]
     host: str = "127.0.0.1"
+    #: False for throwaway test data (faster); True where durability is measured (bench).
+    fsync: bool = False
 
     def url(self, dbname: str = "postgres", user: str = SUPERUSER) -> str:
         """A libpq URL without the password (tests pass it as PGPASSWORD would)."""
@@ -92,7 +94,9 @@ class Cluster:
 
     def start(self) -> None:
         """Start (or start again after a stop) on the same port."""
-        opts = f"-p {self.port} -k {self.data} -c listen_addresses={self.host} -c fsync=off"
+        opts = f"-p {self.port} -k {self.data} -c listen_addresses={self.host}"
+        if not self.fsync:
+            opts += " -c fsync=off"
         self.pg_ctl("-l", str(self.data / "server.log"), "-o", opts, "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -101,7 +105,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
+def running_cluster(*, fsync: bool = False) -> Iterator[Cluster]:
     """initdb + start in a fresh temp folder; stop and remove it afterwards."""
     prefix = _run_as()
     root = Path(tempfile.mkdtemp(prefix="watchd-pg-"))
@@ -128,7 +132,7 @@ def running_cluster() -> Iterator[Cluster]:
         check=True,
         capture_output=True,
     )
-    cluster = Cluster(data=data, port=_free_port(), prefix=prefix)
+    cluster = Cluster(data=data, port=_free_port(), prefix=prefix, fsync=fsync)
     cluster.start()
     try:
         yield cluster
