@@ -64,11 +64,18 @@ def _jobs(url: str) -> list[Job]:
         return ledger.list_jobs(limit=10_000)
 
 
+#: Seconds between a request's slot in the window and its arrival that the check forgives:
+#: the limiter counts a request when it lets it go, the simulator when it arrives, and on a
+#: loaded 2-CPU machine a thread may take this long in between.
+SEND_JITTER = 1.0
+
+
 def _max_in_a_minute(times: list[float]) -> int:
+    """Most arrivals in any window of a minute (less the send jitter)."""
     times = sorted(times)
     best, start = 0, 0
     for end, t in enumerate(times):
-        while t - times[start] >= 60.0:
+        while t - times[start] >= 60.0 - SEND_JITTER:
             start += 1
         best = max(best, end - start + 1)
     return best
