@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from synthesia_watchd.errors import DuplicateKey, LedgerError
 
 from .pgschema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
-from .sqlcommon import SqlConn
+from .sqlbase import SqlConn
 from .sqlshared import SqlLedgerStore
 
 #: Seconds to wait for a connection (at open, and from the pool) before giving up.

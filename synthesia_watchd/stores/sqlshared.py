@@ -14,7 +14,8 @@ from collections.abc import Collection, Iterable, Sequence
 from synthesia_watchd.states import JobState
 
 from .base import Job, Node, job_from_row
-from .sqlcommon import JOB_SELECT, SqlConn, SqlStore, due_filter, marks, one
+from .sqlbase import JOB_SELECT, SqlConn, due_filter, marks, one
+from .sqlcommon import SqlStore
 
 #: The meta key of the shared 429 gate (unix time until which no request goes).
 _GATE_KEY = "api_hold_until"
