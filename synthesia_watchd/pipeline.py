@@ -52,7 +52,7 @@ from .jobspec import (
 from .ledger import Job, Ledger
 from .logsetup import get_logger, job_context
 from .retry import backoff_delay
-from .states import IN_FLIGHT, JobState, OutputState
+from .states import JobState, OutputState
 
 log = get_logger(component="pipeline")
 
@@ -70,6 +70,9 @@ FRESH_ASSET_WHY = "upload credentials expired; creating a fresh asset"
 #: How a job failed by Synthesia itself begins its last_error (retry then starts over).
 PROJECT_FAILED = "Synthesia failed the dubbing project"
 INTERNAL_WHY = "internal error: "
+#: States that hold one of workers.max_active_jobs' slots: a project dubbing at Synthesia. A job
+#: that is downloading its results frees its slot for the next submit.
+SLOT_STATES = (JobState.DUBBING,)
 
 
 class Uploader(Protocol):
@@ -528,7 +531,7 @@ class Pipeline:
 
         Submits under way count as taken slots. Call with ``_submit_lock`` held.
         """
-        in_flight = self.ledger.count_in(IN_FLIGHT) + len(self._submitting)
+        in_flight = self.ledger.count_in(SLOT_STATES) + len(self._submitting)
         return in_flight < self.config.max_active_jobs
 
     def _stage_uploaded(self, job: Job) -> None:
