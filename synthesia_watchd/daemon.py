@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -32,7 +33,9 @@ from .ledger import Job, Ledger
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
+from .pollplan import Poller
 from .ratelimit import RateLimiter
+from .readbudget import ReadBudget
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
@@ -63,12 +66,28 @@ class RunResult:
 
 
 def build_client(
-    config: Config, limiter: RateLimiter, stop: threading.Event, metrics: Metrics | None
+    config: Config,
+    limiter: RateLimiter,
+    stop: threading.Event,
+    metrics: Metrics | None,
+    reads: ReadBudget | None = None,
 ) -> SynthesiaClient | None:
-    """The API client for a config, or None when no key is configured."""
+    """The API client for a config, or None when no key is configured.
+
+    ``reads``: every request is counted there too (the status endpoint's day budget).
+    """
     if config.api_key is None or not config.api_key.reveal():
         return None
     add_secret(config.api_key.reveal())
+    on_response: Callable[[str, int | None], None] | None = None
+    if metrics is not None or reads is not None:
+
+        def on_response(operation: str, status: int | None) -> None:
+            if metrics is not None:
+                metrics.observe_api(operation, status)
+            if reads is not None:
+                reads.record(operation)
+
     return SynthesiaClient(
         config.api_key.reveal(),
         api_url=config.api_url,
@@ -77,7 +96,19 @@ def build_client(
         timeout=(config.connect_timeout, config.read_timeout),
         allowed_download_hosts=config.allowed_download_hosts,
         stop=stop,
-        on_response=metrics.observe_api if metrics is not None else None,
+        on_response=on_response,
+    )
+
+
+def read_budget(config: Config, ledger: Ledger, now: Callable[[], float]) -> ReadBudget:
+    """The status endpoint's read budget from ``api.rate_limits.reads``, kept in the ledger."""
+    spec = config.rate_limits.get("reads")
+    return ReadBudget(
+        per_minute=spec.per_minute if spec is not None else None,
+        per_day=spec.per_day if spec is not None else None,
+        store=ledger,
+        node=socket.gethostname(),
+        clock=now,
     )
 
 
@@ -147,7 +178,10 @@ class Daemon:
             raise
         self.limiter = RateLimiter.from_rate_limits(config.rate_limits)
         self.pauses = Pauses()
-        self.client = client or build_client(config, self.limiter, self.stop, self.metrics)
+        self.reads = read_budget(config, self.ledger, now)
+        self.client = client or build_client(
+            config, self.limiter, self.stop, self.metrics, self.reads
+        )
         self.pipeline = Pipeline(
             ledger=self.ledger,
             config=config,
@@ -157,6 +191,7 @@ class Daemon:
             pauses=self.pauses,
             metrics=self.metrics,
             now=now,
+            poller=Poller(self.ledger, self.reads, now=now),
         )
         self.watchset = WatchSet(config.watches if watch else (), log=log)
         self.wake = self.watchset.wakeup
@@ -231,7 +266,9 @@ class Daemon:
             return
         self.config = new
         # The limiter is kept: pacing state survives a reload on purpose.
-        client = build_client(new, self.limiter, self.stop, self.metrics)
+        fresh = read_budget(new, self.ledger, self.now)
+        self.reads.per_minute, self.reads.per_day = fresh.per_minute, fresh.per_day
+        client = build_client(new, self.limiter, self.stop, self.metrics, self.reads)
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -347,12 +384,13 @@ class Daemon:
         if not self.pauses.get("auth"):
             self.scheduler.dispatch(now)
         self.beat()
-        due = self.scheduler.next_due()
+        # Jobs due already are running or waiting for a free worker, a project slot or a
+        # pause: a finishing worker sets ``wake``, so the loop sleeps until the next job that
+        # becomes due later (a poll planned a tenth of a second ahead), never spins.
+        due = self.scheduler.next_due(after=now)
         deadline = self.watchset.next_deadline()
         sleep = MAX_SLEEP
-        if due is not None and due > now:
-            # Jobs due already are running or waiting for a free worker (or a pause): a
-            # finishing worker sets ``wake``, so there is nothing to gain by spinning.
+        if due is not None:
             sleep = min(sleep, due - now)
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
@@ -477,6 +515,7 @@ class Daemon:
         if not force and mono - self._last_beat < HEARTBEAT_SECONDS:
             return
         self._last_beat = mono
+        self.reads.flush()
         counts = self.ledger.counts()
         self.metrics.set_job_counts(counts)
         oldest = self.ledger.oldest_queued_at()

@@ -174,9 +174,11 @@ class Scheduler:
         fut.add_done_callback(functools.partial(self._done, job_id))
         return 1
 
-    def next_due(self) -> float | None:
-        """When the next job becomes due (the main loop sleeps until then)."""
-        return self.ledger.next_due_at(ACTIVE)
+    def next_due(self, after: float | None = None) -> float | None:
+        """When the next job becomes due (the main loop sleeps until then); with ``after``,
+        the next one due later than that (jobs due already wait for a worker or a slot, and
+        a finishing worker wakes the loop)."""
+        return self.ledger.next_due_at(ACTIVE, after)
 
     # --- shutdown ----------------------------------------------------------------------------
 

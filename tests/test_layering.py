@@ -35,6 +35,7 @@ PURE = {
     "stability",
     "urls",
     "estimate",
+    "readbudget",
 }
 
 
