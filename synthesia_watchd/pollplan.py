@@ -7,7 +7,7 @@ likely to finish opens, then every few percent of the expected dub time until th
 closes, then less and less often for a dub that runs late. The gap between two polls of a
 job never drops below what the read budget (readbudget.py) gives each job polling at that
 moment, so polls spread over the day instead of spending its reads by noon. With nothing
-known at all (no history, no video length) the job is polled as before: ``poll_interval``
+learnt yet (no finished dub in the history) the job is polled as before: ``poll_interval``
 first, then a quarter of the time waited.
 
 ``next_poll`` is pure; ``Poller`` adds the ledger reads (history, the jobs polling now) and
@@ -54,7 +54,8 @@ def next_poll(
     ``started``: when the dub was submitted; ``first``: no poll was made yet; ``budget_gap``:
     the shortest gap the read budget allows between two polls of one job.
     """
-    if prediction is None:
+    if prediction is None or prediction.samples == 0:
+        # Nothing learnt yet: a length alone, at the published rate, is too rough to wait for.
         delay = poll_interval if first else max(poll_interval, (now - started) * BLIND_BACKOFF)
         return now + min(poll_max, max(delay, budget_gap))
     opens = started + prediction.opens
@@ -102,8 +103,9 @@ class Poller:
 
     # --- the budget --------------------------------------------------------------------------
 
-    def _budget_gap(self, now: float, dubbing: list[Job]) -> float:
-        """The shortest gap between two polls of one job that the read budget allows now."""
+    def _budget_gap(self, now: float, dubbing: list[Job], *, minute: bool = True) -> float:
+        """The shortest gap between two polls of one job that the read budget allows now
+        (``minute`` False: the day's share only, see ReadBudget.poll_gap)."""
         if self.budget is None:
             return 0.0
         polling = 0
@@ -116,7 +118,11 @@ class Poller:
                 completions += 1.0 / pred.seconds
         reserve = RESERVE_PER_JOB * len(dubbing)
         return self.budget.poll_gap(
-            now, polling=polling, reserve=reserve, other_rate=completions * RESERVE_PER_JOB / 2
+            now,
+            polling=polling,
+            reserve=reserve,
+            other_rate=completions * RESERVE_PER_JOB / 2,
+            minute=minute,
         )
 
     def hold(self, now: float) -> float:
@@ -162,7 +168,9 @@ class Poller:
         with self._lock:
             self._history_at = -math.inf
         dubbing = [j for j in self._dubbing() if j.id != job_id]
-        gap = self._budget_gap(now, dubbing)
+        # Peers submitted alongside it are likely done too: one poll each now, paced by the
+        # limiter within the minute, not spread over it.
+        gap = self._budget_gap(now, dubbing, minute=False)
         moved = []
         for job in dubbing:
             pred = self.prediction(job)

@@ -170,16 +170,24 @@ class ReadBudget:
         return MIN_HOLD
 
     def poll_gap(
-        self, now: float | None = None, *, polling: int, reserve: int = 0, other_rate: float = 0.0
+        self,
+        now: float | None = None,
+        *,
+        polling: int,
+        reserve: int = 0,
+        other_rate: float = 0.0,
+        minute: bool = True,
     ) -> float:
         """The shortest time between two polls of one job when ``polling`` jobs poll at once.
 
         ``other_rate``: reads per second expected for other uses (downloads' URL fetches),
-        which come out of the same budget before the polls share what is left.
+        which come out of the same budget before the polls share what is left. ``minute``
+        False leaves out the per-minute share: for a one-off burst, which the rate limiter
+        paces within the minute's window anyway.
         """
         polling = max(polling, 1)
         gap = 0.0
-        if self.per_minute is not None:
+        if minute and self.per_minute is not None:
             gap = polling * 60.0 / self.per_minute
         rate = self.poll_rate(now, reserve=reserve) - other_rate
         if math.isfinite(rate):

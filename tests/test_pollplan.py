@@ -66,11 +66,13 @@ ARGS = {"poll_interval": 10.0, "poll_max": 300.0}
 
 
 def test_without_any_knowledge_the_old_cadence_holds() -> None:
-    """No history and no length: poll_interval first, then a quarter of the time waited."""
+    """Nothing learnt yet: poll_interval first, then a quarter of the time waited."""
     assert next_poll(started=0, now=0, prediction=None, first=True, **ARGS) == 10.0
     assert next_poll(started=0, now=10, prediction=None, **ARGS) == 20.0
     assert next_poll(started=0, now=200, prediction=None, **ARGS) == 250.0
     assert next_poll(started=0, now=5000, prediction=None, **ARGS) == 5300.0
+    length_only = Prediction(seconds=600.0, early=0.5, late=2.0, samples=0)
+    assert next_poll(started=0, now=0, prediction=length_only, first=True, **ARGS) == 10.0
 
 
 def test_first_poll_waits_for_the_window_then_polls_closely() -> None:
