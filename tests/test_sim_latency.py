@@ -8,32 +8,16 @@ import pytest
 from simfixtures import FakeClock
 
 from synthesia_watchd.api import SynthesiaClient
+from synthesia_watchd.media import sample_video
 from synthesia_watchd.ratelimit import RateLimiter
 from synthesia_watchd.simulator import Simulator
 from synthesia_watchd.simulator.model import mp4_duration
 from synthesia_watchd.upload import upload_file
 
 
-def box(kind: bytes, payload: bytes) -> bytes:
-    return (len(payload) + 8).to_bytes(4, "big") + kind + payload
-
-
-def mp4(seconds: float, size: int = 4096) -> bytes:
-    """An mp4 whose mvhd says ``seconds`` (timescale 1000), padded with mdat to ``size``."""
-    mvhd = box(
-        b"mvhd",
-        bytes(12)
-        + (1000).to_bytes(4, "big")
-        + round(seconds * 1000).to_bytes(4, "big")
-        + bytes(80),
-    )
-    head = box(b"ftyp", b"isom\x00\x00\x02\x00isom") + box(b"moov", mvhd)
-    return head + box(b"mdat", bytes(size - len(head) - 8))
-
-
 def test_mp4_duration_reads_the_mvhd_box() -> None:
     """The declared length comes from moov/mvhd; bytes without one give None."""
-    assert mp4_duration(mp4(90.5)) == pytest.approx(90.5)
+    assert mp4_duration(sample_video("a", 4096, duration_s=90.5)) == pytest.approx(90.5)
     assert mp4_duration(b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00") is None
 
 
@@ -47,7 +31,7 @@ def test_dub_time_follows_the_video_length(
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", sim.s3_url)
         client = SynthesiaClient(sim.api_key, api_url=sim.url, limiter=RateLimiter.unlimited())
         src = tmp_path / "talk.mp4"
-        src.write_bytes(mp4(seconds))
+        src.write_bytes(sample_video("talk", 4096, duration_s=seconds))
         asset = client.create_asset(content_type="video/mp4", content_length=4096, title="talk")
         upload_file(src, asset.credentials)
         pid = client.start_dubbing(
