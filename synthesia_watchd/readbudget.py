@@ -11,7 +11,10 @@ download until the window moves on. This module plans instead:
   sharing one ledger share one budget.
 - ``poll_rate`` is the fastest steady rate that keeps every 24-hour window under the day's
   limit, given the reads still inside the window and when they leave it: after a quiet night
-  it allows a burst, after a busy day it settles at limit / 86,400 s.
+  it allows a burst, after a busy day it settles at limit / 86,400 s. ``poll_gap`` turns it
+  into the shortest gap between two polls of one job: while less than half of the day's
+  reads are spent, only the per-minute share counts (a day's work at the Creator tier is at
+  most 1,000 submits, so 20 reads a job); beyond that the steady rate takes over by degrees.
 - Reads that jobs already dubbing will need for their downloads (a URL fetch, perhaps one
   refresh each) are reserved first: ``hold`` stops polls, never downloads, when only that
   reserve is left.
@@ -37,6 +40,10 @@ STATUS_ENDPOINT = "GET /v2/dubbing/{id}"
 #: Reads a job dubbing now is expected to need after it finishes: the download's URL fetch
 #: and one refresh of expired URLs.
 RESERVE_PER_JOB = 2
+#: While less than this share of the day's reads (less the reserve) is spent, only the
+#: minute's share spaces polls: a burst of work after a quiet spell polls at full speed.
+#: Beyond it, the share of the steady rate that lasts the day grows to the whole of it.
+CALM = 0.5
 #: The shortest hold: a budget that is out waits at least this long before looking again.
 MIN_HOLD = 1.0
 
@@ -189,7 +196,13 @@ class ReadBudget:
         gap = 0.0
         if minute and self.per_minute is not None:
             gap = polling * 60.0 / self.per_minute
+        if self.per_day is None:
+            return gap
+        room = self.per_day - reserve
+        pressure = (self.used(now) / room - CALM) / (1.0 - CALM) if room > 0 else 1.0
+        if pressure <= 0:
+            return gap
         rate = self.poll_rate(now, reserve=reserve) - other_rate
-        if math.isfinite(rate):
-            gap = max(gap, polling / rate) if rate > 0 else math.inf
-        return gap
+        if rate <= 0:
+            return math.inf
+        return max(gap, min(pressure, 1.0) * polling / rate)

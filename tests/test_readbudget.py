@@ -74,10 +74,14 @@ def test_no_day_limit_means_only_the_minute_limit_spaces_polls() -> None:
     assert b.poll_gap(polling=8) == pytest.approx(8.0)
 
 
-def test_the_day_rate_shares_among_jobs_polling_after_other_reads() -> None:
-    """poll_gap gives each polling job its share of what downloads leave of the day's rate."""
-    b = budget(FakeClock(T0), per_day=8_640)  # 0.1 reads per second
-    assert b.poll_gap(polling=2, other_rate=0.05) == pytest.approx(2 / 0.05)
+def test_the_day_rate_spaces_polls_once_half_the_day_is_spent() -> None:
+    """Below half the day's reads only the minute's share counts; at three quarters, half of
+    each polling job's share of the steady rate (after downloads) is the gap."""
+    b = budget(FakeClock(T0), per_day=8_640)
+    assert b.poll_gap(polling=2) == pytest.approx(2.0)  # 2 jobs x 60 s / 60 reads
+    b.record(STATUS_ENDPOINT, 6_480)
+    rate = (8_640 - 6_480) / DAY - 0.005  # what is left, spread over the day, less downloads
+    assert b.poll_gap(polling=2, other_rate=0.005) == pytest.approx(0.5 * 2 / rate)
 
 
 def test_counts_survive_a_restart_and_sum_over_nodes(tmp_path: Path) -> None:
