@@ -33,8 +33,11 @@ STEP_FRACTION = 0.05
 MIN_GAP = 0.1
 #: Past the window, the gap grows with this fraction of the time the dub is overdue.
 LATE_BACKOFF = 0.5
-#: Without history, the gap grows with this fraction of the time waited (the old cadence).
+#: Without history, the gap grows with this fraction of the time waited (the old cadence)...
 BLIND_BACKOFF = 0.25
+#: ...but for the job submitted first, which is polled more closely: when it is found
+#: finished, the others are re-planned from what it took (``Poller.finished``).
+LEAD_BACKOFF = 0.1
 #: History is read again at least this often (seconds), and whenever a dub finishes.
 HISTORY_TTL = 60.0
 
@@ -48,16 +51,19 @@ def next_poll(
     poll_max: float,
     budget_gap: float = 0.0,
     first: bool = False,
+    backoff: float = BLIND_BACKOFF,
 ) -> float:
     """The time of a job's next status poll, planned at ``now``.
 
     ``started``: when the dub was submitted; ``first``: no poll was made yet; ``budget_gap``:
-    the shortest gap the read budget allows between two polls of one job.
+    the shortest gap the read budget allows between two polls of one job; ``backoff``: with
+    nothing learnt, the fraction of the time waited that the gap grows with.
     """
-    if prediction is None or prediction.samples == 0:
+    if blind(prediction):
         # Nothing learnt yet: a length alone, at the published rate, is too rough to wait for.
-        delay = poll_interval if first else max(poll_interval, (now - started) * BLIND_BACKOFF)
+        delay = poll_interval if first else max(poll_interval, (now - started) * backoff)
         return now + min(poll_max, max(delay, budget_gap))
+    assert prediction is not None
     opens = started + prediction.opens
     closes = started + prediction.closes
     step = max(MIN_GAP, prediction.seconds * STEP_FRACTION, budget_gap)
@@ -66,6 +72,11 @@ def next_poll(
     if now <= closes:
         return now + min(poll_max, step)
     return now + min(poll_max, max(step, (now - closes) * LATE_BACKOFF))
+
+
+def blind(prediction: Prediction | None) -> bool:
+    """Whether a prediction teaches nothing yet (no finished dub behind it)."""
+    return prediction is None or prediction.samples == 0
 
 
 class Poller:
@@ -112,7 +123,7 @@ class Poller:
         completions = 0.0
         for job in dubbing:
             pred = self.prediction(job)
-            if pred is None or now >= job.state_changed_at + pred.opens:
+            if blind(pred) or now >= job.state_changed_at + (pred.opens if pred else 0.0):
                 polling += 1
             if pred is not None and pred.seconds > 0:
                 completions += 1.0 / pred.seconds
@@ -152,14 +163,26 @@ class Poller:
         )
 
     def next_poll_at(self, job: Job, now: float, *, poll_interval: float, poll_max: float) -> float:
-        """When to poll a job again that a poll at ``now`` found still dubbing."""
+        """When to poll a job again that a poll at ``now`` found still dubbing.
+
+        With nothing learnt yet, the job submitted first leads: it is polled more closely
+        (within the same share of the budget); when it finishes it re-plans the others.
+        """
+        prediction = self.prediction(job)
+        dubbing = self._dubbing()
+        backoff = BLIND_BACKOFF
+        if blind(prediction) and dubbing:
+            lead = min(dubbing, key=lambda j: (j.state_changed_at, j.id))
+            if lead.id == job.id:
+                backoff = LEAD_BACKOFF
         return next_poll(
             started=job.state_changed_at,
             now=now,
-            prediction=self.prediction(job),
+            prediction=prediction,
             poll_interval=poll_interval,
             poll_max=poll_max,
-            budget_gap=self._budget_gap(now, self._dubbing()),
+            budget_gap=self._budget_gap(now, dubbing),
+            backoff=backoff,
         )
 
     def finished(self, job_id: int, now: float, *, poll_max: float) -> list[int]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -44,6 +45,7 @@ RESERVE_PER_JOB = 2
 #: minute's share spaces polls: a burst of work after a quiet spell polls at full speed.
 #: Beyond it, the share of the steady rate that lasts the day grows to the whole of it.
 CALM = 0.5
+MINUTE = 60.0
 #: The shortest hold: a budget that is out waits at least this long before looking again.
 MIN_HOLD = 1.0
 
@@ -83,15 +85,21 @@ class ReadBudget:
         self._pending: dict[int, int] = {}
         #: The store's counts (all nodes) as last read, per period start.
         self._stored: dict[int, int] = {}
+        #: When each read of the last minute was sent (this node's own).
+        self._recent: deque[float] = deque()
         self.flush()
 
     def record(self, endpoint: str, count: int = 1) -> None:
         """Count ``count`` requests sent to ``endpoint`` (other endpoints are ignored)."""
         if endpoint != self.endpoint:
             return
-        bucket = int(self._clock() // BUCKET * BUCKET)
+        now = self._clock()
+        bucket = int(now // BUCKET * BUCKET)
         with self._lock:
             self._pending[bucket] = self._pending.get(bucket, 0) + count
+            self._recent.extend([now] * count)
+            while self._recent and self._recent[0] <= now - MINUTE:
+                self._recent.popleft()
 
     def flush(self) -> None:
         """Write pending counts to the store and read every node's counts back (the daemon
@@ -193,9 +201,18 @@ class ReadBudget:
         paces within the minute's window anyway.
         """
         polling = max(polling, 1)
+        now = self._clock() if now is None else now
         gap = 0.0
         if minute and self.per_minute is not None:
-            gap = polling * 60.0 / self.per_minute
+            # Each job's share of the minute; and when the last minute's reads leave no room
+            # for one poll of each job polling, not before enough of them have left it (else
+            # the polls would wait at the rate limiter, holding threads, for up to a minute).
+            gap = polling * MINUTE / self.per_minute
+            with self._lock:
+                recent = [t for t in self._recent if t > now - MINUTE]
+            over = len(recent) + polling - self.per_minute
+            if over > 0:
+                gap = max(gap, recent[min(over, len(recent)) - 1] + MINUTE - now)
         if self.per_day is None:
             return gap
         room = self.per_day - reserve

@@ -133,3 +133,18 @@ def test_polls_wait_when_only_the_download_reserve_is_left(
     assert poller.hold(clock()) == 0.0
     budget.record(STATUS_ENDPOINT, 1)  # 98 + 2 reserved for a's download = 100
     assert poller.hold(clock()) > 0.0
+
+
+def test_with_nothing_learnt_the_first_job_leads_with_closer_polls(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    """On a fresh ledger the job submitted first is polled every tenth of its wait, the
+    others every quarter: the first to finish then re-plans the rest."""
+    poller = Poller(ledger, now=clock)
+    lead = submit(ledger, "lead.mp4")
+    clock.advance(1)
+    other = submit(ledger, "other.mp4")
+    clock.advance(199)
+    now = clock()
+    assert poller.next_poll_at(ledger.get(lead.id), now, **ARGS) == pytest.approx(now + 20.0)
+    assert poller.next_poll_at(ledger.get(other.id), now, **ARGS) == pytest.approx(now + 49.75)

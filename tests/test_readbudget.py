@@ -68,18 +68,35 @@ def test_polls_are_held_when_only_the_download_reserve_is_left() -> None:
 
 def test_no_day_limit_means_only_the_minute_limit_spaces_polls() -> None:
     """Without a day limit the gap is the minute limit shared by the jobs polling."""
-    b = budget(FakeClock(T0), per_day=None)
+    clock = FakeClock(T0)
+    b = budget(clock, per_day=None)
     b.record(STATUS_ENDPOINT, 1_000_000)
+    clock.advance(61)
     assert b.hold() == 0.0
     assert b.poll_gap(polling=8) == pytest.approx(8.0)
+
+
+def test_a_full_minute_defers_polls_until_its_reads_leave_it() -> None:
+    """58 reads in the last minute, 4 jobs polling: not before the two oldest have left."""
+    clock = FakeClock(T0)
+    b = budget(clock)
+    b.record(STATUS_ENDPOINT, 1)
+    clock.advance(10)
+    b.record(STATUS_ENDPOINT, 1)
+    clock.advance(10)
+    b.record(STATUS_ENDPOINT, 56)
+    assert b.poll_gap(polling=4) == pytest.approx(50.0)  # the second read leaves at +70 s
+    assert b.poll_gap(polling=2) == pytest.approx(2.0)  # room for two: their share
 
 
 def test_the_day_rate_spaces_polls_once_half_the_day_is_spent() -> None:
     """Below half the day's reads only the minute's share counts; at three quarters, half of
     each polling job's share of the steady rate (after downloads) is the gap."""
-    b = budget(FakeClock(T0), per_day=8_640)
+    clock = FakeClock(T0)
+    b = budget(clock, per_day=8_640)
     assert b.poll_gap(polling=2) == pytest.approx(2.0)  # 2 jobs x 60 s / 60 reads
     b.record(STATUS_ENDPOINT, 6_480)
+    clock.advance(61)  # out of the minute's window, still in the day's
     rate = (8_640 - 6_480) / DAY - 0.005  # what is left, spread over the day, less downloads
     assert b.poll_gap(polling=2, other_rate=0.005) == pytest.approx(0.5 * 2 / rate)
 
