@@ -434,7 +434,8 @@ class Daemon:
     def drained(self) -> bool:
         """For --once: nothing running, nothing pending at the watchers, no active job.
 
-        Jobs that only wait for a daily limit (uploaded, budget paused) count as drained:
+        Jobs that only wait for a daily limit (uploaded, budget paused; dubbing, polls held
+        for the day's reads) count as drained:
         nothing more can happen before midnight, and a cron run must not hang until then.
         """
         if self.scheduler.busy():
@@ -444,6 +445,8 @@ class Daemon:
         active = self.ledger.count_in(ACTIVE)
         if self.pauses.get("budget") and active == self.ledger.count_in((JobState.UPLOADED,)):
             return True
+        if self.pauses.get("reads") and active == self.ledger.count_in((JobState.DUBBING,)):
+            return True  # polls wait for the day's read budget: the next run polls them
         return active == 0 or bool(self.pauses.get("auth"))
 
     def run(self) -> RunResult:
@@ -521,7 +524,7 @@ class Daemon:
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget"):
+        for kind in ("auth", "budget", "reads"):
             self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
         record = {
             "pid": os.getpid(),
