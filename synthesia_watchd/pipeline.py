@@ -726,7 +726,8 @@ class Pipeline:
             next_attempt_at=self.now(),
             attempts=0,
         )
-        self.polls.finished(job.id, self.now(), poll_max=self.config.poll_interval_max)
+        with contextlib.suppress(WatchdError):  # re-planning the others is only a speed-up
+            self.polls.finished(job.id, self.now(), poll_max=self.config.poll_interval_max)
         # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
 
     def _stage_downloading(self, job: Job) -> None:
