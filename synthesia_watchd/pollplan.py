@@ -208,7 +208,8 @@ class Poller:
                 budget_gap=gap,
                 first=True,
             )
-            if when < job.next_attempt_at:
+            # Only a real gain is worth a write: a job polled closely already stays as it is.
+            if when < job.next_attempt_at - max(MIN_GAP, pred.seconds * STEP_FRACTION):
                 with contextlib.suppress(StaleTransition):  # it finished meanwhile
                     self.ledger.update(job.id, expected=JobState.DUBBING, next_attempt_at=when)
                     moved.append(job.id)
