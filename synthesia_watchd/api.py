@@ -19,7 +19,6 @@ signed URL's query string.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,21 +28,25 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from . import contract
+from .apireplies import KEY_CHECK_CALL, KeyCheck, auth_message, excerpt, unprefixed
 from .atomic import AtomicWriter
+from .diskspace import is_no_space
 from .errors import (
     AmbiguousSubmit,
     ApiError,
     AuthError,
     DownloadIncomplete,
     DownloadUrlExpired,
+    NoSpaceLeft,
     PermanentError,
     RateLimited,
     ShutdownRequested,
     TransientError,
     UnsafeUrlError,
 )
+from .logsetup import get_logger
 from .ratelimit import READ, WRITE, RateLimiter
-from .retry import RetryPolicy, parse_retry_after
+from .retry import RetryPolicy, server_wait
 from .urls import is_loopback_host
 
 OP_CREATE_ASSET = "POST /v2/assets"
@@ -51,11 +54,13 @@ OP_GET_ASSET = "GET /v2/assets/{id}"
 OP_SUBMIT = "POST /v2/dubbing"
 OP_GET_PROJECT = "GET /v2/dubbing/{id}"
 OP_ADD_LOCALES = "PUT /v2/dubbing/{id}"
+OP_KEY_CHECK = "GET /v2/videos"
 OP_DOWNLOAD = "DOWNLOAD"
 
 _CHUNK = 1 << 16
 _MAX_REDIRECTS = 5
-_PERMANENT_SNIPPET = 200
+
+log = get_logger()
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -268,12 +273,20 @@ def _links(value: Any) -> dict[str, str | None]:
 
 
 def _language_matches(language: str, targets: Sequence[str]) -> bool:
-    """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES')."""
+    """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES').
+
+    A bare answer ('es', the document's own filter example) matches a requested locale
+    ('es-ES') when exactly one requested language has that base, so one item is never taken
+    for two languages.
+    """
     lang = language.lower()
+    base = lang.split("-", 1)[0]
     for target in targets:
         t = target.lower()
-        if lang == t or ("-" not in t and lang.split("-", 1)[0] == t):
+        if lang == t or ("-" not in t and base == t):
             return True
+    if "-" not in lang:
+        return sum(1 for t in targets if t.lower().split("-", 1)[0] == lang) == 1
     return False
 
 
@@ -300,6 +313,7 @@ class SynthesiaClient:
         stop: threading.Event | None = None,
         on_response: Callable[[str, int | None], None] | None = None,
         session: requests.Session | None = None,
+        send_content_md5: bool = False,
     ) -> None:
         if not api_key:
             raise ValueError("an API key is required")
@@ -324,9 +338,18 @@ class SynthesiaClient:
         self._stop = stop if stop is not None else threading.Event()
         self._on_response = on_response
         self._session = session if session is not None else requests.Session()
+        self._send_md5 = send_content_md5
+        #: Set once the API refused the targetLanguages filter (400) and the unfiltered read
+        #: worked: later polls go unfiltered, instead of two reads each.
+        self._filter_refused = False
 
     def __repr__(self) -> str:
         return f"SynthesiaClient(api_url={self._base!r})"
+
+    @property
+    def sends_content_md5(self) -> bool:
+        """Whether POST /v2/assets carries contentMD5 (opt-in: ``api.send_content_md5``)."""
+        return self._send_md5
 
     @property
     def limiter(self) -> RateLimiter:
@@ -362,6 +385,17 @@ class SynthesiaClient:
         self._pause(policy.backoff())
         return policy
 
+    def _auth_error(self, op: str, resp: requests.Response) -> AuthError:
+        """401/403, worded by whether the API's own Error body came with it (apireplies)."""
+        api = self._api_error(AuthError, op, resp)
+        return AuthError(
+            auth_message(op, resp.status_code, api.error, api.context),
+            status=resp.status_code,
+            error=api.error,
+            context=api.context,
+            operation=op,
+        )
+
     def _api_error(self, cls: type[ApiError], op: str, resp: requests.Response) -> ApiError:
         """An error carrying the API's own ``error``/``context`` (or dubbedErrors) fields."""
         error: str | None = None
@@ -384,8 +418,8 @@ class SynthesiaClient:
                     if isinstance(item, Mapping)
                 )
                 context = self._redact(context)
-        elif resp.text:
-            context = self._redact(resp.text[:_PERMANENT_SNIPPET])
+        if error is None and context is None and resp.content:
+            context = excerpt(resp.text, resp.headers.get("Content-Type", ""), self._redact)
         detail = ": ".join(part for part in (error, context) if part)
         message = f"{op} answered {resp.status_code}" + (f": {detail}" if detail else "")
         return cls(message, status=resp.status_code, error=error, context=context, operation=op)
@@ -401,6 +435,8 @@ class SynthesiaClient:
         submit: bool = False,
         on_send: Callable[[], None] | None = None,
         on_refused: Callable[[], None] | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
         """Send one API call with pacing, inline retries and error mapping; 2xx or raise.
 
@@ -408,7 +444,7 @@ class SynthesiaClient:
         """
         op = f"{method} {template}"
         limit_class = READ if method == "GET" else WRITE
-        policy = self._retry
+        policy = self._retry if policy is None else policy
         while True:
             self._limiter.acquire(limit_class, op, stop=self._stop)
             if on_send is not None:
@@ -421,7 +457,7 @@ class SynthesiaClient:
                     params=params,
                     auth=self._auth,
                     headers={"Accept": "application/json"},
-                    timeout=self._timeout,
+                    timeout=self._timeout if timeout is None else timeout,
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
@@ -444,16 +480,9 @@ class SynthesiaClient:
             if on_refused is not None and not (submit and status == 504):
                 on_refused()
             if status in (401, 403):
-                raise AuthError(
-                    f"{op} answered {status}: the API key was rejected "
-                    "(wrong, revoked or without Legacy (v2) scope)",
-                    status=status,
-                    operation=op,
-                )
+                raise self._auth_error(op, resp)
             if status == 429:
-                delay = parse_retry_after(resp.headers)
-                if delay is None:
-                    delay = max(1.0, policy.backoff())
+                delay = self._rate_limit_wait(op, limit_class, resp, policy)
                 self._limiter.block_until(self._limiter.clock() + delay)
                 policy = policy.increment()
                 if policy.exhausted:
@@ -479,6 +508,27 @@ class SynthesiaClient:
                     f"{op} answered an unexpected redirect ({status})", status=status, operation=op
                 )
             raise self._api_error(PermanentError, op, resp)
+
+    def _rate_limit_wait(
+        self, op: str, limit_class: str, resp: requests.Response, policy: RetryPolicy
+    ) -> float:
+        """Seconds to hold every request after a 429, logged with the header that set it."""
+        raw_limit = resp.headers.get("RateLimit-Limit", "").strip()
+        limit = int(raw_limit) if raw_limit.isdigit() else None
+        window = self._limiter.window_for(limit_class, limit)
+        wait = server_wait(resp.headers, cap=window)
+        delay = wait.seconds if wait is not None else max(1.0, policy.backoff())
+        log.warning(
+            "rate limited by the API: waiting",
+            operation=op,
+            wait_seconds=round(delay, 3),
+            source=wait.source if wait is not None else "backoff (no usable header)",
+            header_value=wait.raw if wait is not None else None,
+            capped_to_window=wait.capped if wait is not None else False,
+            limit=limit,
+            window_seconds=window,
+        )
+        return delay
 
     def _json(self, op: str, resp: requests.Response) -> dict[str, Any]:
         try:
@@ -506,17 +556,53 @@ class SynthesiaClient:
 
     # --- calls ---------------------------------------------------------------------------------
 
-    def check_auth(self) -> None:
-        """Cheapest authenticated call: GET an asset id that cannot exist; 404 means the key works.
+    def check_key(
+        self, *, retry: RetryPolicy | None = None, read_timeout: float | None = None
+    ) -> KeyCheck:
+        """One cheap read that tells a working key from a refused one (KEY_CHECK_CALL).
 
-        Raises AuthError on 401/403, TransientError when the API cannot be reached.
+        GET /v2/assets/{id} of a random id answers 404 "does not exist or user does not have
+        access" whatever the key, so it proves nothing. GET /v2/videos documents 200 and 403
+        "Wrong API key"; any other answer is reported as inconclusive, never as working.
+        Raises TransientError when the API cannot be reached (after ``retry``'s tries);
+        ``read_timeout`` caps the wait for the answer (a start-up must not hang on it).
         """
+        timeout = None
+        if read_timeout is not None:
+            timeout = (self._timeout[0], min(self._timeout[1], read_timeout))
         try:
-            self._request("GET", "/v2/assets/{id}", f"/v2/assets/{uuid.uuid4()}")
+            resp = self._request(
+                "GET",
+                "/v2/videos",
+                "/v2/videos",
+                params={"limit": 1},
+                policy=retry,
+                timeout=timeout,
+            )
+        except AuthError as exc:
+            verdict = "rejected" if exc.error else "blocked"
+            return KeyCheck(KEY_CHECK_CALL, exc.status, verdict, _unprefixed(exc))
         except PermanentError as exc:
-            if exc.status in (400, 404):
-                return
-            raise
+            return KeyCheck(
+                KEY_CHECK_CALL,
+                exc.status,
+                "inconclusive",
+                f"{_unprefixed(exc)}; only 200 or 403 says whether the key works",
+            )
+        return KeyCheck(
+            KEY_CHECK_CALL, resp.status_code, "accepted", "the API answered with this key"
+        )
+
+    def check_auth(self) -> None:
+        """``check_key`` as exceptions: AuthError when refused, PermanentError when unsure.
+
+        Raises TransientError when the API cannot be reached.
+        """
+        result = self.check_key()
+        if result.verdict in ("rejected", "blocked"):
+            raise AuthError(result.summary, status=result.status, operation=OP_KEY_CHECK)
+        if result.verdict != "accepted":
+            raise PermanentError(result.summary, status=result.status, operation=OP_KEY_CHECK)
 
     def create_asset(
         self,
@@ -527,14 +613,20 @@ class SynthesiaClient:
         detect_language: bool = False,
         content_md5: str | None = None,
     ) -> CreatedAsset:
-        """POST /v2/assets: a new asset and its temporary S3 credentials (retried freely)."""
+        """POST /v2/assets: a new asset and its temporary S3 credentials (retried freely).
+
+        ``content_md5`` (base64 of the MD5 digest, as in a Content-MD5 header) is sent only
+        when the client was built with ``send_content_md5``: the official guide never sends
+        it, the document names no encoding, and the API may reject or fail an asset whose
+        check it reads differently.
+        """
         body: dict[str, Any] = {
             "contentType": content_type,
             "configuration": {"name": "dubbing", "detectLanguage": detect_language},
             "contentLength": content_length,
             "title": title[: contract.MAX_TITLE_LENGTH],
         }
-        if content_md5 is not None:
+        if content_md5 is not None and self._send_md5:
             body["contentMD5"] = content_md5
         op = OP_CREATE_ASSET
         data = self._json(op, self._request("POST", "/v2/assets", "/v2/assets", json_body=body))
@@ -634,21 +726,26 @@ class SynthesiaClient:
         The filter is sent as repeated keys (OpenAPI's default form+explode). How the real
         service reads it is an open question (CONTRACT.md C-3): a server that expects one
         comma-separated value may answer only part of the list, and a filter that matches
-        nothing is documented as 404, which looks like a missing project. So when the filtered
-        answer is a 404 or lacks a requested language, the project is fetched once unfiltered
-        and the filter applied here; a 404 then means the project really is gone.
+        nothing is documented as 404, which looks like a missing project; and the document's
+        filter example uses bare codes ("es") where we send locales, so a server may refuse
+        ours with a 400. So when the filtered answer is a 400 or 404 or lacks a requested
+        language, the project is fetched once unfiltered and the filter applied here; only
+        that answer's error is final (a 404 then means the project really is gone). After a
+        400 the filter is not sent again by this client.
         """
         path = f"/v2/dubbing/{_seg(project_id)}"
         targets = list(target_languages or ())
         project: Project | None = None
-        if targets:
+        refused = False
+        if targets and not self._filter_refused:
             try:
                 resp = self._request(
                     "GET", "/v2/dubbing/{id}", path, params={"targetLanguages": targets}
                 )
             except PermanentError as exc:
-                if exc.status != 404:
+                if exc.status not in (400, 404):
                     raise
+                refused = exc.status == 400
             else:
                 project = self._parse_project(self._json(OP_GET_PROJECT, resp))
                 if project.status != "error" and not _covers(project.assets, targets):
@@ -656,6 +753,12 @@ class SynthesiaClient:
         if project is None:
             resp = self._request("GET", "/v2/dubbing/{id}", path)
             project = self._parse_project(self._json(OP_GET_PROJECT, resp))
+            if refused and not self._filter_refused:
+                self._filter_refused = True
+                log.warning(
+                    "the API refused the targetLanguages filter: polling unfiltered from now on",
+                    operation=OP_GET_PROJECT,
+                )
         if targets:
             kept = tuple(a for a in project.assets if _language_matches(a.language, targets))
             project = Project(project.id, project.status, project.error_code, kept)
@@ -731,6 +834,7 @@ class SynthesiaClient:
         url: str,
         dest: Path,
         *,
+        root: Path | None = None,
         progress: Callable[[int], None] | None = None,
         replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
@@ -741,7 +845,8 @@ class SynthesiaClient:
         403/404 raise DownloadUrlExpired (refresh with get_project); 5xx and connection
         failures are retried inline, then TransientError. An identical file already at
         ``dest`` counts as success; a different one raises OutputConflict unless
-        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit).
+        ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit). With ``root``
+        the file is written inside it without following symlinks (EscapingPath otherwise).
         """
         op = OP_DOWNLOAD
         _check_url(url, allowed_hosts=self._allowed_hosts)
@@ -750,7 +855,7 @@ class SynthesiaClient:
             if self._stop.is_set():
                 raise ShutdownRequested("stopping before a download")
             try:
-                return self._download_once(url, dest, progress, replace_if)
+                return self._download_once(url, dest, root, progress, replace_if)
             except _RetryableDownload as exc:
                 policy = self._retry_or_raise(policy, op, exc.why, exc.status)
 
@@ -784,6 +889,7 @@ class SynthesiaClient:
         self,
         url: str,
         dest: Path,
+        root: Path | None,
         progress: Callable[[int], None] | None,
         replace_if: Callable[[Path], bool] | None = None,
     ) -> DownloadResult:
@@ -805,22 +911,40 @@ class SynthesiaClient:
                     f"download of {dest.name} answered {status}", status=status, operation=op
                 )
             expected = _content_length(resp)
-            with AtomicWriter(dest) as writer:
-                try:
-                    for chunk in resp.iter_content(_CHUNK):
-                        if self._stop.is_set():
-                            raise ShutdownRequested("stopping during a download")
-                        writer.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                except (requests.RequestException, OSError) as exc:
-                    raise self._short(
-                        dest, writer.bytes_written, expected, _describe(exc)
-                    ) from None
-                if expected is not None and writer.bytes_written != expected:
-                    raise self._short(dest, writer.bytes_written, expected, "body length mismatch")
-                writer.commit(replace_if=replace_if)
-                return DownloadResult(path=dest, bytes=writer.bytes_written, sha256=writer.sha256)
+            written = 0
+            try:
+                with AtomicWriter(dest, root=root) as writer:
+                    try:
+                        for chunk in resp.iter_content(_CHUNK):
+                            if self._stop.is_set():
+                                raise ShutdownRequested("stopping during a download")
+                            writer.write(chunk)
+                            written = writer.bytes_written
+                            if progress is not None:
+                                progress(len(chunk))
+                    except (requests.RequestException, OSError) as exc:
+                        if is_no_space(exc) and not isinstance(exc, requests.RequestException):
+                            raise
+                        raise self._short(
+                            dest, writer.bytes_written, expected, _describe(exc)
+                        ) from None
+                    if expected is not None and writer.bytes_written != expected:
+                        raise self._short(
+                            dest, writer.bytes_written, expected, "body length mismatch"
+                        )
+                    writer.commit(replace_if=replace_if)
+                    return DownloadResult(
+                        path=dest, bytes=writer.bytes_written, sha256=writer.sha256
+                    )
+            except OSError as exc:
+                if not is_no_space(exc) or isinstance(exc, requests.RequestException):
+                    raise
+                # The partial file is gone already (the writer discards it on the way out).
+                raise NoSpaceLeft(
+                    f"download of {dest.name}: {exc.strerror or 'no space left on device'}",
+                    folder=str(dest.parent),
+                    needed=expected if expected is not None else written + _CHUNK,
+                ) from None
 
     @staticmethod
     def _short(dest: Path, got: int, expected: int | None, why: str) -> DownloadIncomplete:
@@ -850,6 +974,10 @@ def _content_length(resp: requests.Response) -> int | None:
     except ValueError:
         return None
     return value if value is not None and value >= 0 else None
+
+
+def _unprefixed(exc: ApiError) -> str:
+    return unprefixed(str(exc), exc.operation, exc.status)
 
 
 def _seg(ident: str) -> str:

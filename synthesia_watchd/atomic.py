@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from .errors import OutputConflict
+from .saferoot import SafeDir, open_parent
 
 PART_SUFFIX = ".part"
 
@@ -41,6 +42,27 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def replace_file(dest: Path, data: bytes, mode: int = 0o600) -> None:
+    """Put ``data`` at ``dest`` in one rename: readers see the old or the new file, never half.
+
+    For small files we own (the ledger's id, a watch folder's claim); rename works on NFS and
+    SMB, where no lock can be relied on.
+    """
+    tmp = temp_name_for(dest)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(dest.parent)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -69,25 +91,38 @@ def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
     return sha.hexdigest(), base64.b64encode(md5.digest()).decode("ascii"), total
 
 
-def link_or_copy(src: Path, dest: Path) -> str:
+def _sha256_fd(fd: int, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of an open file, read to the end; closes ``fd``."""
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def link_or_copy(src: Path, dest: Path, *, root: Path | None = None) -> str:
     """Place an existing output at a new name without clobbering: hard link, else copy.
 
     Returns the sha256 of what now sits at ``dest``. An identical file already there counts
-    as success; a different one raises OutputConflict.
+    as success; a different one raises OutputConflict. With ``root``, ``dest``'s folder is
+    reached from it without following symlinks (EscapingPath otherwise).
     """
-    try:
-        os.link(src, dest)
-        fsync_dir(dest.parent)
-        return file_sha256(dest)
-    except FileExistsError:
-        if file_sha256(dest) == file_sha256(src):
-            return file_sha256(dest)
-        raise OutputConflict(
-            f"{dest.name}: a different file already exists at this output name"
-        ) from None
-    except OSError:
-        pass  # cross-device or no hard links here: copy instead
-    with open(src, "rb") as fh, AtomicWriter(dest) as out:
+    with open_parent(root, dest, create=root is not None) as folder:
+        try:
+            os.link(src, dest.name, dst_dir_fd=folder.fd)
+            folder.fsync()
+            return _sha256_fd(folder.open_read(dest.name))
+        except FileExistsError:
+            if folder.is_file(dest.name):
+                digest = _sha256_fd(folder.open_read(dest.name))
+                if digest == file_sha256(src):
+                    return digest
+            raise OutputConflict(
+                f"{dest.name}: a different file already exists at this output name"
+            ) from None
+        except OSError:
+            pass  # cross-device or no hard links here: copy instead
+    with open(src, "rb") as fh, AtomicWriter(dest, root=root) as out:
         while block := fh.read(1 << 20):
             out.write(block)
         out.commit()
@@ -99,19 +134,28 @@ class AtomicWriter:
 
     Leaving the block without commit (an exception, a shutdown) removes the temp file, so a
     final name only ever holds a complete file. ``sha256`` and ``bytes_written`` describe what
-    was written.
+    was written. With ``root``, the folder is reached from it without following symlinks
+    (created as needed) and every operation names files relative to that open folder, so
+    neither the temp file nor the final name can land outside the root.
     """
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, *, root: Path | None = None) -> None:
         self.dest = dest
+        self.root = root
         self.tmp = temp_name_for(dest)
         self.bytes_written = 0
         self._hash = hashlib.sha256()
         self._fh: BinaryIO | None = None
+        self._dir: SafeDir | None = None
         self._committed = False
 
     def __enter__(self) -> AtomicWriter:
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._dir = open_parent(self.root, self.dest, create=self.root is not None)
+        try:
+            fd = self._dir.open_new(self.tmp.name)
+        except BaseException:
+            self._dir.close()
+            raise
         self._fh = os.fdopen(fd, "wb")
         return self
 
@@ -138,12 +182,14 @@ class AtomicWriter:
         (an output we wrote for an earlier version of the same source), atomically, so the
         old file is there until the new one is complete.
         """
-        assert self._fh is not None
+        assert self._fh is not None and self._dir is not None
+        folder, tmp, name = self._dir, self.tmp.name, self.dest.name
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
         try:
-            os.link(self.tmp, self.dest)  # fails if dest exists: no silent clobbering
+            # Fails if dest exists: no silent clobbering.
+            os.link(tmp, name, src_dir_fd=folder.fd, dst_dir_fd=folder.fd)
         except FileExistsError:
             self._settle_existing(replace_identical, replace_if)
             return
@@ -151,24 +197,27 @@ class AtomicWriter:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             # Filesystems without hard links (some SMB/FUSE mounts): check, then rename.
-            if self.dest.exists():
+            if folder.lexists(name):
                 self._settle_existing(replace_identical, replace_if)
                 return
-            os.replace(self.tmp, self.dest)
+            os.replace(tmp, name, src_dir_fd=folder.fd, dst_dir_fd=folder.fd)
         else:
             self._discard()
-        fsync_dir(self.dest.parent)
+        folder.fsync()
         self._committed = True
 
     def _settle_existing(
         self, replace_identical: bool, replace_if: Callable[[Path], bool] | None
     ) -> None:
         """A file already sits at ``dest``: keep it if identical, replace it if ours, or refuse."""
-        if replace_identical and file_sha256(self.dest) == self.sha256:
+        assert self._dir is not None
+        folder, name = self._dir, self.dest.name
+        regular = folder.is_file(name)
+        if replace_identical and regular and _sha256_fd(folder.open_read(name)) == self.sha256:
             self._discard()
-        elif replace_if is not None and replace_if(self.dest):
-            self.tmp.replace(self.dest)
-            fsync_dir(self.dest.parent)
+        elif regular and replace_if is not None and replace_if(self.dest):
+            os.replace(self.tmp.name, name, src_dir_fd=folder.fd, dst_dir_fd=folder.fd)
+            folder.fsync()
         else:
             self._discard()
             raise OutputConflict(
@@ -178,8 +227,8 @@ class AtomicWriter:
         self._committed = True
 
     def _discard(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+        if self._dir is not None:
+            self._dir.unlink(self.tmp.name)
 
     def __exit__(
         self,
@@ -191,3 +240,5 @@ class AtomicWriter:
             self._fh.close()
         if not self._committed:
             self._discard()
+        if self._dir is not None:
+            self._dir.close()

@@ -7,7 +7,8 @@ Exit codes (stable; scripts depend on them):
 1     finished, but something failed (a job failed, ``health`` is stale)
 2     usage or configuration error (the message names file, key and line)
 3     the API key is missing or rejected
-4     the ledger cannot be opened safely (network filesystem, newer schema)
+4     the ledger cannot be used safely (network filesystem, newer schema, another daemon
+      on it, read-only, damaged, or emptied/missing/replaced since it was used here)
 130   interrupted (Ctrl-C)
 ====  ==========================================================================
 """
@@ -24,12 +25,23 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, runtime
 from .config import Config, build_config, dump_effective, load_config
-from .errors import AuthError, ConfigError, ConfigIssue, LedgerError, StaleTransition, WatchdError
-from .ledger import Job, Ledger
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConfigIssue,
+    LedgerError,
+    StaleTransition,
+    UsageError,
+    WatchdError,
+)
+from .ledger import Job, Ledger, Output
 from .logsetup import configure_logging
-from .pipeline import PROJECT_FAILED
+from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
+from .progress import duration_text as _age
+from .progress import error_is_current, job_progress, progress_text
+from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
@@ -79,21 +91,28 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     return load_config(path)
 
 
-def _open_ledger(args: argparse.Namespace) -> Ledger:
+def _ledger_path(args: argparse.Namespace) -> Path:
+    """The ledger a command means: --ledger, the config's, or the one running daemon's."""
     if getattr(args, "ledger", None):
-        return Ledger(Path(args.ledger))
-    return Ledger(_load(args, required=False).ledger)
+        return Path(args.ledger)
+    path = _find_config(getattr(args, "config", None))
+    if path is not None:
+        return load_config(path).ledger
+    found = runtime.ledger_without_config(default=build_config({}).ledger)
+    if not found.running:
+        sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
+    return found.ledger
 
 
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d"
+def _open_ledger(args: argparse.Namespace) -> Ledger:
+    """Open an existing ledger; never create one (a typo must not start an empty history)."""
+    path = _ledger_path(args)
+    if not path.exists():
+        raise WatchdError(
+            f"no ledger at {path}: synthesia-watchd has not run with this config yet "
+            "(or -c/--ledger names another one)"
+        )
+    return Ledger(path)
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -118,6 +137,14 @@ def _job_dict(job: Job) -> dict[str, Any]:
     }
 
 
+def _job_id(text: str) -> int:
+    """A job id as typed: ``5`` or ``#5`` (the form `jobs` and `status` print)."""
+    try:
+        return int(text.strip().lstrip("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a job id: {text!r} (e.g. 5 or '#5')") from None
+
+
 def _print(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
@@ -134,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dryrun import dry_run
 
         return dry_run(config, paths=None)
-    daemon = Daemon(config, once=args.once)
+    daemon = Daemon(config, once=args.once, new_ledger=args.new_ledger)
     started = time.time()
     result = daemon.run()
     if not result.finished:
@@ -144,17 +171,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(result.exit_code)
-    if args.once and result.exit_code == 0:
+    if args.once:
         # Only what this run did counts: last month's failure must not fail every cron run.
         with Ledger(config.ledger) as ledger:
-            bad = [
-                j
-                for j in ledger.list_jobs(
-                    states=(JobState.FAILED, JobState.NEEDS_ATTENTION), limit=1_000_000
-                )
-                if j.state_changed_at >= started
+            touched = [
+                j for j in ledger.list_jobs(limit=1_000_000) if j.state_changed_at >= started
             ]
-        if bad:
+        by_state: dict[str, int] = {}
+        for j in touched:
+            by_state[j.state.value] = by_state.get(j.state.value, 0) + 1
+        _print(
+            "run --once: "
+            + (
+                ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()))
+                or "nothing to do"
+            )
+            + (
+                f"; see `synthesia-watchd jobs -c {config.source} --state failed`"
+                if by_state.get("failed")
+                else ""
+            )
+        )
+        bad = by_state.get("failed", 0) + by_state.get("needs_attention", 0)
+        if result.exit_code == 0 and bad:
             return ExitStatus.FAILED
     return result.exit_code
 
@@ -165,12 +204,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     _print(dump_effective(config).rstrip())
     for warning in config.warnings:
         sys.stderr.write(f"warning: {warning}\n")
+    _print(f"# spending limits: {_spending_line(config)}")
     if config.api_key is None:
         _print(
             "# no API key found (SYNTHESIA_API_KEY, api_key_file, "
             "$CREDENTIALS_DIRECTORY/synthesia_api_key): only the simulator or --dry-run work"
         )
-        return ExitStatus.OK
+        # Exit 3 as for a rejected key, unless the key is not to be checked at all.
+        return ExitStatus.OK if args.offline else ExitStatus.AUTH
     if args.offline:
         return ExitStatus.OK
     import threading
@@ -182,9 +223,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
     )
     assert client is not None
-    client.check_auth()
+    result = client.check_key()
+    if result.verdict in ("rejected", "blocked"):
+        raise AuthError(result.summary, status=result.status)
+    _print(f"# API key check: {result.summary}")
+    if result.verdict != "accepted":
+        sys.stderr.write(
+            f"warning: the API key check was inconclusive ({result.call} answered "
+            f"{result.status}); the key may or may not work\n"
+        )
+        return ExitStatus.OK
     _print(f"# API key from {config.api_key_source}: accepted by {config.api_url}")
     return ExitStatus.OK
+
+
+def _spending_line(config: Config) -> str:
+    """The daily limits and today's use from the config's ledger (never creating it)."""
+    from .spending import spending, spending_text
+
+    if not config.ledger.exists():
+        return spending_text(spending(config, None, time.time()))
+    with Ledger(config.ledger) as ledger:
+        return spending_text(spending(config, ledger, time.time()))
 
 
 def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
@@ -202,6 +262,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
     record = _daemon_record(ledger) or {}
     beat_age = now - record["time"] if "time" in record else None
     running = beat_age is not None and beat_age < 60 and not record.get("stopping")
+    live = record.get("progress", {}) if running else {}
     active = [
         {
             "id": j.id,
@@ -209,10 +270,21 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "step": j.state.value,
             "age_seconds": round(now - j.state_changed_at, 1),
             "attempts": j.attempts,
-            "last_error": j.last_error,
+            "last_error": j.last_error if error_is_current(ledger, j) else None,
             "detected_language": j.detected_language,
+            "progress": job_progress(ledger, j, live.get(str(j.id)), now),
         }
         for j in ledger.list_jobs(states=ACTIVE, limit=50)
+    ]
+    unhappy = [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "state": j.state.value,
+            "age_seconds": round(now - j.state_changed_at, 1),
+            "reason": j.last_error or j.last_error_context,
+        }
+        for j in ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=20)
     ]
     attention = [
         {
@@ -229,6 +301,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "running": running,
             "pid": record.get("pid"),
             "heartbeat_age_seconds": round(beat_age, 1) if beat_age is not None else None,
+            "stopped_cleanly": bool(record.get("stopping")),
         },
         "paused": record.get("paused", {}) if running else {},
         "watches": record.get("watches", []) if running else [],
@@ -236,6 +309,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
         "active": active,
         "needs_attention": attention,
+        "failed": unhappy,
     }
 
 
@@ -248,6 +322,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     d = data["daemon"]
     if d["running"]:
         _print(f"daemon: running (pid {d['pid']}, heartbeat {d['heartbeat_age_seconds']}s ago)")
+    elif d.get("stopped_cleanly") and d["heartbeat_age_seconds"] is not None:
+        _print(f"daemon: not running (stopped cleanly {_age(d['heartbeat_age_seconds'])} ago)")
     else:
         _print(
             "daemon: not running"
@@ -278,10 +354,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         extra = f"  (attempt {j['attempts']}: {j['last_error']})" if j["last_error"] else ""
         lang = f" [{j['detected_language']}]" if j.get("detected_language") else ""
         _print(
-            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}{extra}"
+            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}"
+            f"{progress_text(j.get('progress'))}{extra}"
         )
     for j in data["needs_attention"]:
         _print(f"  #{j['id']} NEEDS ATTENTION {j['file']}: {j['reason']}")
+    if data["failed"]:
+        _print("failed or partial (newest first; `retry JOB` once the cause is fixed):")
+    for j in data["failed"]:
+        _print(
+            f"  #{j['id']} {j['state']:<8} {_age(j['age_seconds']):>6} ago  {j['file']}: "
+            f"{j['reason']}"
+        )
     return ExitStatus.OK
 
 
@@ -351,9 +435,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str) -> str:
+    """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
+    fetched again."""
+    for o in reopen:
+        ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
+    ledger.transition(
+        job.id, job.state, JobState.DUBBING, why=why, next_attempt_at=time.time(), attempts=0
+    )
+    return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
+
+
 def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
     """Put a finished-but-unhappy job back to work; returns what was done."""
     now = time.time()
+    failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
+    refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
+    if job.state is JobState.PARTIAL and job.project_id and refused == failed_outputs:
+        # Only downloads were refused (unsafe URLs): the project has them, already paid for.
+        return _poll_again(
+            ledger,
+            job,
+            refused,
+            "retry by operator: fetching the refused downloads again (no new charge)",
+        )
     if job.state is JobState.PARTIAL:
         failed = sorted(
             {o.language for o in ledger.outputs(job.id) if o.state is OutputState.FAILED}
@@ -377,15 +482,12 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
         # Decide from what the ledger knows, so a retry never pays for work already paid for.
         project_failed = (job.last_error or "").startswith(PROJECT_FAILED)
         if job.project_id and not project_failed and not fresh:
-            ledger.transition(
-                job.id,
-                job.state,
-                JobState.DUBBING,
-                why="retry by operator: polling the existing project (no new charge)",
-                next_attempt_at=now,
-                attempts=0,
+            return _poll_again(
+                ledger,
+                job,
+                refused,
+                "retry by operator: polling the existing project (no new charge)",
             )
-            return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
         if job.submit_started_at is not None and not job.project_id:
             if not resubmit:
                 raise WatchdError(
@@ -402,6 +504,7 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
                 attempts=0,
             )
             return f"job #{job.id}: will be submitted again"
+        moved_back = bring_back(job)
         ledger.transition(
             job.id,
             job.state,
@@ -414,7 +517,7 @@ def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool =
             project_id=None,
             submit_started_at=None,
         )
-        return f"job #{job.id}: queued again"
+        return f"job #{job.id}: queued again{moved_back}"
     if job.state in ACTIVE:
         ledger.update(job.id, expected=job.state, next_attempt_at=now, why="retry now")
         return f"job #{job.id}: {job.state.value}, retrying now"
@@ -430,6 +533,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
         else:
             sys.stderr.write("retry: give a job id or --failed\n")
             return ExitStatus.USAGE
+        if not jobs:
+            _print("no failed or partial jobs: nothing to retry")
         for job in jobs:
             _print(retry_job(ledger, job, resubmit=args.resubmit, fresh=args.fresh))
     return ExitStatus.OK
@@ -450,8 +555,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     from .metrics import Heartbeat
 
-    config = _load(args, required=False)
-    ok, reason = Heartbeat.check(config.state_dir / "heartbeat", max_age=args.max_age)
+    path = _find_config(args.config)
+    state_dir = load_config(path).state_dir if path else runtime.the_running_daemon().state_dir
+    ok, reason = Heartbeat.check(state_dir / "heartbeat", max_age=args.max_age)
     (_print if ok else lambda t: sys.stderr.write(t + "\n"))(reason)
     return ExitStatus.OK if ok else ExitStatus.FAILED
 
@@ -477,7 +583,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from .ratelimit import RateLimiter
 
     config = _load(args)
-    watch = config.watch(args.watch)
+    try:
+        watch = config.watch(args.watch)
+    except KeyError:
+        known = ", ".join(w.name for w in config.watches) or "none"
+        raise UsageError(
+            f"backfill: no watch named {args.watch!r} in {config.source} (watches: {known})"
+        ) from None
     client = None
     if not args.dry_run:
         client = build_client(
@@ -502,6 +614,38 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         "no upload and no new project"
         + ("; the daemon downloads them" if not args.dry_run and todo else "")
     )
+    return ExitStatus.OK
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the ledger while the daemon keeps running (SQLite's online backup)."""
+    from .ledgerguard import backup
+
+    with _open_ledger(args) as ledger:
+        dest = backup(ledger, Path(args.dest), folder=args.dest.endswith(os.sep))
+    _print(f"ledger backed up to {dest}")
+    return ExitStatus.OK
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    """Write (or print) a commented starter config, checked by the config schema first."""
+    from .starter import init_config
+
+    _print(init_config(args).rstrip("\n"))
+    return ExitStatus.OK
+
+
+def cmd_languages(args: argparse.Namespace) -> int:
+    """Print the language codes `targets` (or `source_language` with --source) accept."""
+    from .languages import listing
+
+    rows = listing(source=args.source)
+    if args.json:
+        _print(json.dumps(rows, indent=2))
+        return ExitStatus.OK
+    width = max(len(r["code"]) for r in rows)
+    for row in rows:
+        _print(f"{row['code']:<{width}}  {row['name']}")
     return ExitStatus.OK
 
 
@@ -551,6 +695,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="discover and check files, report what would be sent and billed; no API call",
     )
+    sp.add_argument(
+        "--new-ledger",
+        action="store_true",
+        help="start afresh when the ledger used here before is empty, missing or replaced "
+        "(outputs already on disk are adopted; other files are dubbed and paid for again)",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("check-config", help="validate a config and print it (secrets masked)")
@@ -573,13 +723,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("show", help="one job with its outputs and history")
     with_ledger(sp)
-    sp.add_argument("job", type=int)
+    sp.add_argument("job", type=_job_id)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_show)
 
     sp = sub.add_parser("retry", help="retry a job (or every failed one)")
     with_ledger(sp)
-    sp.add_argument("job", type=int, nargs="?")
+    sp.add_argument("job", type=_job_id, nargs="?")
     sp.add_argument("--failed", action="store_true", help="every failed or partial job")
     sp.add_argument(
         "--resubmit",
@@ -595,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("cancel", help="cancel a job")
     with_ledger(sp)
-    sp.add_argument("job", type=int)
+    sp.add_argument("job", type=_job_id)
     sp.set_defaults(func=cmd_cancel)
 
     sp = sub.add_parser("health", help="exit 0 when the daemon's heartbeat is fresh")
@@ -614,7 +764,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="dub a generated video end to end on the built-in simulator")
     sp.add_argument("--dub-seconds", type=float, default=2.0)
-    sp.add_argument("--dir", type=Path, help="keep the demo files here (default: a temp folder)")
+    sp.add_argument(
+        "--dir",
+        type=Path,
+        help="keep the demo files here (default: the state folder's demo/, emptied each run)",
+    )
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("backfill", help="add a watch's new targets to its done projects")
@@ -623,10 +777,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="show what would be added and billed")
     sp.set_defaults(func=cmd_backfill)
 
+    sp = sub.add_parser("backup", help="copy the ledger now, while the daemon runs")
+    with_ledger(sp)
+    sp.add_argument(
+        "dest", help="backup file, or a folder (existing, or ending in /) for a dated file name"
+    )
+    sp.set_defaults(func=cmd_backup)
+
+    sp = sub.add_parser("config", help="config helpers: `config init` writes a starter config")
+    config_sub = sp.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    init = config_sub.add_parser(
+        "init", help="write a commented starter config for your folders and languages"
+    )
+    init.add_argument(
+        "--input", action="append", required=True, help="a drop folder to watch (repeatable)"
+    )
+    init.add_argument("--output", help="where dubbed files go (default: beside each source)")
+    init.add_argument("-t", "--targets", required=True, help="target languages, e.g. fr-FR,de")
+    init.add_argument("-s", "--source-language", default="auto", help="spoken language or auto")
+    init.add_argument("-w", "--write", metavar="FILE", help="write here (default: print it)")
+    init.add_argument("--force", action="store_true", help="replace an existing FILE")
+    init.set_defaults(func=cmd_config_init)
+
+    sp = sub.add_parser("languages", help="list the language codes Synthesia dubs into")
+    sp.add_argument("--source", action="store_true", help="list source (spoken) languages instead")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_languages)
+
     sp = sub.add_parser("simulator", help="run the loopback Synthesia simulator")
-    sp.add_argument("--port", type=int, default=8765)
-    sp.add_argument("--s3-port", type=int, default=0)
-    sp.add_argument("--dub-seconds", type=float)
+    sp.add_argument("--port", type=int, default=8765, help="API port (default 8765; 0: any)")
+    sp.add_argument("--s3-port", type=int, default=0, help="S3 port (default 0: any free port)")
+    sp.add_argument("--dub-seconds", type=float, help="seconds from submit to dubbed (default 2)")
     sp.set_defaults(func=cmd_simulator)
     return p
 
@@ -639,6 +820,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         sys.stderr.write(f"config error:\n{exc}\n")
+        return ExitStatus.USAGE
+    except UsageError as exc:
+        sys.stderr.write(f"{exc}\n")
         return ExitStatus.USAGE
     except AuthError as exc:
         sys.stderr.write(f"API key problem: {exc}\n")

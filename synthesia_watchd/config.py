@@ -36,7 +36,8 @@ from .configschema import (
     walk,
 )
 from .errors import ConfigError, ConfigIssue
-from .yamlmarks import Doc, KeyPath, dump_block
+from .hygiene import secret_warnings
+from .yamlmarks import MAX_CONFIG_BYTES, Doc, KeyPath, dump_block, too_large
 
 __all__ = [
     "API_KEY_ENV",
@@ -141,6 +142,8 @@ class Config:
     api_tier: str = "creator"
     #: Things that work but that the operator should hear about (shown by check-config).
     warnings: tuple[str, ...] = field(default=())
+    #: Send contentMD5 on POST /v2/assets (opt-in; see configschema).
+    send_content_md5: bool = False
 
     def watch(self, name: str) -> WatchConfig:
         """The watch called ``name``; KeyError when there is none."""
@@ -391,6 +394,12 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
             "synthesia.api_key is written in the config file; prefer "
             f"{API_KEY_ENV}, synthesia.api_key_file or a systemd credential"
         )
+    warnings += secret_warnings(
+        config_file=source,
+        key_inline=inline is not None,
+        api_key_file=top.get("synthesia.api_key_file"),
+        metrics_listen=get("metrics.listen"),
+    )
     return Config(
         source=source,
         api_url=get("synthesia.api_url"),
@@ -405,6 +414,7 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         connect_timeout=get("api.connect_timeout"),
         read_timeout=get("api.read_timeout"),
         allowed_download_hosts=get("api.allowed_download_hosts"),
+        send_content_md5=get("api.send_content_md5"),
         max_jobs_per_day=get("limits.max_jobs_per_day"),
         max_bytes_per_day=get("limits.max_bytes_per_day"),
         on_ambiguous_submit=get("on_ambiguous_submit"),
@@ -422,12 +432,22 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
 # --- public entry points -------------------------------------------------------------------------
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; relative paths resolve against its folder."""
+def load_config(
+    path: Path, *, environ: Mapping[str, str] | None = None, require_watches: bool = True
+) -> Config:
+    """Read and validate a config file; relative paths resolve against its folder.
+
+    ``require_watches=False`` (``dub``, which names its own files) accepts a file without
+    ``watches``.
+    """
     path = Path(path)
     filename = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # never more: the file may be anything
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError([too_large(filename, os.stat(path).st_size)])
+        text = raw.decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(
             [ConfigIssue(filename, "", None, f"cannot read: {exc.strerror}")]
@@ -435,7 +455,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(filename, "", None, "not UTF-8 text")]) from None
     source = Path(os.path.abspath(path))
-    return _from_text(text, filename, source.parent, environ, source)
+    return _from_text(text, filename, source.parent, environ, source, require_watches)
 
 
 def parse_config(
@@ -488,11 +508,12 @@ def _from_text(
     base_dir: Path | None,
     environ: Mapping[str, str] | None,
     source: Path | None,
+    require_watches: bool = True,
 ) -> Config:
     doc, issues = parse_yaml(text, filename)
     ctx = Context(filename, doc, _base(base_dir), os.environ if environ is None else environ)
     ctx.issues.extend(issues)
-    return _build(doc, ctx, source)
+    return _build(doc, ctx, source, require_watches)
 
 
 def _action(pa: PostAction) -> Any:
@@ -542,6 +563,7 @@ def effective_config(cfg: Config) -> dict[str, Any]:
             "connect_timeout": cfg.connect_timeout,
             "read_timeout": cfg.read_timeout,
             "allowed_download_hosts": list(cfg.allowed_download_hosts),
+            "send_content_md5": cfg.send_content_md5,
         },
         "limits": {
             "max_jobs_per_day": cfg.max_jobs_per_day,

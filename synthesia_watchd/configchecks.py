@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from . import languages
 from .errors import ConfigIssue
 from .urls import is_loopback_host
 from .yamlmarks import Doc, KeyPath, fmt_path
@@ -293,8 +294,11 @@ def language(allowed: frozenset[str], what: str, extra: tuple[str, ...] = ()) ->
             raise Invalid(f"expected a language code, got {kind_of(value)}")
         if text in allowed or text in extra:
             return text
-        hint = suggest(text, sorted(allowed | set(extra)))
-        raise Invalid(f"{text!r} is not a Synthesia {what} language{hint}")
+        near = languages.hint(text, allowed | set(extra))
+        raise Invalid(
+            f"{text!r} is not a Synthesia {what} language{near}; "
+            f"`synthesia-watchd languages{' --source' if what == 'source' else ''}` lists them"
+        )
 
     return run
 

@@ -45,6 +45,7 @@ from .configchecks import (
     watch_name,
 )
 from .errors import ConfigIssue
+from .outputs import OUTPUT_OPTIONS
 from .yamlmarks import Doc, KeyPath
 
 _SECRET_PATH: KeyPath = ("synthesia", "api_key")
@@ -186,6 +187,11 @@ TOP_KEYS: tuple[_Key, ...] = (
         "names or '*.suffix' patterns; a URL elsewhere fails the language as unsafe.",
         "['*.amazonaws.com', 'cdn.synthesia.io']",
     ),
+    _Key("api.send_content_md5", "boolean", False, boolean).about(
+        "Send the file's MD5 (base64 of the digest) as contentMD5 when creating an asset, so "
+        "Synthesia can check the upload. Off by default: the official guide never sends it and "
+        "the API document names no encoding, so the API might fail assets it reads differently."
+    ),
     _Key("limits.max_jobs_per_day", "integer >= 1 or null", None, nullable(integer(1))).about(
         "Spending guard: most dubbing projects submitted per local calendar day (resets at "
         "local midnight); null for no limit. "
@@ -296,7 +302,7 @@ WATCH_KEYS: tuple[_Key, ...] = (
         "outputs",
         "list of video | captions | thumbnail",
         ("video",),
-        list_of(one_of("video", "captions", "thumbnail"), non_empty=True, unique=True),
+        list_of(one_of(*OUTPUT_OPTIONS), non_empty=True, unique=True),
     ).about(
         "What to download for each language: the dubbed video, its captions (srt, vtt), "
         "its thumbnail.",

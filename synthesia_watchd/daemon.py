@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import os
 import signal
@@ -24,12 +23,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, outputs, runtime
 from .api import SynthesiaClient, UploadCredentials
-from .atomic import PART_SUFFIX
+from .claims import Claims
 from .config import Config, load_config
 from .errors import AuthError, ConfigError, LedgerError, WatchdError
+from .jobspec import output_root
 from .ledger import Job, Ledger
+from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .pipeline import Pauses, Pipeline
@@ -39,6 +40,7 @@ from .readbudget import ReadBudget
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
+from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
 from .upload import upload_file
 from .watcher import StableFile, Vanished, WatchSet
@@ -50,6 +52,8 @@ NO_KEY = (
     "no API key: set SYNTHESIA_API_KEY, api_key_file or $CREDENTIALS_DIRECTORY/synthesia_api_key"
 )
 AUTH_RECHECK_SECONDS = 30.0
+#: Longest wait for the key check's answer at start (systemd waits for READY meanwhile).
+START_CHECK_TIMEOUT = 10.0
 #: The longest the loop sleeps: how quickly it notices a signal flag.
 MAX_SLEEP = 0.5
 
@@ -97,6 +101,7 @@ def build_client(
         allowed_download_hosts=config.allowed_download_hosts,
         stop=stop,
         on_response=on_response,
+        send_content_md5=config.send_content_md5,
     )
 
 
@@ -161,6 +166,7 @@ class Daemon:
         client: SynthesiaClient | None = None,
         now: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        new_ledger: bool = False,
     ) -> None:
         self.config = config
         self.once = once
@@ -172,7 +178,7 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = InstanceLock(config.ledger)
         try:
-            self.ledger = Ledger(config.ledger, now=now)
+            self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
         except BaseException:
             self.lock.release()
             raise
@@ -193,10 +199,13 @@ class Daemon:
             now=now,
             poller=Poller(self.ledger, self.reads, now=now),
         )
-        self.watchset = WatchSet(config.watches if watch else (), log=log)
+        self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
+        self.watchset = WatchSet(
+            config.watches if watch else (), log=log, claim=self.claims.problem
+        )
         self.wake = self.watchset.wakeup
         self.pipeline.release_source = self.watchset.release
-        self.pipeline.root_available = self._root_available
+        self.pipeline.root_available = self.watchset.check_root
         self.scheduler = Scheduler(
             self.pipeline,
             self.ledger,
@@ -216,6 +225,8 @@ class Daemon:
         self.started = threading.Event()
         #: Called once per loop pass (the `dub` progress bar).
         self.on_tick: Callable[[Daemon], None] | None = None
+        #: This run's runtime file (commands without -c find the ledger through it).
+        self.runtime_file: Path | None = None
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -226,9 +237,6 @@ class Daemon:
             self._stop_requested += 1
             if self._stop_requested >= 2:
                 os._exit(130)  # second signal: cold stop; the ledger is consistent at any point
-
-    def _root_available(self, watch: str) -> bool:
-        return not any(w.paused for w in self.watchset.status() if w.name == watch)
 
     def request_stop(self) -> None:
         """Ask for a warm stop from another thread (the demo, tests): same path as SIGTERM."""
@@ -260,15 +268,23 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
+            # The limiter is kept: pacing state survives a reload on purpose (and the reads
+            # counted today, whatever the new limits).
+            client = build_client(new, self.limiter, self.stop, self.metrics, self.reads)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
             return
-        self.config = new
-        # The limiter is kept: pacing state survives a reload on purpose.
-        fresh = read_budget(new, self.ledger, self.now)
-        self.reads.per_minute, self.reads.per_day = fresh.per_minute, fresh.per_day
-        client = build_client(new, self.limiter, self.stop, self.metrics, self.reads)
+        except Exception as exc:  # MemoryError, RecursionError, a bug: a reload is never fatal
+            log.exception(
+                "reload failed; keeping the running config", error=f"{type(exc).__name__}: {exc}"
+            )
+            self.notifier.ready(self.status_line())
+            return
+        old, self.config = self.config, new
+        reads = new.rate_limits.get("reads")
+        self.reads.per_minute = reads.per_minute if reads is not None else None
+        self.reads.per_day = reads.per_day if reads is not None else None
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -276,6 +292,8 @@ class Daemon:
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
             self.watchset.reconfigure(new.watches)
+            for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
+                self.claims.release(gone)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
@@ -293,7 +311,9 @@ class Daemon:
         """
         for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
             if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
-                self._remove_temp_files(Path(job.output_dir), job.source_path)
+                outputs.remove_temp_files(
+                    output_root(job), Path(job.output_dir), Path(job.source_path).stem
+                )
         self.resume_now()
 
     def resume_now(self) -> None:
@@ -307,15 +327,9 @@ class Daemon:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
 
-    @staticmethod
-    def _remove_temp_files(folder: Path, source_path: str) -> None:
-        stem = Path(source_path).stem
-        with contextlib.suppress(OSError):
-            for tmp in folder.glob(f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-
     def start(self) -> None:
+        for warning in self.config.warnings:
+            log.warning("config warning", warning=warning)
         self.recover()
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(
@@ -325,8 +339,13 @@ class Daemon:
         if self.client is None:
             self.pauses.set("auth", NO_KEY)
             log.error("no API key configured: jobs are recorded but nothing is sent")
+        else:
+            self._check_key_at_start(self.client)
         if self.use_watchers:
             self.watchset.start()
+        self.runtime_file = runtime.register(
+            self.config.ledger, self.config.state_dir, self.config.source
+        )
         log.info(
             "started",
             version=__version__,
@@ -334,10 +353,40 @@ class Daemon:
             ledger=str(self.config.ledger),
             pid=os.getpid(),
         )
+        figures = spending(self.config, self.ledger, self.now())
+        log.info("spending limits", summary=spending_text(figures), **figures)
         self.auto_backfill()
         self.beat(force=True)
         self.notifier.ready(self.status_line())
         self.started.set()
+
+    def _check_key_at_start(self, client: SynthesiaClient) -> None:
+        """One cheap call (one try): a refused key pauses all API work before any file is sent.
+
+        Only a refusal pauses; an unreachable API or an unclear answer is logged and work
+        starts as usual (the first real call then decides, as it always did).
+        """
+        self._last_auth_check = self.now()
+        try:
+            result = client.check_key(
+                retry=RetryPolicy(max_attempts=1), read_timeout=START_CHECK_TIMEOUT
+            )
+        except WatchdError as exc:
+            log.warning("API key check at start: no answer; starting anyway", error=str(exc))
+            return
+        if result.verdict in ("rejected", "blocked"):
+            reason = f"API key check at start failed: {result.summary}"
+            self.pauses.set("auth", reason)
+            log.error(
+                "API key refused at start: all API work paused; fix the key and send SIGHUP",
+                reason=result.summary,
+            )
+        elif result.verdict != "accepted":
+            log.warning(
+                "API key check at start inconclusive; starting anyway", answer=result.summary
+            )
+        else:
+            log.info("API key accepted", call=result.call, status=result.status)
 
     def auto_backfill(self) -> None:
         """For watches with ``backfill_new_targets``: add new targets to done projects."""
@@ -485,6 +534,7 @@ class Daemon:
         self.notifier.stopping()
         if self.use_watchers:
             self.watchset.stop()
+            self.claims.release_all()
         finished = self.scheduler.shutdown(self.config.shutdown_timeout)
         if not finished:
             log.warning(
@@ -494,6 +544,7 @@ class Daemon:
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.beat(force=True, stopping=True)
+        runtime.unregister(self.runtime_file)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
@@ -524,13 +575,14 @@ class Daemon:
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget", "reads"):
-            self.metrics.paused.labels(reason=kind).set(1 if kind in paused else 0)
+        for kind in ("auth", "budget", "space", "reads"):  # space: one key per held output root
+            self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
         record = {
             "pid": os.getpid(),
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {
                     "name": w.name,
@@ -545,6 +597,7 @@ class Daemon:
         }
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
+        self.claims.refresh()
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
         self.notifier.watchdog()

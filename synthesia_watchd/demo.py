@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import build_config
+from .config import build_config, default_state_dir
 from .media import sample_video
 from .states import TERMINAL
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .ledger import Job
 
 TARGETS = ["fr-FR", "es-ES", "de-DE"]
+PROG = "synthesia-watchd"
 
 
 def _drop(path: Path, data: bytes, chunks: int = 4, pause: float = 0.2) -> None:
@@ -38,6 +40,18 @@ def _drop(path: Path, data: bytes, chunks: int = 4, pause: float = 0.2) -> None:
     part.rename(path)
 
 
+def own_command() -> str:
+    """How to run this same synthesia-watchd from any shell: the bare name only when PATH
+    finds this very program, else its full path (a venv not on PATH), else ``python -m``."""
+    me = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which(PROG)
+    if me is not None and me.name == PROG and me.is_file():
+        if found is not None and Path(found).resolve() == me:
+            return PROG
+        return shlex.quote(str(me))
+    return f"{shlex.quote(sys.executable)} -m synthesia_watchd"
+
+
 def demo(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when the sample was dubbed into every target language."""
     try:
@@ -50,9 +64,11 @@ def demo(args: argparse.Namespace) -> int:
     from .daemon import Daemon
     from .logsetup import configure_logging
 
-    base = Path(args.dir).resolve() if args.dir else Path(tempfile.mkdtemp(prefix="watchd-demo-"))
+    base = Path(args.dir).resolve() if args.dir else default_state_dir(os.environ) / "demo"
     drop, dubbed, state = base / "drop", base / "dubbed", base / "state"
     for d in (drop, dubbed, state):
+        if not args.dir:
+            shutil.rmtree(d, ignore_errors=True)  # our own folder: each demo starts afresh
         d.mkdir(parents=True, exist_ok=True)
     configure_logging(level="info", fmt="auto")
     with Simulator(dub_seconds=args.dub_seconds) as sim:
@@ -106,5 +122,5 @@ def demo(args: argparse.Namespace) -> int:
     for p in outs:
         out.write(f"  {p}  ({p.stat().st_size} bytes)\n")
     out.write(f"ledger: {config.ledger}\n")
-    out.write(f"try: synthesia-watchd show {job.id} --ledger '{config.ledger}'\n")
+    out.write(f"try: {own_command()} show {job.id} --ledger {shlex.quote(str(config.ledger))}\n")
     return 0 if len(outs) == len(TARGETS) else 1

@@ -73,6 +73,22 @@ class UnsafePathError(WatchdError):
     """Raised when a name from the API would place a file outside the output folder."""
 
 
+class EscapingPath(UnsafePathError):
+    """Raised when a write would leave its root: a symlinked or non-folder component, ``..``."""
+
+
+class NoSpaceLeft(WatchdError):
+    """Raised when a download finds its filesystem (or quota) full; the job is held, not failed.
+
+    ``folder`` is where the write failed, ``needed`` the size it wanted when known.
+    """
+
+    def __init__(self, message: str, *, folder: str, needed: int | None) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.needed = needed
+
+
 # --- the API -----------------------------------------------------------------------------------
 
 
@@ -151,3 +167,7 @@ class DownloadIncomplete(TransientError):
 
 class ShutdownRequested(BaseException):
     """Raised inside a worker when the daemon is stopping; not an Exception on purpose."""
+
+
+class UsageError(WatchdError):
+    """Raised when a command cannot tell what to act on (no config, no such path or watch)."""

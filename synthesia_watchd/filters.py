@@ -11,11 +11,11 @@ globs), since drop folders are often SMB shares filled from Windows or macOS.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Sequence
 from pathlib import PurePath
 
 from .media import is_video_name
+from .outputs import OWN_OUTPUT
 
 #: Suffixes of files still being written by browsers, sync tools and copy programs.
 PARTIAL_SUFFIXES: tuple[str, ...] = (
@@ -49,9 +49,6 @@ IGNORED_NAMES: frozenset[str] = frozenset(
         "lost+found",
     }
 )
-
-#: Names the daemon writes itself: dubbed videos and their siblings, and failure reasons.
-_OWN_OUTPUT = re.compile(r"\.dubbed-[a-z0-9-]+\.(mp4|vtt|srt|jpg)$|\.reason\.json$", re.IGNORECASE)
 
 
 def _ignored_component(name: str) -> bool:
@@ -102,7 +99,7 @@ def is_ignored(rel: PurePath, *, include: Sequence[str] = (), exclude: Sequence[
     name = rel.name
     if any(_ignored_component(p) for p in rel.parts):
         return True
-    if _OWN_OUTPUT.search(name) or not is_video_name(name):
+    if OWN_OUTPUT.search(name) or not is_video_name(name):
         return True
     if exclude and _glob_hits(rel, exclude):
         return True

@@ -16,10 +16,7 @@ from . import outputs
 from .api import DubbedAsset, Project
 from .config import PostAction, WatchConfig
 from .contract import MAX_TITLE_LENGTH
-from .errors import UnsafePathError
 from .ledger import Job
-
-_OUTPUT_SUFFIX = {"video": "mp4", "vtt": "vtt", "srt": "srt", "thumbnail": "jpg"}
 
 
 def job_settings(watch: WatchConfig) -> dict[str, Any]:
@@ -46,11 +43,8 @@ def job_settings(watch: WatchConfig) -> dict[str, Any]:
 
 
 def output_kinds(settings: Mapping[str, Any]) -> list[str]:
-    """Ledger output kinds for the ``outputs:`` option (video, captions, thumbnail)."""
-    kinds = []
-    for item in settings.get("outputs", ["video"]):
-        kinds.extend(["vtt", "srt"] if item == "captions" else [item])
-    return kinds or ["video"]
+    """Ledger output kinds for a job's frozen ``outputs:`` option (see outputs.output_kinds)."""
+    return outputs.output_kinds(settings.get("outputs", ["video"]))
 
 
 def job_title(job: Job) -> str:
@@ -67,17 +61,16 @@ def job_title(job: Job) -> str:
 
 
 def output_file(job: Job, language: str, kind: str) -> Path:
-    """Where one output of a job goes: ``<stem>.dubbed-<lang>.<ext>`` in its output folder.
+    """Where one output of a job goes: outputs.output_name in the job's output folder.
 
-    The language is always one we asked for (from the config, validated against the
-    contract), sanitised again here; the result must stay inside the output folder.
+    Writes to it go through ``output_root(job)`` without following symlinks.
     """
-    lang = outputs.sanitize_language(language)
-    folder = Path(job.output_dir)
-    dest = folder / f"{Path(job.source_path).stem}.dubbed-{lang}.{_OUTPUT_SUFFIX[kind]}"
-    if dest.resolve().parent != folder.resolve():
-        raise UnsafePathError(f"output name for {language!r} escapes {folder}")
-    return dest
+    return Path(job.output_dir) / outputs.output_name(Path(job.source_path).stem, language, kind)
+
+
+def output_root(job: Job) -> Path:
+    """The output root a job's files must stay inside (frozen at intake)."""
+    return Path(job.settings.get("output_root") or job.output_dir)
 
 
 #: Longest file name (bytes) common filesystems take; an output also needs its temp name,
@@ -87,9 +80,7 @@ NAME_MAX, _TEMP_NAME_EXTRA = 255, 15
 
 def output_name_problem(stem: str, targets: Sequence[str], kinds: Sequence[str]) -> str | None:
     """Why the outputs of a source named ``stem`` could not be written, checked before paying."""
-    longest = max(
-        len(f"{stem}.dubbed-{t}.{_OUTPUT_SUFFIX[k]}".encode()) for t in targets for k in kinds
-    )
+    longest = max(len(outputs.output_name(stem, t, k).encode()) for t in targets for k in kinds)
     if longest + _TEMP_NAME_EXTRA <= NAME_MAX:
         return None
     return (
@@ -157,7 +148,7 @@ class FrozenWatch:
     def __init__(self, job: Job) -> None:
         self.name = job.watch
         self.input = Path(job.settings.get("input_root", Path(job.source_path).parent))
-        self.output = Path(job.settings.get("output_root", job.output_dir))
+        self.output = output_root(job)
 
     @property
     def output_root(self) -> Path:

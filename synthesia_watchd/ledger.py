@@ -31,10 +31,11 @@ from typing import Any
 
 from . import fsinfo
 from .errors import LedgerError, NetworkFilesystemError, StaleTransition
+from .outputs import KIND_EXTENSIONS
 from .states import JobState, OutputState, can_transition
 
 #: Output kinds a job can produce per target language.
-KINDS: frozenset[str] = frozenset({"video", "vtt", "srt", "thumbnail"})
+KINDS: frozenset[str] = frozenset(KIND_EXTENSIONS)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -118,7 +119,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: the video's duration as parsed from the file (billing minutes, dub-time estimates).
     ("ALTER TABLE jobs ADD COLUMN duration_s REAL",),
-    # 4: API reads per ten minutes, so the day's read budget survives a restart (readbudget.py).
+    # 4: the ledger's identity, recorded beside it too, so a lost ledger is noticed at start.
+    ("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",),
+    # 5: API reads per ten minutes, so the day's read budget survives a restart (readbudget.py).
     # One row per node and period: daemons sharing a ledger each add theirs, plan with the sum.
     (
         """CREATE TABLE api_reads (
@@ -945,6 +948,25 @@ class Ledger:
                 for r in self._conn.execute("PRAGMA foreign_key_check")
             ]
         return "\n".join(problems) if problems else "ok"
+
+    def quick_check(self) -> str:
+        """Return "ok", or what ``PRAGMA quick_check`` found (damaged pages, broken indexes)."""
+        with self._lock:
+            problems = [
+                str(r[0]) for r in self._conn.execute("PRAGMA quick_check(20)") if r[0] != "ok"
+            ]
+        return "\n".join(problems) if problems else "ok"
+
+    def backup(self, dest: Path) -> None:
+        """Copy the whole ledger into ``dest`` while it stays in use: SQLite's online backup
+        API in one step, so the copy is one consistent snapshot and (WAL) writers go on."""
+        target = sqlite3.connect(dest)
+        try:
+            with self._lock:
+                self._conn.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            target.close()
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file and truncate it (clean shutdown, backups)."""

@@ -9,6 +9,7 @@ exception message, a nested field or a third-party record.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -16,6 +17,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from os import PathLike
 from typing import Any, TextIO
 
@@ -168,6 +170,58 @@ def _order_keys(logger: WrappedLogger, method_name: str, event_dict: EventDict) 
     return ordered
 
 
+#: Left out of console lines: the component is in the event, the step in the job's own lines.
+_CONSOLE_SKIP = frozenset({"logger", "component", "step"})
+_LEVEL_COLOURS = {"debug": "2", "info": "32", "warning": "33", "error": "31", "critical": "1;31"}
+
+
+class ShortConsoleRenderer:
+    """Terminal lines that read left to right: ``time LEVEL event #job file key=value ...``.
+
+    Time is local HH:MM:SS (the JSON keeps full UTC); a traceback follows on its own lines.
+    """
+
+    def __init__(self, colors: bool) -> None:
+        self.colors = colors
+
+    def _paint(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colors else text
+
+    @staticmethod
+    def _clock(stamp: Any) -> str:
+        try:
+            when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+        except ValueError:
+            return str(stamp)
+        return when.astimezone().strftime("%H:%M:%S")
+
+    @staticmethod
+    def _value(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        return json.dumps(text) if (" " in text or not text) and text[:1] not in "[{" else text
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        ed = dict(event_dict)
+        level = str(ed.pop("level", method_name)).lower()
+        parts = [
+            self._clock(ed.pop("timestamp", "")),
+            self._paint(_LEVEL_COLOURS.get(level, "0"), f"{level.upper()[:5]:<5}"),
+            self._paint("1", str(ed.pop("event", ""))),
+        ]
+        if "job_id" in ed:
+            parts.append(f"#{ed.pop('job_id')}")
+        if "file" in ed:
+            parts.append(str(ed.pop("file")))
+        trace = ed.pop("exception", None)
+        parts += [
+            f"{k}={self._value(v)}"
+            for k, v in ed.items()
+            if k not in _CONSOLE_SKIP and v is not None
+        ]
+        line = " ".join(p for p in parts if p)
+        return f"{line}\n{trace}" if trace else line
+
+
 def _is_tty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -200,7 +254,7 @@ def configure_logging(
     if fmt == "json" or (fmt == "auto" and not tty):
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=tty)
+        renderer = ShortConsoleRenderer(colors=tty)
 
     global _HANDLER
     root = logging.getLogger()

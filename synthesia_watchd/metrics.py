@@ -246,6 +246,12 @@ class Heartbeat:
         except (ValueError, TypeError, KeyError, AttributeError):
             return False, f"heartbeat file {path} is not valid heartbeat JSON"
         age = now - beat_time
+        status = doc.get("status")
+        if isinstance(status, dict) and status.get("stopping"):
+            return False, (
+                f"stopped: pid {pid} stopped cleanly {max(age, 0.0):.0f}s ago; "
+                "the daemon is not running"
+            )
         if age > max_age:
             return False, (
                 f"stale: last heartbeat {age:.0f}s ago from pid {pid} (limit {max_age:.0f}s); "

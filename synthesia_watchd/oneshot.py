@@ -11,10 +11,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .config import Config, build_config, effective_config, load_config
 from .dryrun import discover, dry_run
+from .errors import UsageError
 from .states import TERMINAL, JobState
 
 #: Watch settings `dub -c CONFIG` takes from the config's first watch unless given on the line.
@@ -41,9 +42,9 @@ def _config_for(args: argparse.Namespace) -> tuple[Config, list[Path]]:
             files.append(p)
             roots.append(p.parent)
         else:
-            raise FileNotFoundError(f"{raw}: no such file or folder")
+            raise UsageError(f"dub: {raw}: no such file or folder")
     root = Path(os.path.commonpath([str(r) for r in roots]))
-    base = load_config(Path(args.config)) if args.config else None
+    base = load_config(Path(args.config), require_watches=False) if args.config else None
     watch: dict[str, Any] = {"name": "dub", "input": str(root), "recursive": True}
     if args.targets:
         watch["targets"] = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -76,9 +77,20 @@ def discover_files(watch: Any, folder: Path) -> list[Path]:
     return [p for p in discover(watch) if folder in p.parents or p.parent == folder]
 
 
+def bar_wanted(stderr: TextIO, stdout: TextIO) -> bool:
+    """Draw the bar only on a terminal, and only when the log lines do not go to that same
+    terminal (they would be cut by it); there, the log's own progress lines say it all."""
+    return _is_tty(stderr) and not _is_tty(stdout)
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _progress(daemon: Any, job_ids: list[int]) -> None:
-    if not sys.stderr.isatty():
-        return
     jobs = [daemon.ledger.get(j) for j in job_ids]
     done = sum(j.state in TERMINAL for j in jobs)
     steps = ", ".join(sorted({j.state.value for j in jobs if j.state not in TERMINAL}))
@@ -110,9 +122,11 @@ def dub(args: argparse.Namespace) -> int:
             job = daemon.ledger.find_job(watch.name, str(f), st.st_size, st.st_mtime_ns)
         if job is not None:
             job_ids.append(job.id)
-    daemon.on_tick = lambda d: _progress(d, job_ids)
+    bar = bar_wanted(sys.stderr, sys.stdout)
+    if bar:
+        daemon.on_tick = lambda d: _progress(d, job_ids)
     result = daemon.run()
-    if sys.stderr.isatty():
+    if bar:
         sys.stderr.write("\n")
     ok = True
     from .ledger import Ledger

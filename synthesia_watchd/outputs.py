@@ -1,10 +1,12 @@
 """Where dubbed files go, and what happens to a source afterwards (pure except the post-actions).
 
-Output names are built from the source's stem and a language code that came from config or
-the API, so the code is checked against a strict pattern and the final path must stay inside
-the output root: a hostile or mistyped code can never write elsewhere. Subfolders of the input
-are mirrored under the output root and under move targets, so two ``intro.mp4`` in different
-subfolders never collide.
+This module owns output kinds and names: every caller (intake, downloads, reuse, filters)
+derives them from here. Output names are built from the source's stem and a language code
+that came from config or the API, so the code is checked against a strict pattern, and every
+write (outputs, temp files, moved sources, reason files) reaches its folder from the root
+without following symlinks (see saferoot): a hostile code or a swapped folder can never write
+elsewhere. Subfolders of the input are mirrored under the output root and under move
+targets, so two ``intro.mp4`` in different subfolders never collide.
 
 Post-actions never lose a file: a move is a hard link plus unlink on one filesystem, and a
 copy, fsync, no-clobber link, then unlink across filesystems; an existing name is never
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
+import glob
 import json
 import os
 import re
@@ -26,8 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Protocol
 
-from .atomic import AtomicWriter, fsync_dir, temp_name_for
+from .atomic import PART_SUFFIX, AtomicWriter, fsync_dir, temp_name_for
 from .errors import UnsafePathError, WatchdError
+from .saferoot import SafeDir, open_parent
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
@@ -39,7 +44,24 @@ KIND_EXTENSIONS: dict[str, str] = {
     "thumbnail": ".jpg",
 }
 
+#: Values of a watch's ``outputs:`` option -> the output kinds each stands for.
+OUTPUT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "video": ("video",),
+    "captions": ("vtt", "srt"),
+    "thumbnail": ("thumbnail",),
+}
+
 REASON_SUFFIX = ".reason.json"
+
+#: Names the daemon writes itself (outputs of any kind, failure reasons): never new work.
+OWN_OUTPUT = re.compile(
+    r"\.dubbed-[a-z0-9-]+(?:"
+    + "|".join(re.escape(ext) for ext in sorted(set(KIND_EXTENSIONS.values())))
+    + ")$|"
+    + re.escape(REASON_SUFFIX)
+    + "$",
+    re.IGNORECASE,
+)
 _MAX_UNIQUE_TRIES = 10_000
 
 
@@ -97,13 +119,45 @@ def _inside(path: Path, root: Path) -> bool:
     return real == real_root or real_root in real.parents
 
 
-def output_path(watch: WatchPaths, source: Path, language: str, kind: str = "video") -> Path:
-    """``<output_dir>/<stem>.dubbed-<lang><ext>``; UnsafePathError if it would leave the root."""
+def output_kinds(requested: Sequence[str]) -> list[str]:
+    """Output kinds for the ``outputs:`` option (``captions`` is both vtt and srt)."""
+    kinds: list[str] = []
+    for item in requested:
+        kinds.extend(OUTPUT_OPTIONS.get(item, (item,)))
+    return kinds or ["video"]
+
+
+def remove_temp_files(root: Path, folder: Path, stem: str) -> None:
+    """Remove the temp files an interrupted download of ``stem``'s outputs left in ``folder``.
+
+    The folder is reached from ``root`` without following symlinks: even a cleanup never
+    deletes outside the output root. Best effort: an unreachable folder is left alone.
+    """
+    pattern = f".{glob.escape(stem)}.dubbed-*{PART_SUFFIX}"
+    try:
+        with open_parent(root, folder / pattern, create=False) as d:
+            for name in os.listdir(d.fd):
+                if fnmatch.fnmatchcase(name, pattern):
+                    d.unlink(name)
+    except (OSError, UnsafePathError):
+        return
+
+
+def output_name(stem: str, language: str, kind: str) -> str:
+    """``<stem>.dubbed-<lang><ext>``: the one spelling of an output's file name.
+
+    The language is sanitised here (it may have come from the API), so the name never holds
+    a separator.
+    """
     ext = KIND_EXTENSIONS.get(kind)
     if ext is None:
         raise ValueError(f"unknown output kind {kind!r}; expected one of {sorted(KIND_EXTENSIONS)}")
-    lang = sanitize_language(language)
-    path = output_dir(watch, source) / f"{Path(source).stem}.dubbed-{lang}{ext}"
+    return f"{stem}.dubbed-{sanitize_language(language)}{ext}"
+
+
+def output_path(watch: WatchPaths, source: Path, language: str, kind: str = "video") -> Path:
+    """``<output_dir>/<stem>.dubbed-<lang><ext>``; UnsafePathError if it would leave the root."""
+    path = output_dir(watch, source) / output_name(Path(source).stem, language, kind)
     if not _inside(path, Path(watch.output_root)):
         raise UnsafePathError(f"{path.name}: the output would land outside the output folder")
     return path
@@ -137,17 +191,17 @@ def _numbered(name: str, n: int) -> str:
 
 
 def _free_name(
-    folder: Path, name: str, start: int = 0, *, reason_too: bool = False
-) -> tuple[Path, int]:
+    folder: SafeDir, name: str, start: int = 0, *, reason_too: bool = False
+) -> tuple[str, int]:
     """The first ``name`` / ``name (n)`` (n >= start) in ``folder`` not taken, and its n.
 
     With ``reason_too`` the name's reason file must be free as well.
     """
     for n in range(start, start + _MAX_UNIQUE_TRIES):
-        cand = folder / _numbered(name, n)
-        if cand.exists() or cand.is_symlink():
+        cand = _numbered(name, n)
+        if folder.lexists(cand):
             continue
-        if reason_too and (folder / (cand.name + REASON_SUFFIX)).exists():
+        if reason_too and folder.lexists(cand + REASON_SUFFIX):
             continue
         return cand, n
     raise WatchdError(f"{name}: no free name in the target folder after {_MAX_UNIQUE_TRIES} tries")
@@ -157,83 +211,100 @@ _NO_HARDLINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK)
 
 
 def _place(
-    src: Path,
-    dest: Path,
-    link: Callable[[Path, Path], None],
-    rename: Callable[[Path, Path], None],
+    folder: SafeDir,
+    name: str,
+    link: Callable[[str], None],
+    rename: Callable[[str], None],
     *,
     reason_too: bool,
-) -> Path:
-    """Link ``src`` to the first free ``dest`` / ``dest (n)``; returns the name it got.
+) -> str:
+    """Link a file to the first free ``name`` / ``name (n)`` in ``folder``; returns the name.
 
     Where hard links are not supported, a rename to a name checked to be free.
     """
     n = 0
     while True:
-        target, n = _free_name(dest.parent, dest.name, n, reason_too=reason_too)
+        target, n = _free_name(folder, name, n, reason_too=reason_too)
         try:
-            link(src, target)
+            link(target)
             return target
         except FileExistsError:
             pass  # taken since we looked
         except OSError as exc:
             if exc.errno not in _NO_HARDLINKS:
                 raise
-            if not (target.exists() or target.is_symlink()):
-                rename(src, target)
+            if not folder.lexists(target):
+                rename(target)
                 return target
         n += 1
 
 
-def _copy_across(src: Path, tmp: Path) -> None:
-    """Copy ``src`` to a fresh ``tmp`` (exclusive create), fsync it, keep mode and times."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _copy_across(src: Path, folder: SafeDir, tmp: str) -> None:
+    """Copy ``src`` to a fresh ``tmp`` in ``folder``, fsync it, keep mode and times."""
+    fd = folder.open_new(tmp)
     try:
+        st = os.stat(src)
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
             shutil.copyfileobj(inp, out, 1 << 20)
             out.flush()
+            os.fchmod(out.fileno(), stat_mod.S_IMODE(st.st_mode))
+            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(out.fileno())
-        shutil.copystat(src, tmp)
-        if os.stat(tmp).st_size != os.stat(src).st_size:
+            copied = os.fstat(out.fileno()).st_size
+        if copied != st.st_size:
             raise WatchdError(f"{src.name}: the copy is shorter than the source; source kept")
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        folder.unlink(tmp)
         raise
-
-
-def _rename(src: Path, dest: Path) -> None:
-    os.rename(src, dest)
 
 
 def move_file(
     src: Path,
     dest: Path,
     *,
-    link: Callable[[Path, Path], None] = os.link,
+    link: Callable[[Path, Path], None] | None = None,
     reason_too: bool = False,
+    root: Path | None = None,
 ) -> Path:
     """Move ``src`` to ``dest`` or the first free ``dest (n)``; never overwrite, never lose it.
 
     Same filesystem: hard link (fails instead of clobbering), then unlink the source.
     Across filesystems: copy to a hidden temp name beside the target, fsync, link that into
-    place, and only then unlink the source. Returns where the file now is. ``link`` is a seam
-    for tests (raise EXDEV to take the cross-filesystem path).
+    place, and only then unlink the source. With ``root``, the target folder is reached from
+    it without following symlinks (EscapingPath otherwise). Returns where the file now is.
+    ``link`` is a seam for tests (raise EXDEV to take the cross-filesystem path).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        target = _place(src, dest, link, _rename, reason_too=reason_too)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        tmp = temp_name_for(dest)
-        _copy_across(src, tmp)
+    with open_parent(root, dest) as folder:
+        fd = folder.fd
+
+        def link_in(name: str) -> None:
+            if link is not None:
+                link(src, folder.path / name)
+            else:
+                os.link(src, name, dst_dir_fd=fd)
+
+        def rename_in(name: str) -> None:
+            os.rename(src, name, dst_dir_fd=fd)
+
         try:
-            target = _place(tmp, dest, os.link, _rename, reason_too=reason_too)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    fsync_dir(target.parent)
+            placed = _place(folder, dest.name, link_in, rename_in, reason_too=reason_too)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            tmp = temp_name_for(dest).name
+            _copy_across(src, folder, tmp)
+            try:
+                placed = _place(
+                    folder,
+                    dest.name,
+                    lambda name: os.link(tmp, name, src_dir_fd=fd, dst_dir_fd=fd),
+                    lambda name: os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd),
+                    reason_too=reason_too,
+                )
+            finally:
+                folder.unlink(tmp)
+        folder.fsync()
+        target = folder.path / placed
     with contextlib.suppress(FileNotFoundError):  # the no-hardlink fallback renamed it
         src.unlink()
     fsync_dir(src.parent)
@@ -266,7 +337,7 @@ def apply_on_success(
             fsync_dir(source.parent)
         return None
     if action.kind == "move":
-        return move_file(source, _move_target(action, watch, source))
+        return move_file(source, _move_target(action, watch, source), root=action.path)
     raise WatchdError(f"unknown on_success action {action.kind!r}")
 
 
@@ -288,7 +359,9 @@ def apply_on_failure(
         if action.kind not in ("keep", "delete"):
             raise WatchdError(f"unknown on_failure action {action.kind!r}")
         return None
-    moved = move_file(source, _move_target(action, watch, source), reason_too=True)
+    moved = move_file(
+        source, _move_target(action, watch, source), reason_too=True, root=action.path
+    )
     reason = {
         "error": error,
         "context": context,
@@ -296,7 +369,7 @@ def apply_on_failure(
         "source": str(source),
     }
     data = (json.dumps(reason, indent=2, ensure_ascii=False) + "\n").encode()
-    with AtomicWriter(moved.parent / (moved.name + REASON_SUFFIX)) as writer:
+    with AtomicWriter(moved.parent / (moved.name + REASON_SUFFIX), root=action.path) as writer:
         writer.write(data)
         writer.commit(replace_identical=True)
     return moved

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import atomic, media, outputs
+from . import adopt, atomic, diskspace, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
@@ -27,6 +27,7 @@ from .errors import (
     AuthError,
     ContentError,
     DownloadUrlExpired,
+    NoSpaceLeft,
     OutputConflict,
     PermanentError,
     RateLimited,
@@ -34,6 +35,7 @@ from .errors import (
     StaleTransition,
     TransientError,
     UnsafePathError,
+    UnsafeUrlError,
     UploadCredentialsExpired,
     WatchdError,
 )
@@ -47,11 +49,13 @@ from .jobspec import (
     output_file,
     output_kinds,
     output_name_problem,
+    output_root,
     post_action,
 )
 from .ledger import Job, Ledger
 from .logsetup import get_logger, job_context
 from .pollplan import Poller
+from .progress import Progress
 from .retry import backoff_delay
 from .states import JobState, OutputState
 
@@ -79,6 +83,8 @@ POLLS_HELD = (
     "the day's read budget for status polls is spent; polls wait until reads free up "
     "(downloads go on)"
 )
+#: The error code of an output whose download URL was refused as unsafe.
+UNSAFE_URL_CODE = "unsafe_download_url"
 
 
 class Uploader(Protocol):
@@ -91,12 +97,14 @@ class Uploader(Protocol):
         *,
         progress: Callable[[int], None] | None = None,
         stop: threading.Event | None = None,
+        content_type: str | None = None,
     ) -> None: ...
 
 
 @dataclass
 class Pauses:
-    """Reasons all API work is on hold (auth, budget); shared by every worker."""
+    """Reasons work is on hold: all API work (auth, budget), or one output root's downloads
+    (``space:<root>``, a full disk); shared by every worker and shown by ``status``."""
 
     reasons: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -146,17 +154,22 @@ class Pipeline:
         self.now = now
         #: When each dubbing job is polled (history-based plan within the read budget).
         self.polls = poller or Poller(ledger, now=now)
+        self.progress = Progress(ledger, metrics, now)
         # Temporary S3 credentials live only in memory: never in the ledger or logs.
         self._credentials: dict[int, CreatedAsset] = {}
         self._submit_lock = threading.Lock()
         #: Jobs whose submit is under way (job id -> source bytes), guarded by _submit_lock.
         self._submitting: dict[int, int] = {}
         self._watches: dict[str, WatchConfig] = {w.name: w for w in config.watches}
-        #: Told before a post-action moves or deletes a source, so the watcher forgets it
-        #: quietly instead of reporting it vanished (or the folder "suddenly empty").
+        #: Output roots whose filesystem is full: their downloads wait for space.
+        self.space = diskspace.SpaceHolds()
+        #: Told before a post-action moves or deletes a source, and when a job is cancelled
+        #: because its source vanished, so the watcher forgets it quietly instead of reporting
+        #: it vanished (or the folder "suddenly empty"), and sees it as new if it comes back.
         self.release_source: Callable[[Path], None] = lambda path: None
-        #: Whether a watch's input root is reachable (the watcher pauses unmounted roots);
-        #: a queued job whose source is unreachable waits instead of being cancelled.
+        #: Whether a watch's input root is confirmed healthy, checked at once when a source is
+        #: missing (the watcher pauses an unmounted root); until it is, the job waits instead
+        #: of being cancelled.
         self.root_available: Callable[[str], bool] = lambda watch: True
 
     # --- configuration -----------------------------------------------------------------------
@@ -232,8 +245,44 @@ class Pipeline:
         job = add_job(sha256=sha256, settings=settings)
         with job_context(job.id, path.name, "intake"):
             log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
-        self._try_reuse(job)
+        self._settle_without_api(job)
         return self.ledger.get(job.id)
+
+    def _settle_without_api(self, job: Job) -> bool:
+        """Done with no API call: identical content dubbed before, or outputs already on disk."""
+        return self._try_reuse(job) or self._try_adopt(job)
+
+    def _try_adopt(self, job: Job) -> bool:
+        """Every output already on disk, newer than the source (a ledger started afresh, a
+        folder dubbed by a script before): recorded as this job's, nothing is sent."""
+        try:
+            wanted = {
+                (o.language, o.kind): output_file(job, o.language, o.kind)
+                for o in self.ledger.outputs(job.id)
+            }
+        except UnsafePathError:
+            return False
+        found = adopt.existing_outputs(
+            wanted,
+            job.mtime_ns,
+            # Another worker may be adopting this very job: its own rows do not count.
+            lambda path, sha: self.ledger.output_written_by(str(path), sha) not in (None, job.id),
+        )
+        if found is None:
+            return False
+        for f in found:
+            self.ledger.set_output(
+                job.id, f.language, f.kind, state=OutputState.DONE, path=str(f.path),
+                bytes=f.size, sha256=f.sha256,
+            )  # fmt: skip
+        self._move(
+            job.id,
+            JobState.QUEUED,
+            JobState.DONE,
+            why=f"{adopt.ADOPTED}: {len(found)} file(s) newer than the source; no API call",
+        )
+        self._after_done(self.ledger.get(job.id))
+        return True
 
     def _try_reuse(self, job: Job) -> bool:
         """Satisfy a job from identical earlier work: same bytes, language and targets."""
@@ -261,8 +310,7 @@ class Pipeline:
             prev = sources[(out.language, out.kind)]
             assert prev.path is not None
             dest = output_file(job, out.language, out.kind)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            digest = atomic.link_or_copy(Path(prev.path), dest)
+            digest = atomic.link_or_copy(Path(prev.path), dest, root=output_root(job))
             placed.append((out.language, out.kind, dest, digest, dest.stat().st_size))
         for lang, kind, dest, digest, nbytes in placed:
             self.ledger.set_output(
@@ -419,7 +467,7 @@ class Pipeline:
         return None
 
     def _stage_queued(self, job: Job) -> None:
-        if self._try_reuse(job):
+        if self._settle_without_api(job):
             return
         if not self._source_unchanged(job):
             if not self.root_available(job.watch):
@@ -436,6 +484,9 @@ class Pipeline:
             else:
                 why = VANISHED
             self._move(job.id, JobState.QUEUED, JobState.CANCELLED, why=why, last_error=why)
+            if why == VANISHED:
+                # The watcher must not count it as reported: if it comes back, it is new work.
+                self.release_source(Path(job.source_path))
             return
         twin = self._active_twin(job)
         if twin is not None:
@@ -501,10 +552,14 @@ class Pipeline:
             return
         if self.uploader is None:
             raise AuthError("no uploader configured")
-        progress = _Progress(job.size, self.metrics)
+        progress = self.progress.upload(job)
         try:
             self.uploader(
-                Path(job.source_path), asset.credentials, progress=progress, stop=self.stop
+                Path(job.source_path),
+                asset.credentials,
+                progress=progress,
+                stop=self.stop,
+                content_type=job.settings.get("content_type"),
             )
         except FileNotFoundError:
             self._credentials.pop(job.id, None)
@@ -525,6 +580,7 @@ class Pipeline:
                 why=VANISHED + " during upload",
                 last_error=VANISHED,
             )
+            self.release_source(Path(job.source_path))
             return
         self._credentials.pop(job.id, None)
         self._move(
@@ -697,6 +753,7 @@ class Pipeline:
         found = match_assets(project, targets)
         settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
         if project.status != "complete" and not settled:
+            self.progress.dubbing(job)
             now = self.now()
             self.ledger.update(
                 job.id,
@@ -731,6 +788,8 @@ class Pipeline:
         # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
 
     def _stage_downloading(self, job: Job) -> None:
+        if self._held_for_space(job):
+            return
         client = self._require_client()
         ours = functools.partial(self._ours_to_replace, job)
         todo = [o for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING]
@@ -765,32 +824,33 @@ class Pipeline:
                 )
                 continue
             dest = output_file(job, out.language, out.kind)
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            fetch = functools.partial(
+                client.download,
+                dest=dest,
+                root=output_root(job),
+                progress=self.progress.download(job, out.language, out.kind),
+                replace_if=ours,
+            )
             try:
-                result = client.download(
-                    url,
-                    dest,
-                    progress=self._count_download,
-                    replace_if=ours,
-                )
-            except DownloadUrlExpired:
-                if refreshed:
-                    raise
-                # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
-                refreshed = True
-                project = client.get_project(
-                    job.project_id or "", sorted({o.language for o in todo})
-                )
-                asset = match_assets(project, [out.language]).get(out.language)
-                url = asset_url(asset, out.kind) if asset else None
-                if asset is None or url is None:
-                    raise
-                result = client.download(
-                    url,
-                    dest,
-                    progress=self._count_download,
-                    replace_if=ours,
-                )
+                try:
+                    result = fetch(url)
+                except DownloadUrlExpired:
+                    if refreshed:
+                        raise
+                    # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
+                    refreshed = True
+                    project = client.get_project(
+                        job.project_id or "", sorted({o.language for o in todo})
+                    )
+                    asset = match_assets(project, [out.language]).get(out.language)
+                    url = asset_url(asset, out.kind) if asset else None
+                    if asset is None or url is None:
+                        raise
+                    result = fetch(url)
+            except UnsafeUrlError as exc:
+                # The answer is untrusted: this output fails, the others are still written.
+                self._refuse_output(job, out.language, out.kind, str(exc))
+                continue
             self.ledger.set_output(
                 job.id,
                 out.language,
@@ -810,6 +870,44 @@ class Pipeline:
             )
         self._finish(self.ledger.get(job.id))
 
+    def _held_for_space(self, job: Job) -> bool:
+        """Whether the job's output root is still full (then the job waits, spending nothing)."""
+        root = output_root(job)
+        reason, resumed = self.space.blocked(root)
+        if resumed:
+            self.pauses.clear(f"space:{root}")
+            log.info("space is back: downloads resume", output_root=str(root))
+        if reason is None:
+            return False
+        self._retry_later(job, self.now() + diskspace.RECHECK_SECONDS, reason, count=False)
+        return True
+
+    def _hold_for_space(self, job: Job, exc: OSError | NoSpaceLeft) -> None:
+        """A write found no space: hold the output root and wait, without using a retry."""
+        root = output_root(job)
+        if isinstance(exc, NoSpaceLeft):
+            folder, needed = Path(exc.folder), exc.needed
+        else:
+            folder = Path(exc.filename).parent if isinstance(exc.filename, str) else root
+            needed = None
+        reason, new = self.space.hold(root, folder, needed)
+        if self.pauses.set(f"space:{root}", reason) or new:
+            log.error(
+                "no space left on device: downloads held until space returns",
+                folder=str(folder),
+                free=diskspace.describe(diskspace.free_bytes(folder)),
+                needed=diskspace.describe(needed),
+            )
+        self._retry_later(job, self.now() + diskspace.RECHECK_SECONDS, reason, count=False)
+
+    def _refuse_output(self, job: Job, language: str, kind: str, reason: str) -> None:
+        """Fail one output whose download URL is unsafe (never contacted), with the reason."""
+        self.ledger.set_output(
+            job.id, language, kind, state=OutputState.FAILED, error_code=UNSAFE_URL_CODE
+        )
+        self.ledger.note(job.id, f"{language}/{kind} not downloaded: {reason}")
+        log.error("unsafe download URL refused", language=language, kind=kind, reason=reason)
+
     def _ours_to_replace(self, job: Job, dest: Path) -> bool:
         """An existing output may be replaced only if we wrote it for an earlier version of
         this same source; another source's output (``talk.mp4`` vs ``talk.m4v``) never."""
@@ -821,10 +919,6 @@ class Pipeline:
             return False
         log.info("replacing the output of an earlier version", path=str(dest), job=owner_id)
         return True
-
-    def _count_download(self, n: int) -> None:
-        if self.metrics is not None:
-            self.metrics.bytes_downloaded.inc(n)
 
     def _finish(self, job: Job) -> None:
         outs = self.ledger.outputs(job.id)
@@ -855,6 +949,11 @@ class Pipeline:
             self._after_done(self.ledger.get(job.id))
             return
         reasons = ", ".join(f"{o.language}/{o.kind}: {o.error_code}" for o in failed)
+        if not done and all(o.error_code == UNSAFE_URL_CODE for o in failed):
+            # Nothing usable came back, through no fault of the dub: `retry` re-polls the
+            # project (no new charge) once allowed_download_hosts or the API is fixed.
+            self._fail(job, f"every download URL was refused as unsafe ({reasons})", None)
+            return
         self._move(
             job.id,
             JobState.DOWNLOADING,
@@ -923,7 +1022,9 @@ class Pipeline:
         now = self.now()
         msg = str(exc)
         if isinstance(exc, AuthError):
-            if self.pauses.set("auth", f"Synthesia rejected the API key ({msg})"):
+            # Only the API's own error body blames the key (a proxy's page says so itself).
+            why = f"Synthesia rejected the API key ({msg})" if exc.error else msg
+            if self.pauses.set("auth", why):
                 log.error(
                     "API key rejected: all API work paused; fix the key and send SIGHUP",
                     status=getattr(exc, "status", None),
@@ -946,6 +1047,9 @@ class Pipeline:
             )
         elif isinstance(exc, AmbiguousSubmit):
             self._ambiguous(job, msg)
+        elif isinstance(exc, NoSpaceLeft) or diskspace.is_no_space(exc):
+            assert isinstance(exc, (NoSpaceLeft, OSError))
+            self._hold_for_space(job, exc)
         elif isinstance(exc, OutputConflict):
             self._move(
                 job.id,
@@ -1052,32 +1156,3 @@ class Pipeline:
             return
         if moved is not None:
             self.ledger.note(job.id, f"on_failure: source moved to {moved}")
-
-
-class _Progress:
-    """Upload progress: a log line every 10 % or 15 s with percent and MB/s."""
-
-    def __init__(self, total: int, metrics: Any) -> None:
-        self.total = max(total, 1)
-        self.metrics = metrics
-        self.done = 0
-        self.started = time.monotonic()
-        self.last_log = self.started
-        self.last_pct = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, n: int) -> None:
-        with self.lock:
-            self.done += n
-            if self.metrics is not None:
-                self.metrics.bytes_uploaded.inc(n)
-            pct = int(self.done * 100 / self.total)
-            now = time.monotonic()
-            if pct >= self.last_pct + 10 or now - self.last_log >= 15:
-                self.last_pct, self.last_log = pct - pct % 10, now
-                if pct < 100:
-                    log.info("uploading", percent=pct, rate=self.rate_text())
-
-    def rate_text(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        return f"{self.done / elapsed / 1e6:.1f} MB/s"

@@ -51,6 +51,14 @@ CREATOR_TIER: dict[str, tuple[Window, ...]] = {
     READ: (Window(60, MINUTE), Window(20_000, DAY)),
 }
 
+#: Every limit the documentation names, by the window it counts (CONTRACT.md A10, all tiers):
+#: a 429's RateLimit-Limit names the breached one, and so the window its wait belongs to.
+DOCUMENTED_WINDOWS: dict[int, float] = {
+    **dict.fromkeys((60, 80, 120), MINUTE),
+    **dict.fromkeys((300, 400, 600), HOUR),
+    **dict.fromkeys((1000, 2000, 3000, 20_000, 40_000, 80_000), DAY),
+}
+
 _CONFIG_CLASSES = {"writes": WRITE, "reads": READ}
 _CONFIG_WINDOWS = {"per_minute": MINUTE, "per_hour": HOUR, "per_day": DAY}
 
@@ -164,6 +172,19 @@ class RateLimiter:
             if event.wait(wait):
                 raise ShutdownRequested("stopping while waiting for the rate limiter")
             waited += wait
+
+    def window_for(self, limit_class: str, limit: int | None) -> float:
+        """Seconds of the window whose limit is ``limit`` (a 429's RateLimit-Limit).
+
+        Our configured windows first, then the documented tiers'; a limit we cannot place
+        belongs to the longest window any documented limit has, a day.
+        """
+        for window in self._classes.get(limit_class, ()):
+            if window.limit == limit:
+                return window.seconds
+        if limit is not None and limit in DOCUMENTED_WINDOWS:
+            return DOCUMENTED_WINDOWS[limit]
+        return DAY
 
     def clock(self) -> float:
         """The limiter's own clock, the time base of ``block_until``."""

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 #: Longest wait any server hint may impose; a bogus header must not park the daemon for weeks.
 MAX_SERVER_WAIT = 86_400.0
 
-#: X-RateLimit-Reset values above this are UNIX timestamps, below it plain seconds.
+#: (X-)RateLimit-Reset values above this are UNIX timestamps, below it plain seconds.
 _EPOCH_THRESHOLD = 1e9
 
 
@@ -106,28 +106,50 @@ def _x_reset(text: str, now: float) -> float | None:
     return value - now if value > _EPOCH_THRESHOLD else value
 
 
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds the server asks us to wait, or None when it gave no usable hint.
+@dataclass(frozen=True)
+class ServerWait:
+    """How long the server asked us to wait, which header said so, and what it said."""
+
+    seconds: float
+    source: str
+    raw: str
+    capped: bool = False
+
+
+def server_wait(
+    headers: Mapping[str, str], now: float | None = None, cap: float = MAX_SERVER_WAIT
+) -> ServerWait | None:
+    """The wait the server asks for, or None when it gave no usable hint.
 
     Reads ``Retry-After`` (delta-seconds or HTTP-date), ``RateLimit-Reset`` (seconds, the
-    documented header) and ``X-RateLimit-Reset`` (UNIX timestamp above 1e9, else seconds, as
-    third-party SDKs describe it) and takes the largest: waiting too little earns another 429,
-    waiting a little too long costs nothing. ``now`` is wall-clock UNIX time (dates and
-    timestamps are absolute). The answer is clamped to ``[0, MAX_SERVER_WAIT]``.
+    documented header) and ``X-RateLimit-Reset``; a reset value above 1e9 is a UNIX timestamp
+    (as third-party SDKs describe it), never 30-odd years of seconds. The largest wins: waiting
+    too little earns another 429, waiting a little too long costs nothing. ``now`` is
+    wall-clock UNIX time (dates and timestamps are absolute). The answer is clamped to
+    ``[0, cap]``: the caller passes the window the breached limit belongs to, since no limit
+    needs a longer wait than its own window.
     """
     current = time.time() if now is None else now
-    found: list[float] = []
+    best: ServerWait | None = None
     for name, parse in (
         ("Retry-After", _retry_after),
-        ("RateLimit-Reset", lambda text, _now: _number(text)),
+        ("RateLimit-Reset", _x_reset),
         ("X-RateLimit-Reset", _x_reset),
     ):
         raw = _header(headers, name)
         if raw is None:
             continue
         value = parse(raw, current)
-        if value is not None:
-            found.append(value)
-    if not found:
+        if value is not None and (best is None or value > best.seconds):
+            best = ServerWait(value, name, raw.strip())
+    if best is None:
         return None
-    return min(MAX_SERVER_WAIT, max(0.0, *found))
+    limit = min(cap, MAX_SERVER_WAIT)
+    seconds = min(limit, max(0.0, best.seconds))
+    return replace(best, seconds=seconds, capped=best.seconds > limit)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait (``server_wait``'s seconds), or None."""
+    wait = server_wait(headers, now)
+    return None if wait is None else wait.seconds

@@ -195,12 +195,15 @@ def upload_file(
     multipart_threshold: int = 8 * 1024 * 1024,
     multipart_chunksize: int = 16 * 1024 * 1024,
     max_concurrency: int = 4,
+    content_type: str | None = None,
 ) -> None:
     """Upload ``path`` to ``credentials.bucket``/``credentials.key``; return when it is stored.
 
     ``progress`` receives byte deltas (negative when a part is retried, so the sum is always
-    what S3 holds). Setting ``stop`` cancels the transfer (an unfinished multipart upload is
-    aborted) and raises ShutdownRequested once in-flight parts have returned.
+    what S3 holds). ``content_type`` is stored as the object's Content-Type (the asset's
+    contentType, as the official guide sets it). Setting ``stop`` cancels the transfer (an
+    unfinished multipart upload is aborted) and raises ShutdownRequested once in-flight parts
+    have returned.
 
     Raises UploadCredentialsExpired, TransientError or PermanentError; OSError if the local
     file cannot be read.
@@ -217,8 +220,9 @@ def upload_file(
     watch = _Watch(progress, stop)
     manager = create_transfer_manager(client, config)
     try:
+        extra = {"ContentType": content_type} if content_type else None
         watch.future = manager.upload(
-            str(path), credentials.bucket, credentials.key, subscribers=[watch]
+            str(path), credentials.bucket, credentials.key, extra_args=extra, subscribers=[watch]
         )
         while not watch.done.wait(_STOP_POLL):
             if watch.check_stop():

@@ -317,8 +317,11 @@ class WatchSet:
         stat: Callable[[Path], os.stat_result] = os.stat,
         native_observer: Callable[[], ObserverLike] | None = None,
         polling_observer: Callable[[float], ObserverLike] | None = None,
+        claim: Callable[[Path], str | None] | None = None,
     ) -> None:
         self._now = now
+        #: Asked at each root check whether this daemon may work in a root (claims.py).
+        self._claim = claim
         self._mounts = mounts or fsinfo.read_mounts
         self._log: LogLike = log if log is not None else _StdlibLog()
         self._stat = stat
@@ -426,6 +429,43 @@ class WatchSet:
                 w.reported.pop(p, None)
                 w.suspects.pop(p, None)
                 w.tracker.forget(p)
+
+    def check_root(self, name: str) -> bool:
+        """Whether a watch's root is confirmed healthy now; asked when a job's source is missing.
+
+        Checked at once rather than at the next safety scan: the root must be reachable, still
+        on its device, and hold files (a bind mount keeps ``st_dev``, so an emptied root is the
+        only sign it was unmounted; after a restart, before anything was reported, an empty
+        root may be a share not mounted yet). A root emptied of reported files, or unhealthy,
+        pauses its watch; a paused one is re-checked and resumes if it is back. The walk runs
+        outside the lock so a large tree does not stall the main loop.
+        """
+        with self._lock:
+            w = self._watches.get(name)
+            if w is None or not self._started:
+                return True
+            if w.paused:
+                self._check_health(w, self._now())
+                return not w.paused
+            problem = self._root_problem(w)
+            if problem is not None:
+                self._pause(w, problem)
+                return False
+            reported = len(w.reported)
+        try:
+            found = w.walk()
+        except OSError as exc:
+            problem = f"cannot list the input folder: {exc.strerror or exc}"
+        else:
+            if found:
+                return True
+            if not reported:
+                return False  # an empty folder confirms nothing (a share not mounted yet)
+            problem = _emptied(reported)
+        with self._lock:
+            if self._watches.get(name) is w and not w.paused:
+                self._pause(w, problem, empty=problem == _emptied(reported))
+        return False
 
     def next_deadline(self) -> float | None:
         """When ``poll()`` may next have something to report (the main loop sleeps until then)."""
@@ -611,7 +651,7 @@ class WatchSet:
                 _stop_observers([w.observer])
                 w.observer = None
                 self._start_observer(w)
-        return None
+        return self._claim(w.root) if self._claim is not None else None
 
     def _check_health(self, w: _Watch, t: float) -> None:
         w.next_health = t + max(w.cfg.scan_interval, 0.01)
@@ -657,12 +697,7 @@ class WatchSet:
             self._pause(w, f"cannot list the input folder: {exc.strerror or exc}")
             return
         if w.reported and not found:
-            self._pause(
-                w,
-                f"input folder emptied at once ({len(w.reported)} reported file(s) gone): "
-                "unmounted or wiped share? resuming when files appear",
-                empty=True,
-            )
+            self._pause(w, _emptied(len(w.reported)), empty=True)
             return
         for path, ident in found.items():
             if w.reported.get(path) != ident and not w.tracker.is_pending(path):
@@ -685,6 +720,14 @@ class WatchSet:
         for path, ident in found.items():
             if w.reported.get(path) != ident and not w.tracker.is_pending(path):
                 w.tracker.touch(path, t)
+
+
+def _emptied(reported: int) -> str:
+    """Why a watch whose reported files all vanished at once is paused."""
+    return (
+        f"input folder emptied at once ({reported} reported file(s) gone): "
+        "unmounted or wiped share? resuming when files appear"
+    )
 
 
 def _quiet_watchdog_rewatch_warning() -> None:

@@ -21,6 +21,21 @@ from .errors import ConfigError, ConfigIssue
 
 KeyPath = tuple[str | int, ...]
 
+#: Largest config file read (a real one is a few kilobytes): a bigger file is refused unread.
+MAX_CONFIG_BYTES = 1 << 20
+#: Most values a config may expand to, counting every use of an alias or merge (``*name``,
+#: ``<<:``) in full: far above any real config, far below a "billion laughs" alias bomb.
+MAX_VALUES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _TooBig(Exception):
+    """Raised inside the builder when the expanded document passes MAX_VALUES."""
+
+    def __init__(self, path: KeyPath, line: int) -> None:
+        super().__init__(path, line)
+        self.path, self.line = path, line
+
 
 def fmt_path(path: KeyPath) -> str:
     """``("watches", 0, "name")`` as the operator reads it: ``watches[0].name``."""
@@ -53,11 +68,40 @@ class _Builder:
         self.loader, self.filename, self.issues, self.sealed = loader, filename, issues, sealed
         self.doc = Doc(None)
         self._stack: set[int] = set()
+        self._budget = MAX_VALUES
+        self._merged: dict[int, int] = {}
 
     def _issue(self, path: KeyPath, line: int, message: str) -> None:
         self.issues.append(ConfigIssue(self.filename, fmt_path(path), line, message))
 
+    def _spend(self, n: int, path: KeyPath, node: yaml.Node) -> None:
+        """Count ``n`` values built; past MAX_VALUES the document is refused (alias bomb)."""
+        self._budget -= n
+        if self._budget < 0:
+            raise _TooBig(path, node.start_mark.line + 1)
+
+    def _merged_size(self, node: yaml.MappingNode, active: frozenset[int] = frozenset()) -> int:
+        """How many pairs ``node`` has once its merges are flattened, without flattening it
+        (PyYAML's flatten_mapping copies every merged pair, so a merge bomb would explode
+        there first)."""
+        if id(node) in self._merged:
+            return self._merged[id(node)]
+        total = 0
+        for knode, vnode in node.value:
+            if knode.tag != _MERGE_TAG:
+                total += 1
+                continue
+            subs = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+            for sub in subs:
+                if isinstance(sub, yaml.MappingNode) and id(sub) not in active:
+                    total += self._merged_size(sub, active | {id(node)})
+            if total > MAX_VALUES:
+                break
+        self._merged[id(node)] = total
+        return total
+
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self._spend(1, path, node)
         if id(node) in self._stack:
             self._issue(path, node.start_mark.line + 1, "an alias refers to itself")
             return None
@@ -83,13 +127,19 @@ class _Builder:
             self._stack.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
-        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        own = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
+        if self._merged_size(node) > self._budget:
+            raise _TooBig(path, node.start_mark.line + 1)
         self.loader.flatten_mapping(node)
         merged = len(node.value) - own  # merged pairs come first; own keys may override them
         out: dict[str, Any] = {}
         seen: dict[str, int] = {}
         for index, (knode, vnode) in enumerate(node.value):
             line = knode.start_mark.line + 1
+            if not isinstance(knode, yaml.ScalarNode):
+                # Never constructed: a key made of aliases could be a bomb of its own.
+                self._issue(path, line, "keys must be plain strings")
+                continue
             key = self.loader.construct_object(knode, deep=True)
             if not isinstance(key, str):
                 self._issue(path, line, "keys must be plain strings")
@@ -119,6 +169,8 @@ def parse_yaml(
     """
     issues: list[ConfigIssue] = []
     loader: yaml.SafeLoader | None = None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([too_large(filename, len(text))])
     try:
         loader = yaml.SafeLoader(text)
         builder = _Builder(loader, filename, issues, sealed or {})
@@ -131,6 +183,16 @@ def parse_yaml(
         where = f" (line {line}, column {mark.column + 1})" if mark else ""
         issue = ConfigIssue(filename, "", line, f"invalid YAML: {what}{where}")
         raise ConfigError([issue]) from None
+    except _TooBig as exc:
+        message = (
+            f"the document expands to more than {MAX_VALUES} values through YAML aliases "
+            "(`*name`) and merges (`<<:`), as an alias bomb does; refused unread. Write the "
+            "values out, or reuse fewer aliases"
+        )
+        raise ConfigError([ConfigIssue(filename, fmt_path(exc.path), exc.line, message)]) from None
+    except RecursionError:
+        message = "the document is nested too deeply to read (lists or mappings inside each other)"
+        raise ConfigError([ConfigIssue(filename, "", None, message)]) from None
     except yaml.YAMLError as exc:
         line = None
         if isinstance(exc, yaml.reader.ReaderError):
@@ -141,6 +203,17 @@ def parse_yaml(
         if loader is not None:
             loader.dispose()
     return builder.doc, issues
+
+
+def too_large(filename: str, size: int) -> ConfigIssue:
+    """The issue for a config file over MAX_CONFIG_BYTES."""
+    return ConfigIssue(
+        filename,
+        "",
+        None,
+        f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB ({size} bytes); a config is a "
+        "few kilobytes: is this the right file?",
+    )
 
 
 def flow(value: Any) -> str:

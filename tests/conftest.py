@@ -17,3 +17,11 @@ def _restore_logging() -> Iterator[None]:
     yield
     reset_logging()
     clear_secrets()
+
+
+@pytest.fixture(autouse=True)
+def _own_runtime_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test (and the daemons it starts) keeps its runtime files to itself."""
+    monkeypatch.setenv("SYNTHESIA_WATCHD_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))

@@ -40,6 +40,19 @@ def e2e_key() -> str:
     return "sk-e2e-" + secrets.token_hex(12)
 
 
+def python_command(memory_limit: int | None = None) -> list[str]:
+    """``python -m synthesia_watchd``, optionally under an address-space limit (RLIMIT_AS)."""
+    if memory_limit is None:
+        return [sys.executable, "-m", "synthesia_watchd"]
+    code = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit})); "
+        "sys.argv[0] = 'synthesia-watchd'; "
+        "runpy.run_module('synthesia_watchd', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code]
+
+
 class DaemonProcess:
     """One daemon subprocess over folders in ``tmp_path``, with its ledger and log at hand.
 
@@ -73,6 +86,9 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
         self.env_overrides: dict[str, str] = {}
+        #: Address-space limit (bytes) for the daemon process, so a runaway allocation ends in
+        #: MemoryError instead of swapping the machine; None: no limit.
+        self.memory_limit: int | None = None
         self._ledger: Ledger | None = None
 
     # --- config and process ------------------------------------------------------------------
@@ -104,8 +120,9 @@ class DaemonProcess:
         """The log file of the current (or last) run."""
         return self.base / f"daemon-{self.runs}.log"
 
-    def start(self, **env: str) -> DaemonProcess:
-        """Write the config and start a daemon run; ``env`` overrides the simulator's env."""
+    def start(self, *args: str, **env: str) -> DaemonProcess:
+        """Write the config and start a daemon run with extra ``run`` arguments (``--new-ledger``);
+        ``env`` overrides the simulator's env."""
         if self.running:
             raise RuntimeError("the daemon is already running")
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
@@ -119,7 +136,13 @@ class DaemonProcess:
         self.runs += 1
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "synthesia_watchd", "run", "-c", str(self.config_path)],
+                [
+                    *python_command(self.memory_limit),
+                    "run",
+                    "-c",
+                    str(self.config_path),
+                    *args,
+                ],
                 env=full_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -149,6 +172,16 @@ class DaemonProcess:
         if self.running:
             self.kill()
         return self.start(**env)
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        """Until the current run exits by itself (a refused start); returns its exit code."""
+        assert self.proc is not None, "the daemon was never started"
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the daemon still runs after {timeout}s:\n{self.log_text()[-3000:]}"
+            ) from None
 
     def wait_started(self, timeout: float = 15.0) -> None:
         """Until this run has logged ``started`` (catch-up scan done, watchers armed)."""
@@ -201,6 +234,12 @@ class DaemonProcess:
         if self._ledger is None:
             self._ledger = Ledger(self.ledger_path)
         return self._ledger
+
+    def release_ledger(self) -> None:
+        """Close the test's own connection (before the ledger file is damaged or replaced)."""
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     def jobs(self) -> list[Job]:
         """Every job, oldest first."""

@@ -21,7 +21,7 @@ from synthesia_watchd.config import Config, build_config
 from synthesia_watchd.daemon import Daemon, RunResult
 from synthesia_watchd.ledger import Job, Ledger, Output
 from synthesia_watchd.media import sample_video
-from synthesia_watchd.simulator import Simulator
+from synthesia_watchd.simulator import Recorded, Simulator
 from synthesia_watchd.states import JobState
 
 #: Bytes of each generated source video: small, so uploads take milliseconds.
@@ -156,6 +156,11 @@ class Engine:
     @property
     def ledger_path(self) -> Path:
         return self.state_dir / "ledger.sqlite3"
+
+    def work_requests(self) -> list[Recorded]:
+        """The simulator's request log without the daemon's start-up key checks
+        (GET /v2/videos): what "nothing was sent again" is about."""
+        return [r for r in self.sim.requests if r.endpoint != "GET /v2/videos"]
 
     def ledger(self) -> Ledger:
         """The ledger (use as a context manager); fine to open while no daemon runs."""

@@ -182,9 +182,9 @@ def test_repr_hides_secrets() -> None:
 
 
 def test_check_auth_accepts_good_key(client: SynthesiaClient, sim: Simulator) -> None:
-    """check_auth succeeds on the 404 for a random asset id, with one GET."""
+    """check_auth succeeds on the 200 of one GET /v2/videos?limit=1."""
     client.check_auth()
-    assert [r.status for r in api_requests(sim, "GET /v2/assets/{id}")] == [404]
+    assert [(r.status, r.query) for r in api_requests(sim, "GET /v2/videos")] == [(200, "limit=1")]
 
 
 def test_key_sent_bare(sim_factory: Callable[..., Simulator]) -> None:
@@ -263,7 +263,7 @@ def test_429_gate_is_shared(sim: Simulator) -> None:
     assert limiter.blocked_for() > 0.5
     client.check_auth()
     rejected = api_requests(sim, "POST /v2/assets")[0]
-    probe = api_requests(sim, "GET /v2/assets/{id}")[0]
+    probe = api_requests(sim, "GET /v2/videos")[0]
     assert probe.time - rejected.time >= 1.0
 
 
@@ -469,7 +469,7 @@ def test_every_call_goes_through_the_limiter(sim: Simulator) -> None:
     client = make_client(sim, limiter=limiter)
     client.check_auth()
     client.check_auth()
-    first, second = api_requests(sim, "GET /v2/assets/{id}")
+    first, second = api_requests(sim, "GET /v2/videos")
     assert second.time - first.time >= 0.45
 
 
@@ -743,7 +743,7 @@ def test_stop_interrupts_retry_pause(sim: Simulator) -> None:
     """Setting stop while a call waits between retries raises ShutdownRequested at once."""
     stop = threading.Event()
     client = make_client(sim, stop=stop, retry=RetryPolicy(max_attempts=50, base=30, cap=30))
-    sim.faults.add("GET /v2/assets/{id}", "5xx", status=503)
+    sim.faults.add("GET /v2/videos", "5xx", status=503)
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -754,7 +754,7 @@ def test_stop_interrupts_retry_pause(sim: Simulator) -> None:
 
     thread = threading.Thread(target=run)
     thread.start()
-    wait_until(lambda: sim.count("GET /v2/assets/{id}") >= 1, what="first try")
+    wait_until(lambda: sim.count("GET /v2/videos") >= 1, what="first try")
     stop.set()
     thread.join(5)
     assert not thread.is_alive()

@@ -221,10 +221,12 @@ def test_wrong_api_key_pauses_everything_then_the_right_key_finishes(
     daemon.drop_many(3)
 
     def paused() -> bool:
+        # The key check at start pauses at once; the dropped files are queued after it.
         record = json.loads(daemon.ledger().get_meta("daemon") or "{}")
-        return "auth" in record.get("paused", {})
+        queued = [j for j in daemon.jobs() if j.state is JobState.QUEUED]
+        return "auth" in record.get("paused", {}) and len(queued) == 3
 
-    wait_until(paused, 20, interval=0.1, what="the heartbeat record to show the auth pause")
+    wait_until(paused, 20, interval=0.1, what="the auth pause with the three files queued")
     result = daemon.cli("status", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

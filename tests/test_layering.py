@@ -20,9 +20,12 @@ OWNERS = {
     "moto": {"simulator"},
     "werkzeug": {"simulator"},
     "structlog": {"logsetup"},
+    "langcodes": {"languages"},
+    "language_data": {"languages"},
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {
+    "apireplies",
     "contract",
     "errors",
     "states",
@@ -34,7 +37,11 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "saferoot",
+    "diskspace",
+    "outputs",
     "estimate",
+    "hygiene",
     "readbudget",
 }
 

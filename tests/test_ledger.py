@@ -439,9 +439,7 @@ def test_usage_since_counts_submissions(ledger: Ledger, clock: Clock) -> None:
     assert ledger.usage_since(T0 + 7200) == (0, 0)
 
 
-def test_dub_history_pairs_video_length_with_time_in_dubbing(
-    ledger: Ledger, clock: Clock
-) -> None:
+def test_dub_history_pairs_video_length_with_time_in_dubbing(ledger: Ledger, clock: Clock) -> None:
     """dub_history gives (video seconds, seconds in dubbing) of finished dubs, newest first."""
     first = add(ledger, "first.mp4", duration_s=60.0)
     walk(ledger, first.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)

@@ -162,7 +162,7 @@ def test_name_too_long_for_its_outputs_fails_before_paying(engine: Engine) -> No
     job = engine.job_for(src)
     assert job.state is JobState.FAILED
     assert job.last_error is not None and "file name too long" in job.last_error
-    assert engine.sim.requests == []
+    assert engine.work_requests() == []
 
 
 # --- backfill of new targets -----------------------------------------------------------------
@@ -184,13 +184,13 @@ def test_backfill_dry_run_shows_and_sends_nothing(
     """backfill --dry-run lists the language it would add and makes no request."""
     engine = done_in_french
     cfg = engine.write_config(targets=["fr-FR", "es-ES"])
-    before = len(engine.sim.requests)
+    before = len(engine.work_requests())
     capsys.readouterr()
     assert cli.main(["backfill", "--watch", "drop", "--dry-run", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "clip.mp4: + es-ES" in out
     assert "would add 1 dubbed language(s) to 1 existing project(s)" in out
-    assert len(engine.sim.requests) == before
+    assert len(engine.work_requests()) == before
     assert engine.jobs()[0].state is JobState.DONE
 
 
@@ -246,9 +246,9 @@ def test_backfill_new_targets_runs_at_daemon_start(done_in_french: Engine) -> No
     assert engine.sim.count("PUT /v2/dubbing/{id}") == 1
     assert engine.sim.count("POST /v2/dubbing") == 1
     assert (engine.output / "clip.dubbed-es-ES.mp4").is_file()
-    before = len(engine.sim.requests)
+    before = len(engine.work_requests())
     engine.run(targets=["fr-FR", "es-ES"], backfill_new_targets=True)
-    assert len(engine.sim.requests) == before
+    assert len(engine.work_requests()) == before
 
 
 # --- dry run ---------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_run_dry_run_reports_and_sends_nothing(
     out = capsys.readouterr().out
     assert "would create 2 dubbing project(s), 4 dubbed language(s)" in out
     assert "1 rejected" in out
-    assert engine.sim.requests == []
+    assert engine.work_requests() == []
     assert not engine.ledger_path.exists()
 
 
@@ -282,13 +282,13 @@ def test_dry_run_knows_done_and_reusable_work(
     engine.run()
     _age(engine.put("copy.mp4", seed="a"), engine.put("new.mp4"))
     cfg = engine.write_config()
-    before = len(engine.sim.requests)
+    before = len(engine.work_requests())
     ledger_bytes = engine.ledger_path.read_bytes()
     capsys.readouterr()
     assert cli.main(["run", "--dry-run", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "would create 1 dubbing project(s)" in out and "1 reused free" in out
-    assert len(engine.sim.requests) == before
+    assert len(engine.work_requests()) == before
     assert len(engine.jobs()) == 1
     assert engine.ledger_path.read_bytes() == ledger_bytes
 
@@ -305,7 +305,7 @@ def test_dub_dry_run_sends_nothing(
     assert code == 0
     out = capsys.readouterr().out
     assert "would create 1 dubbing project(s), 2 dubbed language(s)" in out
-    assert engine.sim.requests == []
+    assert engine.work_requests() == []
     assert not engine.ledger_path.exists()
 
 

@@ -60,10 +60,10 @@ def test_identical_content_under_new_name_reuses_outputs_for_free(engine: Engine
     """The same bytes under another name later (and the old file again): zero API requests."""
     first = engine.put("a.mp4", seed="same")
     engine.run()
-    before = len(engine.sim.requests)
+    before = len(engine.work_requests())
     second = engine.put("copy.mp4", seed="same")
     engine.run()
-    assert len(engine.sim.requests) == before
+    assert len(engine.work_requests()) == before
     assert len(engine.jobs()) == 2
     engine.assert_all_done()
     a_job, b_job = engine.job_for(first), engine.job_for(second)
@@ -224,7 +224,7 @@ def test_outputs_beside_sources_are_not_new_jobs(engine: Engine) -> None:
     src = engine.put("a.mp4")
     engine.run(output=str(engine.input))
     assert (engine.input / "a.dubbed-fr-FR.mp4").is_file()
-    before = len(engine.sim.requests)
+    before = len(engine.work_requests())
     engine.run(output=str(engine.input))
     assert [j.source_path for j in engine.jobs()] == [str(src)]
-    assert len(engine.sim.requests) == before
+    assert len(engine.work_requests()) == before

@@ -719,7 +719,7 @@ def test_fault_validation() -> None:
     """Faults refuse unknown endpoints, kinds, parameters and misplaced kinds."""
     sim = Simulator()  # never started: faults need no server
     with pytest.raises(ValueError, match="endpoint"):
-        sim.faults.add("GET /v2/videos", "5xx")
+        sim.faults.add("GET /v2/templates", "5xx")
     with pytest.raises(ValueError, match="kind"):
         sim.faults.add("S3", "explode")
     with pytest.raises(ValueError, match="applies only"):

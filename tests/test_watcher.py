@@ -585,3 +585,31 @@ def test_poll_before_start_and_after_stop(root: Path) -> None:
     ws.start()
     ws.stop()
     assert ws.poll() == []
+
+
+def test_check_root_confirms_only_a_folder_that_still_holds_files(
+    make_ws: Callable[..., Driver], root: Path
+) -> None:
+    """A job's missing source checks the root at once: emptied pauses, files present confirm."""
+    d = make_ws([WatchConfig("w", root, scan_interval=60)])
+    files = [put(root / f"f{i}.mp4") for i in range(2)]
+    d.until(lambda: len(d.stable()) == 2, "two files")
+    files[0].unlink()
+    assert d.ws.check_root("w") is True  # another file is still there: a real deletion
+    files[1].unlink()
+    assert d.ws.check_root("w") is False  # long before the next scan would have noticed
+    st = d.status("w")
+    assert st.paused and "emptied" in (st.pause_reason or "")
+    put(root / "back.mp4")
+    assert d.ws.check_root("w") is True
+    assert not d.status("w").paused
+
+
+def test_check_root_does_not_confirm_an_empty_root(
+    make_ws: Callable[..., Driver], root: Path
+) -> None:
+    """An empty root with nothing reported yet (a share not mounted at start) confirms nothing."""
+    d = make_ws([WatchConfig("w", root, scan_interval=60)])
+    assert d.ws.check_root("w") is False
+    assert not d.status("w").paused
+    assert d.ws.check_root("unknown watch") is True  # a removed watch holds nothing back

@@ -6,19 +6,22 @@ URLs that expire, temporary S3 credentials scoped to one object. It imports noth
 daemon but ``contract`` and ``media``.
 
 Faults, per endpoint (``"POST /v2/assets"``, ``"GET /v2/assets/{id}"``, ``"POST /v2/dubbing"``,
-``"GET /v2/dubbing/{id}"``, ``"PUT /v2/dubbing/{id}"``, ``"DOWNLOAD"``, ``"S3"``, or ``"*"``),
+``"GET /v2/dubbing/{id}"``, ``"PUT /v2/dubbing/{id}"``, ``"GET /v2/videos"`` (the key
+check), ``"DOWNLOAD"``, ``"S3"``, or ``"*"``),
 by ``count`` or seeded ``probability``::
 
     sim.faults.add("POST /v2/dubbing", "drop_after", count=1)
     sim.faults.add("GET /v2/dubbing/{id}", "429", count=3, retry_after=2)
     sim.faults.add("*", "5xx", probability=0.1, status=503)
 
-Kinds: ``429`` (retry_after, limit; S3 and signed URLs answer 503 SlowDown instead),
+Kinds: ``429`` (retry_after, limit, ``reset="epoch"`` for a RateLimit-Reset given as a UNIX
+time; S3 and signed URLs answer 503 SlowDown instead),
 ``5xx`` (status), ``drop_before``, ``drop_after``, ``slow`` (seconds: processed, then the answer
 waits), ``expired_credentials`` (S3: 400 ExpiredToken), ``expired_url`` (DOWNLOAD: 403
 AccessDenied), ``truncate`` (DOWNLOAD: full Content-Length, half the body, then close),
-``project_error`` / ``language_error`` (POST /v2/dubbing: error_code, language) and
-``asset_error`` (POST /v2/assets: error_code).
+``project_error`` / ``language_error`` (POST /v2/dubbing: error_code, language),
+``asset_error`` (POST /v2/assets: error_code) and ``unsafe_url`` (GET /v2/dubbing/{id}:
+language; its download URL becomes plain http to a link-local metadata address).
 
 Run it alone with ``python -m synthesia_watchd.simulator --port 8765``.
 """
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(
             f"Synthesia simulator API: {sim.url}\n"
             f"S3 (moto): {sim.s3_url}\n"
-            "Point the daemon at it (api_url in the config) and export:\n"
+            "Point the daemon at it (synthesia.api_url in the config) and export:\n"
             + "".join(f"export {name}={value}\n" for name, value in env.items())
         )
         sys.stdout.flush()

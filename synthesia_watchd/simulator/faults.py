@@ -22,6 +22,7 @@ ENDPOINTS: tuple[str, ...] = (
     "POST /v2/dubbing",
     "GET /v2/dubbing/{id}",
     "PUT /v2/dubbing/{id}",
+    "GET /v2/videos",
     "DOWNLOAD",
     "S3",
 )
@@ -40,9 +41,10 @@ KINDS: dict[str, frozenset[str] | None] = {
     "project_error": frozenset({"POST /v2/dubbing"}),
     "language_error": frozenset({"POST /v2/dubbing"}),
     "asset_error": frozenset({"POST /v2/assets"}),
+    "unsafe_url": frozenset({"GET /v2/dubbing/{id}"}),
 }
 _PARAMS = frozenset(
-    {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language"}
+    {"retry_after", "limit", "status", "seconds", "delay", "error_code", "language", "reset"}
 )
 
 #: Kinds that answer instead of the real handler (checked before processing).
@@ -200,3 +202,4 @@ class Recorded:
     time: float
     status: int | None = None
     fault: str | None = None
+    body: Any = None  # the parsed JSON body of an API request, when it had one

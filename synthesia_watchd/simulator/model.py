@@ -73,6 +73,9 @@ class Asset:
     uploaded_at: float | None = None
     size: int | None = None
     etag: str | None = None
+    upload_content_type: str | None = None  # the Content-Type the object was stored with
+    md5_ok: bool | None = None  # contentMD5 checked against the stored bytes (None: not sent)
+    content_type_ok: bool = True  # False: strict mode and the object's type is not ours
     duration_s: float | None = None  # the uploaded video's length (mvhd), when dub_rate is set
 
     def status(self, now: float, processing_seconds: float) -> tuple[str, str | None]:
@@ -84,6 +87,8 @@ class Asset:
         if self.error_code is not None:
             return "error", self.error_code
         if self.content_length is not None and self.size != self.content_length:
+            return "error", "asset_upload"
+        if self.md5_ok is False or not self.content_type_ok:
             return "error", "asset_upload"
         return "ready", None
 

@@ -31,9 +31,15 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/v2/dubbing/?$"), "POST /v2/dubbing"),
     ("GET", re.compile(r"/v2/dubbing/([^/]+)$"), "GET /v2/dubbing/{id}"),
     ("PUT", re.compile(r"/v2/dubbing/([^/]+)$"), "PUT /v2/dubbing/{id}"),
+    ("GET", re.compile(r"/v2/videos/?$"), "GET /v2/videos"),
     ("GET", re.compile(r"/_signed/[^/]+/[^/]+$"), "DOWNLOAD"),
 ]
 _MAX_BODY = 1 << 20
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods a known path serves (for a 405's ``Allow``); empty for unknown paths."""
+    return [want for want, pattern, _ in _ROUTES if pattern.match(path)]
 
 
 def route(method: str, path: str) -> tuple[str | None, str]:
@@ -107,6 +113,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (OPTIONS, TRACE, QUERY...) is routed too: 405 on a known path."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
     # -- the pipeline ---------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
@@ -119,7 +131,15 @@ class Handler(BaseHTTPRequestHandler):
             self.command, endpoint or "UNKNOWN", path, query, "Authorization" in self.headers
         )
         if endpoint is None:
-            self._send(rec, error_reply(404, "Not Found", f"no route for {self.command} {path}"))
+            allowed = allowed_methods(path)
+            if allowed:
+                reply = error_reply(
+                    405, "Method Not Allowed", f"{path} serves {', '.join(allowed)} only"
+                )
+                reply.headers.append(("Allow", ", ".join(allowed)))
+            else:
+                reply = error_reply(404, "Not Found", f"no route for {self.command} {path}")
+            self._send(rec, reply)
             return
         sim.wait_gate(endpoint)
         download = endpoint == "DOWNLOAD"
@@ -138,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             if reply.status in (200, 206):
                 truncate = sim.faults.take(endpoint, ["truncate"])
         else:
-            reply = self._api(endpoint, ident, query, raw)
+            reply = self._api(endpoint, ident, query, raw, rec)
         if slow is not None:
             rec.fault = rec.fault or "slow"
             sim.stop_event.wait(float(slow.param("seconds", slow.param("delay", 1.0))))
@@ -150,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
             rec.fault = "truncate"
         self._send(rec, reply, truncate=truncate is not None)
 
-    def _api(self, endpoint: str, ident: str, query: str, raw: bytes) -> Reply:
+    def _api(self, endpoint: str, ident: str, query: str, raw: bytes, rec: Recorded) -> Reply:
         """Auth, rate limit, then the service call for one API endpoint."""
         sim = self.server.sim
         refusal = sim.check_auth(self.headers.get("Authorization"))
@@ -162,11 +182,14 @@ class Handler(BaseHTTPRequestHandler):
         if endpoint.startswith("GET"):
             if endpoint == "GET /v2/assets/{id}":
                 return sim.service.get_asset(ident)
+            if endpoint == "GET /v2/videos":
+                return sim.service.list_videos(query)
             return sim.service.get_dubbing(ident, query)
         try:
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
             return error_reply(400, "Bad Request", "request body is not valid JSON")
+        rec.body = body
         if endpoint == "POST /v2/assets":
             return sim.service.create_asset(body)
         if endpoint == "POST /v2/dubbing":
@@ -231,7 +254,15 @@ def _fault_reply(fault: Fault, download: bool, sim: Simulator) -> Reply:
             reply = s3_error_reply(503, "SlowDown", "Please reduce your request rate.")
             reply.headers.append(("Retry-After", str(retry_after)))
             return reply
-        return rate_limited_reply(int(fault.param("limit", 60)), retry_after)
+        reply = rate_limited_reply(int(fault.param("limit", 60)), retry_after)
+        if fault.param("reset", "seconds") == "epoch":  # as third-party SDKs describe it
+            reset = math.ceil(sim.epoch(sim.clock()) + retry_after)
+            reply.headers = [
+                (k, str(reset) if k == "RateLimit-Reset" else v)
+                for k, v in reply.headers
+                if k != "Retry-After"
+            ]
+        return reply
     status = int(fault.param("status", 503))
     if download:
         return s3_error_reply(status, "InternalError", "We encountered an internal error.")

@@ -16,9 +16,9 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs
 
 from synthesia_watchd.contract import (
@@ -42,6 +42,14 @@ _SIGNED_KINDS = {
     "gif": ("gif", "image/gif"),
 }
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class ObjectInfo(NamedTuple):
+    """What the simulator's S3 holds at an upload key."""
+
+    size: int
+    etag: str
+    content_type: str | None
 
 
 class _Headers(Protocol):
@@ -85,6 +93,10 @@ class Invalid(Exception):
         self.context = context
 
 
+#: What an ``unsafe_url`` fault answers as a download: plain http to the cloud metadata address.
+UNSAFE_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+
+
 @dataclass
 class Options:
     """The behaviour knobs of the simulated service (see ``Simulator``)."""
@@ -101,8 +113,10 @@ class Options:
     detected_language: str = "en"
     status_case: str = "lower"
     download_field_aliases: bool = False
-    filter_encoding: str = "both"
+    filter_encoding: str = "repeated"
     filter_base_match: bool = False
+    require_upload_content_type: bool = False
+    bare_language_codes: bool = False
 
 
 @dataclass
@@ -135,7 +149,8 @@ class Service:
         self.epoch = epoch
         self.bucket = bucket
         self.base_url = ""
-        self.head_object: Callable[[str, str], tuple[int, str] | None] = lambda b, k: None
+        self.head_object: Callable[[str, str], ObjectInfo | None] = lambda b, k: None
+        self.object_md5: Callable[[str, str], bytes | None] = lambda b, k: None
         #: The first bytes of an object (to read a video's length when dub_rate is set).
         self.object_head: Callable[[str, str], bytes] = lambda b, k: b""
         self._jitter = random.Random(0)
@@ -212,14 +227,21 @@ class Service:
         if asset is None:
             return
         head = self.head_object(bucket, key)
+        md5_ok = None
+        if asset.content_md5 is not None:
+            digest = self.object_md5(bucket, key)
+            md5_ok = digest is not None and _md5_matches(asset.content_md5, digest)
         duration = None
         if self.options.dub_rate is not None:
             duration = mp4_duration(self.object_head(bucket, key))
         with self._lock:
             asset.uploaded_at = self.clock()
+            asset.md5_ok = md5_ok
             asset.duration_s = duration
             if head is not None:
-                asset.size, asset.etag = head
+                asset.size, asset.etag, asset.upload_content_type = head
+                if self.options.require_upload_content_type:
+                    asset.content_type_ok = head.content_type == asset.content_type
 
     def expire_credentials(self) -> None:
         """Every credential issued so far expires now."""
@@ -227,6 +249,24 @@ class Service:
         with self._lock:
             for creds in self._creds.values():
                 creds.expires_at = min(creds.expires_at, now)
+
+    # -- videos ---------------------------------------------------------------------------------
+
+    def list_videos(self, query: str) -> Reply:
+        """GET /v2/videos: the Studio video list; always empty here (dubs are not videos).
+
+        It exists because its documented answers (200 with a good key, 403 with a wrong one)
+        make it the daemon's key check; ``limit``/``offset`` are validated as documented.
+        """
+        params = parse_qs(query, keep_blank_values=True)
+        for name, low, high in (("limit", 1, 100), ("offset", 0, None)):
+            raw = params.get(name, [None])[-1]
+            if raw is None:
+                continue
+            if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+                span = f"{low}..{high}" if high is not None else f">= {low}"
+                return error_reply(400, "Bad Request", f"{name} must be an integer {span}")
+        return json_reply(200, {"videos": [], "nextOffset": 0})
 
     # -- dubbing --------------------------------------------------------------------------------
 
@@ -257,6 +297,13 @@ class Service:
                 "Asset upload is incomplete",
                 f"sourceAssetId {asset.id}: the uploaded object has {asset.size} bytes "
                 f"but contentLength was {asset.content_length}",
+            )
+        if asset.md5_ok is False or not asset.content_type_ok:
+            what = "contentMD5" if asset.md5_ok is False else "Content-Type"
+            return error_reply(
+                400,
+                "Asset is not valid",
+                f"sourceAssetId {asset.id}: the uploaded object does not match its {what}",
             )
         if asset.error_code is not None:
             return error_reply(
@@ -300,6 +347,12 @@ class Service:
                 {"id": project.id, "status": self._case(status), "errorCode": project.error_code},
             )
         wanted = self._filter(query)
+        if wanted and self.options.bare_language_codes and any("-" in w for w in wanted):
+            return error_reply(
+                400,
+                "Invalid dubbing project",
+                "targetLanguages filters by language code (e.g. 'es'), not by locale",
+            )
         items = [i for i in project.items if wanted is None or self._matches(i.language, wanted)]
         if not items:
             return error_reply(404, "Feature disabled or target languages not found")
@@ -369,7 +422,11 @@ class Service:
     def _render(self, project: Project, item: DubbedItem, now: float) -> dict[str, Any]:
         """One ``dubbedAssets`` entry in the shape its status calls for."""
         status = item.status(now)
-        out: dict[str, Any] = {"id": item.id, "language": item.language, "status": status}
+        out: dict[str, Any] = {
+            "id": item.id,
+            "language": self._spoken(item.language),
+            "status": status,
+        }
         if status == "error":
             out["errorCode"] = item.error_code
         if status == "complete":
@@ -387,8 +444,19 @@ class Service:
             )
             if self.options.download_field_aliases:
                 out["downloadUrl"] = out["url"] = urls["video"].url
+            unsafe = self.faults.take(
+                "GET /v2/dubbing/{id}",
+                ["unsafe_url"],
+                lambda f: f.param("language", item.language) == item.language,
+            )
+            if unsafe is not None:
+                out["download"] = UNSAFE_URL
         out["status"] = self._case(status)
         return out
+
+    def _spoken(self, language: str) -> str:
+        """A language as answers name it: the locale, or its bare code in that mode."""
+        return language.split("-", 1)[0] if self.options.bare_language_codes else language
 
     def _case(self, status: str) -> str:
         return status.upper() if self.options.status_case == "upper" else status
@@ -409,7 +477,7 @@ class Service:
         return wanted or None
 
     def _matches(self, language: str, wanted: list[str]) -> bool:
-        if language in wanted:
+        if language in wanted or self._spoken(language) in wanted:
             return True
         if not self.options.filter_base_match:
             return False
@@ -522,13 +590,13 @@ def _asset_fields(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid("request body must be a JSON object")
     content_type = body.get("contentType")
-    if content_type not in VIDEO_CONTENT_TYPES:
+    if not _is_one_of(content_type, VIDEO_CONTENT_TYPES):
         raise Invalid(
             f"contentType must be one of {', '.join(sorted(VIDEO_CONTENT_TYPES))}",
             "Unsupported Media Type.",
         )
     config = body.get("configuration")
-    if not isinstance(config, dict) or config.get("name", "dubbing") != "dubbing":
+    if not isinstance(config, dict) or not _is_one_of(config.get("name", "dubbing"), {"dubbing"}):
         raise Invalid("configuration.name must be 'dubbing'")
     detect = config.get("detectLanguage", True)
     if not isinstance(detect, bool):
@@ -563,7 +631,7 @@ def _dubbing_fields(body: Any) -> dict[str, Any]:
     if not isinstance(asset_id, str) or not asset_id:
         raise Invalid("sourceAssetId is required and must be a string")
     source = body.get("sourceLanguage")
-    if source not in INPUT_LANGUAGES:
+    if not _is_one_of(source, INPUT_LANGUAGES):
         raise Invalid(f"sourceLanguage {source!r} is not a DubbingInputLanguage")
     return {
         "title": title,
@@ -580,10 +648,10 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(lipsync, bool):
         raise Invalid("lipsyncEnabled must be a boolean")
     duration = body.get("videoDuration", "adaptive")
-    if duration not in ("adaptive", "original"):
+    if not _is_one_of(duration, {"adaptive", "original"}):
         raise Invalid("videoDuration must be 'adaptive' or 'original'")
     visibility = body.get("visibility", "private")
-    if visibility not in ("private", "public"):
+    if not _is_one_of(visibility, {"private", "public"}):
         raise Invalid("visibility must be 'private' or 'public'")
     return {"lipsync_enabled": lipsync, "video_duration": duration, "visibility": visibility}
 
@@ -598,10 +666,23 @@ def _targets(value: Any) -> list[str]:
     """A non-empty, de-duplicated list of DubbingOutputLanguage, or Invalid naming the field."""
     if not isinstance(value, list) or not value:
         raise Invalid("targetLanguages must be a non-empty array of DubbingOutputLanguage")
-    bad = [v for v in value if v not in OUTPUT_LANGUAGES]
+    bad = [v for v in value if not _is_one_of(v, OUTPUT_LANGUAGES)]
     if bad:
-        raise Invalid(f"targetLanguages: not a DubbingOutputLanguage: {', '.join(map(str, bad))}")
+        shown = ", ".join(v if isinstance(v, str) else json.dumps(v) for v in bad)
+        raise Invalid(f"targetLanguages: not a DubbingOutputLanguage: {shown}")
     return list(dict.fromkeys(value))
+
+
+def _md5_matches(claimed: str, digest: bytes) -> bool:
+    """contentMD5 against the stored bytes' digest: base64 (as Content-MD5) or hex."""
+    import base64
+
+    return claimed.strip() in (base64.b64encode(digest).decode(), digest.hex())
+
+
+def _is_one_of(value: Any, allowed: Collection[str]) -> bool:
+    """Membership for JSON values: an object or array is never a member (and never hashed)."""
+    return isinstance(value, str) and value in allowed
 
 
 def _is_uuid(value: str) -> bool:

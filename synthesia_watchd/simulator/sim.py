@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -16,13 +17,21 @@ from .limits import RateLimiter
 from .model import Asset, Project
 from .s3 import REGION, S3Gateway, S3Server, make_admin_client
 from .server import ApiServer, rate_limited_reply
-from .service import Options, Reply, Service, error_reply
+from .service import ObjectInfo, Options, Reply, Service, error_reply
 
 RateLimits = str | Mapping[str, Sequence[tuple[int, float]]]
 
 
 class Simulator:
     """A faithful stand-in for Synthesia on 127.0.0.1, with moto's S3 beside it.
+
+    The defaults are the published document's reading: ``targetLanguages`` as repeated query
+    keys (``filter_encoding="repeated"``), exact language matches, lowercase statuses; the
+    lenient readings (``"comma"``/``"both"``, ``filter_base_match``, ``status_case="upper"``)
+    stay options for testing a client's tolerance. Stricter readings are options too:
+    ``require_upload_content_type`` fails an asset whose object lacks its contentType, and
+    ``bare_language_codes`` answers with (and filters by) bare codes such as ``es``, as the
+    document's filter example does, refusing a locale filter with a 400.
 
     Everything time-based (dubbing progress, credential and URL expiry, rate-limit windows)
     reads ``clock``, so tests move a fake clock instead of sleeping. See the package
@@ -45,8 +54,10 @@ class Simulator:
         detected_language: str = "en",
         status_case: str = "lower",
         download_field_aliases: bool = False,
-        filter_encoding: str = "both",
+        filter_encoding: str = "repeated",
         filter_base_match: bool = False,
+        require_upload_content_type: bool = False,
+        bare_language_codes: bool = False,
         missing_auth_status: int = 403,
         accept_bearer: bool = True,
         rate_limits: RateLimits | None = None,
@@ -89,6 +100,8 @@ class Simulator:
             download_field_aliases=download_field_aliases,
             filter_encoding=filter_encoding,
             filter_base_match=filter_base_match,
+            require_upload_content_type=require_upload_content_type,
+            bare_language_codes=bare_language_codes,
         )
         self.service = Service(options, self.faults, clock, self.epoch, self.bucket)
         self._log: list[Recorded] = []
@@ -114,6 +127,7 @@ class Simulator:
             Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         self.service.head_object = self._head_object
+        self.service.object_md5 = self._object_md5
         self.service.object_head = self._object_head
         self._api = ApiServer(self, self.host, self._port)
         self.service.base_url = self.url
@@ -302,15 +316,30 @@ class Simulator:
 
     # -- S3 housekeeping ------------------------------------------------------------------------
 
-    def _head_object(self, bucket: str, key: str) -> tuple[int, str] | None:
-        """(size, ETag) of an object, via our own S3 with the admin key."""
+    def _head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        """Size, ETag and Content-Type of an object, via our own S3 with the admin key."""
         from botocore.exceptions import ClientError
 
         try:
             head = self._admin.head_object(Bucket=bucket, Key=key)
         except ClientError:
             return None
-        return int(head["ContentLength"]), str(head["ETag"]).strip('"')
+        return ObjectInfo(
+            int(head["ContentLength"]), str(head["ETag"]).strip('"'), head.get("ContentType")
+        )
+
+    def _object_md5(self, bucket: str, key: str) -> bytes | None:
+        """MD5 of an object's bytes, read back in chunks (a multipart ETag is not one)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        md5 = hashlib.md5(usedforsecurity=False)
+        try:
+            body = self._admin.get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                md5.update(chunk)
+        except (BotoCoreError, ClientError):
+            return None
+        return md5.digest()
 
     def _object_head(self, bucket: str, key: str) -> bytes:
         """The first 4 KiB of an object (where a sample video's mvhd is)."""
