@@ -1,6 +1,7 @@
 """Run benchmarks 1-5, print a markdown table, write bench/results/latest.json.
 
 ``python -m bench [--quick] [--runs N] [--only throughput,detection,idle,scale,upload]``
+(``--only`` also takes creator, latency, realistic and day, which do not run by default)
 (or ``python bench/run.py ...``). Every figure is a median over ``--runs`` runs (pooled
 percentiles for detection), and every ratio compares two things measured in the same run.
 Everything talks to simulators on 127.0.0.1 only, and every wait has a time limit.
