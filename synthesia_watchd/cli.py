@@ -304,6 +304,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "stopped_cleanly": bool(record.get("stopping")),
         },
         "paused": record.get("paused", {}) if running else {},
+        "reads": record.get("reads") if running else None,
         "watches": record.get("watches", []) if running else [],
         "counts": counts,
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
@@ -335,6 +336,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
+    reads = data.get("reads")
+    if reads:
+        limit = f"of {reads['per_day']:,} a day" if reads.get("per_day") else "(no day limit)"
+        _print(f"status reads in the last 24 h: {reads['last_24h']:,} {limit}")
     for w in data["watches"]:
         line = f"watch {w['name']}: {w['mode']}"
         if w.get("paused"):

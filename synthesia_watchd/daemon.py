@@ -582,6 +582,7 @@ class Daemon:
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "reads": {"last_24h": self.reads.used(), "per_day": self.reads.per_day},
             "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 
 import pytest
 from simfixtures import FakeClock
 
+from synthesia_watchd import cli
 from synthesia_watchd.ledger import Ledger
 from synthesia_watchd.readbudget import BUCKET, DAY, STATUS_ENDPOINT, ReadBudget
 
@@ -122,3 +125,15 @@ def test_counts_survive_a_restart_and_sum_over_nodes(tmp_path: Path) -> None:
         }
         clock.advance(DAY)
         assert restarted.used() == 350  # the first period has left the window
+
+
+def test_status_shows_the_day_reads_of_a_running_daemon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` prints the daemon's reads in the last 24 hours against the day's limit."""
+    path = tmp_path / "ledger.db"
+    with Ledger(path) as ledger:
+        record = {"pid": 1, "time": time.time(), "reads": {"last_24h": 1234, "per_day": 20_000}}
+        ledger.set_meta("daemon", json.dumps(record))
+    assert cli.main(["status", "--ledger", str(path)]) == 0
+    assert "status reads in the last 24 h: 1,234 of 20,000 a day" in capsys.readouterr().out
