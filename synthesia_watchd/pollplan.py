@@ -7,8 +7,9 @@ likely to finish opens, then every few percent of the expected dub time until th
 closes, then less and less often for a dub that runs late. The gap between two polls of a
 job never drops below what the read budget (readbudget.py) gives each job polling at that
 moment, so polls spread over the day instead of spending its reads by noon. With nothing
-learnt yet (no finished dub in the history) the job is polled as before: ``poll_interval``
-first, then a quarter of the time waited.
+learnt yet (no finished dub in the history) jobs are polled as before: ``poll_interval``
+first, then a quarter of the time waited; the one submitted first a tenth, so that its finish
+soon re-plans the others.
 
 ``next_poll`` is pure; ``Poller`` adds the ledger reads (history, the jobs polling now) and
 the budget, and re-plans every dubbing job when a finished dub teaches something new.
@@ -59,11 +60,10 @@ def next_poll(
     the shortest gap the read budget allows between two polls of one job; ``backoff``: with
     nothing learnt, the fraction of the time waited that the gap grows with.
     """
-    if blind(prediction):
+    if prediction is None or blind(prediction):
         # Nothing learnt yet: a length alone, at the published rate, is too rough to wait for.
         delay = poll_interval if first else max(poll_interval, (now - started) * backoff)
         return now + min(poll_max, max(delay, budget_gap))
-    assert prediction is not None
     opens = started + prediction.opens
     closes = started + prediction.closes
     step = max(MIN_GAP, prediction.seconds * STEP_FRACTION, budget_gap)
