@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 
 from .errors import ContentError
+from .sourcefile import NotRegularFile, open_regular
 
 #: Extension -> the contentType POST /v2/assets expects.
 EXTENSION_TYPES: dict[str, str] = {
@@ -54,10 +55,12 @@ def content_type_for(path: Path, header: bytes | None = None) -> str:
         raise ContentError(f"{path.name}: unsupported extension {ext or '(none)'!r}")
     if header is None:
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path) as fh:  # a FIFO under a video's name is refused, not waited on
                 header = fh.read(HEADER_BYTES)
+        except NotRegularFile:
+            raise
         except OSError as exc:
-            raise ContentError(f"{path.name}: cannot read: {exc.strerror}") from exc
+            raise ContentError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
     if not header:
         raise ContentError(f"{path.name}: file is empty")
     actual = sniff(header)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import adopt, atomic, diskspace, media, outputs
+from . import adopt, atomic, completeness, diskspace, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
@@ -57,6 +57,7 @@ from .logsetup import get_logger, job_context
 from .pollplan import Poller
 from .progress import Progress
 from .retry import backoff_delay
+from .sourcefile import NotRegularFile
 from .states import JobState, OutputState
 
 log = get_logger(component="pipeline")
@@ -185,11 +186,20 @@ class Pipeline:
 
     # --- intake ------------------------------------------------------------------------------
 
-    def intake(self, watch: WatchConfig, path: Path, size: int, mtime_ns: int) -> Job | None:
+    def intake(
+        self,
+        watch: WatchConfig,
+        path: Path,
+        size: int,
+        mtime_ns: int,
+        *,
+        incomplete: str | None = None,
+    ) -> Job | None:
         """Record a stable file as a job, or recognise it as already known.
 
-        Checks the content (magic bytes) before anything is spent, hashes it, and satisfies
-        identical content from an earlier done job without an API call.
+        Checks the content (magic bytes) and the container's structure before anything is
+        spent, hashes it, and satisfies identical content from an earlier done job without an
+        API call. ``incomplete``: the watcher gave up waiting for this file to become whole.
         """
         src = str(path)
         known = self.ledger.find_job(watch.name, src, size, mtime_ns)
@@ -217,14 +227,28 @@ class Pipeline:
             kinds=output_kinds(settings),
         )
         refused = output_name_problem(path.stem, watch.targets, output_kinds(settings))
+        if refused is None and incomplete is not None:
+            refused = f"{path.name}: {incomplete}"
+        duration_s = None
         if refused is None:
             try:
                 content_type = media.content_type_for(path)
+                structure = completeness.inspect(path)
+                if structure.size != size:
+                    return None  # still changing: the watcher reports the new version
+                if not structure.complete:
+                    raise ContentError(f"{path.name}: {completeness.describe(structure)}")
+                duration_s = structure.duration_s
                 sha256, md5, read = atomic.file_digests(path)
             except ContentError as exc:
                 refused = str(exc)
             except FileNotFoundError:
                 return None  # deleted between stable and intake: forgotten
+            except NotRegularFile:
+                # Something else took the name for now (a FIFO swapped in): the watcher
+                # forgets the file, so the video is offered again once it is back.
+                self.release_source(path)
+                return None
         if refused is not None:
             # Born failed in one transaction: the scheduler never sees it queued.
             job = add_job(
@@ -242,9 +266,10 @@ class Pipeline:
             return None  # still changing after all; the watcher reports the new version
         settings["content_type"] = content_type
         settings["content_md5"] = md5
-        job = add_job(sha256=sha256, settings=settings)
+        job = add_job(sha256=sha256, settings=settings, duration_s=duration_s)
         with job_context(job.id, path.name, "intake"):
-            log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
+            log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12],
+                     duration_s=duration_s)  # fmt: skip
         self._settle_without_api(job)
         return self.ledger.get(job.id)
 
@@ -479,7 +504,7 @@ class Pipeline:
                     last_error="waiting for the watch folder to come back",
                 )
                 return
-            if Path(job.source_path).exists():
+            if Path(job.source_path).is_file():  # a FIFO under the name is no new version
                 why = "source changed before upload; the new version is a new job"
             else:
                 why = VANISHED
@@ -552,6 +577,12 @@ class Pipeline:
             return
         if self.uploader is None:
             raise AuthError("no uploader configured")
+        if self._source_unchanged(job):
+            # The last look before bytes go out: the same file must still be whole.
+            structure = completeness.inspect(Path(job.source_path))
+            if not structure.complete:
+                name = Path(job.source_path).name
+                raise ContentError(f"{name}: {completeness.describe(structure)}")
         progress = self.progress.upload(job)
         try:
             self.uploader(

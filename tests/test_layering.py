@@ -47,6 +47,11 @@ PURE = {
     "diskspace",
     "outputs",
     "estimate",
+    "names",
+    "sourcefile",
+    "completeness",
+    "incomplete",
+    "offload",
     "hygiene",
     "readbudget",
 }
