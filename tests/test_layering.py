@@ -53,6 +53,7 @@ PURE = {
     "incomplete",
     "offload",
     "hygiene",
+    "readbudget",
 }
 
 
