@@ -36,7 +36,9 @@ from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics, MetricsServer
 from .notify import Notifications
 from .pipeline import Pauses, Pipeline
+from .pollplan import Poller
 from .ratelimit import RateLimiter
+from .readbudget import ReadBudget
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .sdnotify import Notifier
@@ -72,12 +74,28 @@ class RunResult:
 
 
 def build_client(
-    config: Config, limiter: RateLimiter, stop: threading.Event, metrics: Metrics | None
+    config: Config,
+    limiter: RateLimiter,
+    stop: threading.Event,
+    metrics: Metrics | None,
+    reads: ReadBudget | None = None,
 ) -> SynthesiaClient | None:
-    """The API client for a config, or None when no key is configured."""
+    """The API client for a config, or None when no key is configured.
+
+    ``reads``: every request is counted there too (the status endpoint's day budget).
+    """
     if config.api_key is None or not config.api_key.reveal():
         return None
     add_secret(config.api_key.reveal())
+    on_response: Callable[[str, int | None], None] | None = None
+    if metrics is not None or reads is not None:
+
+        def on_response(operation: str, status: int | None) -> None:
+            if metrics is not None:
+                metrics.observe_api(operation, status)
+            if reads is not None:
+                reads.record(operation)
+
     return SynthesiaClient(
         config.api_key.reveal(),
         api_url=config.api_url,
@@ -86,8 +104,20 @@ def build_client(
         timeout=(config.connect_timeout, config.read_timeout),
         allowed_download_hosts=config.allowed_download_hosts,
         stop=stop,
-        on_response=metrics.observe_api if metrics is not None else None,
+        on_response=on_response,
         send_content_md5=config.send_content_md5,
+    )
+
+
+def read_budget(config: Config, ledger: LedgerStore, now: Callable[[], float]) -> ReadBudget:
+    """The status endpoint's read budget from ``api.rate_limits.reads``, kept in the ledger."""
+    spec = config.rate_limits.get("reads")
+    return ReadBudget(
+        per_minute=spec.per_minute if spec is not None else None,
+        per_day=spec.per_day if spec is not None else None,
+        store=ledger,
+        node=config.node_name,
+        clock=now,
     )
 
 
@@ -167,7 +197,10 @@ class Daemon:
             config.rate_limits, clock=time.time, shared=self.ledger, node=config.node_name
         )
         self.pauses = Pauses()
-        self.client = client or build_client(config, self.limiter, self.stop, self.metrics)
+        self.reads = read_budget(config, self.ledger, now)
+        self.client = client or build_client(
+            config, self.limiter, self.stop, self.metrics, self.reads
+        )
         self.pipeline = Pipeline(
             ledger=self.ledger,
             config=config,
@@ -177,6 +210,7 @@ class Daemon:
             pauses=self.pauses,
             metrics=self.metrics,
             now=now,
+            poller=Poller(self.ledger, self.reads, now=now),
         )
         self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
         self.watchset = WatchSet(
@@ -256,8 +290,9 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
-            # The limiter is kept: pacing state survives a reload on purpose.
-            client = build_client(new, self.limiter, self.stop, self.metrics)
+            # The limiter is kept: pacing state survives a reload on purpose (and the reads
+            # counted today, whatever the new limits).
+            client = build_client(new, self.limiter, self.stop, self.metrics, self.reads)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
@@ -269,6 +304,9 @@ class Daemon:
             self.notifier.ready(self.status_line())
             return
         old, self.config = self.config, new
+        reads = new.rate_limits.get("reads")
+        self.reads.per_minute = reads.per_minute if reads is not None else None
+        self.reads.per_day = reads.per_day if reads is not None else None
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -478,12 +516,13 @@ class Daemon:
         if not self.pauses.get("auth"):
             self.scheduler.dispatch(now)
         self.beat()
-        due = self.scheduler.next_due()
+        # Jobs due already are running or waiting for a free worker, a project slot or a
+        # pause: a finishing worker sets ``wake``, so the loop sleeps until the next job that
+        # becomes due later (a poll planned a tenth of a second ahead), never spins.
+        due = self.scheduler.next_due(after=now)
         deadline = self.watchset.next_deadline()
         sleep = MAX_SLEEP
-        if due is not None and due > now:
-            # Jobs due already are running or waiting for a free worker (or a pause): a
-            # finishing worker sets ``wake``, so there is nothing to gain by spinning.
+        if due is not None:
             sleep = min(sleep, due - now)
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
@@ -560,7 +599,8 @@ class Daemon:
     def drained(self) -> bool:
         """For --once: nothing running, nothing pending at the watchers, no active job.
 
-        Jobs that only wait for a daily limit (uploaded, budget paused) count as drained:
+        Jobs that only wait for a daily limit (uploaded, budget paused; dubbing, polls held
+        for the day's reads) count as drained:
         nothing more can happen before midnight, and a cron run must not hang until then.
         """
         if self.scheduler.busy() or not self.watchers.ready:
@@ -572,6 +612,8 @@ class Daemon:
         active = self.ledger.count_in(ACTIVE)
         if self.pauses.get("budget") and active == self.ledger.count_in((JobState.UPLOADED,)):
             return True
+        if self.pauses.get("reads") and active == self.ledger.count_in((JobState.DUBBING,)):
+            return True  # polls wait for the day's read budget: the next run polls them
         return active == 0 or bool(self.pauses.get("auth"))
 
     def run(self) -> RunResult:
@@ -663,12 +705,13 @@ class Daemon:
             return
         self._last_beat = mono
         self.renew_leases()
+        self.reads.flush()
         counts = self.ledger.counts()
         self.metrics.set_job_counts(counts)
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget", "space"):  # space: one key per held output root
+        for kind in ("auth", "budget", "space", "reads"):  # space: one key per held output root
             self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
         held = self.scheduler.gate.why
         self.metrics.set_holds([w.name for w in self.config.watches], held)
@@ -677,6 +720,7 @@ class Daemon:
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "reads": {"last_24h": self.reads.used(), "per_day": self.reads.per_day},
             "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {

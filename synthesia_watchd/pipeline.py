@@ -55,10 +55,11 @@ from .jobspec import (
 )
 from .ledger import Job, JobFields, Lease, LedgerStore, until_recorded
 from .logsetup import get_logger, job_context
+from .pollplan import Poller
 from .progress import Progress
 from .retry import backoff_delay
 from .sourcefile import NotRegularFile
-from .states import IN_FLIGHT, JobState, OutputState
+from .states import JobState, OutputState
 
 log = get_logger(component="pipeline")
 
@@ -76,6 +77,14 @@ FRESH_ASSET_WHY = "upload credentials expired; creating a fresh asset"
 #: How a job failed by Synthesia itself begins its last_error (retry then starts over).
 PROJECT_FAILED = "Synthesia failed the dubbing project"
 INTERNAL_WHY = "internal error: "
+#: States that hold one of workers.max_active_jobs' slots: a project dubbing at Synthesia. A job
+#: that is downloading its results frees its slot for the next submit.
+SLOT_STATES = (JobState.DUBBING,)
+#: Why status polls wait (a pause of kind "reads"): the day's read budget is nearly spent.
+POLLS_HELD = (
+    "the day's read budget for status polls is spent; polls wait until reads free up "
+    "(downloads go on)"
+)
 #: The error code of an output whose download URL was refused as unsafe.
 UNSAFE_URL_CODE = "unsafe_download_url"
 
@@ -135,6 +144,7 @@ class Pipeline:
         pauses: Pauses | None = None,
         metrics: Any = None,
         now: Callable[[], float] = time.time,
+        poller: Poller | None = None,
     ) -> None:
         self.ledger = ledger
         self.config = config
@@ -144,6 +154,8 @@ class Pipeline:
         self.pauses = pauses or Pauses()
         self.metrics = metrics
         self.now = now
+        #: When each dubbing job is polled (history-based plan within the read budget).
+        self.polls = poller or Poller(ledger, now=now)
         self.progress = Progress(ledger, metrics, now)
         # Temporary S3 credentials live only in memory: never in the ledger or logs.
         self._credentials: dict[int, CreatedAsset] = {}
@@ -619,7 +631,7 @@ class Pipeline:
 
         Submits under way count as taken slots. Call with ``_submit_lock`` held.
         """
-        in_flight = self.ledger.count_in(IN_FLIGHT) + len(self._submitting)
+        in_flight = self.ledger.count_in(SLOT_STATES) + len(self._submitting)
         return in_flight < self.config.max_active_jobs
 
     def _stage_uploaded(self, job: Job) -> None:
@@ -672,6 +684,7 @@ class Pipeline:
             # The server answered that it did not act (429, 5xx, 4xx) or was never reached.
             self.ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
 
+        poll_args = self._poll_args(job)
         try:
             project_id = client.start_dubbing(
                 asset_id=job.asset_id or "",
@@ -697,7 +710,7 @@ class Pipeline:
                         project_id=project_id,
                         submit_started_at=None,
                         attempts=0,
-                        next_attempt_at=self.now() + float(job.settings.get("poll_interval", 10)),
+                        next_attempt_at=self.polls.first_poll_at(job, self.now(), **poll_args),
                     ),
                     self.stop,
                 )
@@ -756,23 +769,22 @@ class Pipeline:
         )
         return True
 
-    def _poll_delay(self, job: Job) -> float:
-        """Poll cadence: poll_interval at first, then a quarter of the time waited, capped.
-
-        Never faster than the read budget allows for every project being polled: all polls
-        go to one endpoint, so 40 projects at 60 reads a minute get one poll each per 40 s,
-        spread out, instead of queueing at the limiter and holding poll threads.
-        """
-        base = float(job.settings.get("poll_interval", 10))
-        waited = max(0.0, self.now() - job.state_changed_at)
-        delay = max(base, waited / 4)
-        reads = self.config.rate_limits.get("reads")
-        per_minute = reads.per_minute if reads is not None else None
-        if per_minute:
-            delay = max(delay, self.ledger.count_in((JobState.DUBBING,)) * 60.0 / per_minute)
-        return min(self.config.poll_interval_max, delay)
+    def _poll_args(self, job: Job) -> dict[str, float]:
+        return {
+            "poll_interval": float(job.settings.get("poll_interval", 10)),
+            "poll_max": self.config.poll_interval_max,
+        }
 
     def _stage_dubbing(self, job: Job) -> None:
+        held = self.polls.hold(self.now())
+        if held > 0:
+            # Only the reads kept for downloads are left today: polls wait, downloads do not.
+            if self.pauses.set("reads", POLLS_HELD):
+                log.warning("daily read budget nearly spent: status polls wait", seconds=held)
+            self.ledger.update(job.id, expected=JobState.DUBBING, next_attempt_at=self.now() + held)
+            return
+        if self.pauses.clear("reads"):
+            log.info("read budget available again: status polls resume")
         pending = [
             o.language for o in self.ledger.outputs(job.id) if o.state is OutputState.PENDING
         ]
@@ -788,10 +800,11 @@ class Pipeline:
         settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
         if project.status != "complete" and not settled:
             self.progress.dubbing(job)
+            now = self.now()
             self.ledger.update(
                 job.id,
                 expected=JobState.DUBBING,
-                next_attempt_at=self.now() + self._poll_delay(job),
+                next_attempt_at=self.polls.next_poll_at(job, now, **self._poll_args(job)),
             )
             return
         for t in targets:
@@ -816,6 +829,8 @@ class Pipeline:
             next_attempt_at=self.now(),
             attempts=0,
         )
+        with contextlib.suppress(WatchdError):  # re-planning the others is only a speed-up
+            self.polls.finished(job.id, self.now(), poll_max=self.config.poll_interval_max)
         # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
 
     def _stage_downloading(self, job: Job) -> None:

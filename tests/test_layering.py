@@ -57,6 +57,7 @@ PURE = {
     "incomplete",
     "offload",
     "hygiene",
+    "readbudget",
 }
 
 

@@ -584,3 +584,28 @@ def test_names_that_are_not_utf8_round_trip(ledger: LedgerStore) -> None:
     assert ledger.output_written_by(target, "s") == job.id
     failed = ledger.update(job.id, expected=S.QUEUED, last_error=f"cannot read {name}")
     assert failed.last_error == "cannot read /in/caf\\xe9.mp4"
+
+
+def test_api_reads_add_up_per_period_across_nodes(ledger: LedgerStore) -> None:
+    """Reads per ten-minute period add up per node and sum over nodes; old periods go."""
+    ep = "GET /v2/dubbing/{id}"
+    bucket = 1_750_000_200
+    ledger.add_api_reads("a", ep, bucket, 3)
+    ledger.add_api_reads("a", ep, bucket, 2)
+    ledger.add_api_reads("b", ep, bucket, 4)
+    ledger.add_api_reads("a", ep, bucket + 600, 1)
+    ledger.add_api_reads("a", "GET /v2/videos", bucket, 9)
+    assert ledger.api_reads_since(ep, bucket) == {bucket: 9, bucket + 600: 1}
+    assert ledger.api_reads_since(ep, bucket + 1) == {bucket + 600: 1}
+    ledger.add_api_reads("a", ep, bucket + 3 * 86_400, 1)  # two days on: the first ones go
+    assert ledger.api_reads_since(ep, 0) == {bucket + 3 * 86_400: 1}
+
+
+def test_next_due_at_after_a_time(ledger: LedgerStore) -> None:
+    """next_due_at gives the earliest due time, or with ``after`` the earliest later one."""
+    a, b = add(ledger, "a.mp4"), add(ledger, "b.mp4")
+    ledger.update(a.id, expected=S.QUEUED, next_attempt_at=T0 + 10)
+    ledger.update(b.id, expected=S.QUEUED, next_attempt_at=T0 + 20)
+    assert ledger.next_due_at([S.QUEUED]) == T0 + 10
+    assert ledger.next_due_at([S.QUEUED], after=T0 + 10) == T0 + 20
+    assert ledger.next_due_at([S.QUEUED], after=T0 + 20) is None

@@ -114,14 +114,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE jobs ADD COLUMN duration_s REAL",),
     # 4: the ledger's identity, recorded beside it too, so a lost ledger is noticed at start.
     ("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",),
-    # 5: why a job is where it is, as a typed code (reasons.Reason) beside the message for
+    # 5: API reads per ten minutes, so the day's read budget survives a restart (readbudget.py).
+    # One row per node and period: daemons sharing a ledger each add theirs, plan with the sum.
+    (
+        """CREATE TABLE api_reads (
+            node TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (endpoint, bucket, node)
+        )""",
+    ),
+    # 6: why a job is where it is, as a typed code (reasons.Reason) beside the message for
     # people: lifecycle rules and caps count codes, never message text.
     (
         "ALTER TABLE jobs ADD COLUMN reason_code TEXT",
         "ALTER TABLE events ADD COLUMN reason_code TEXT",
         "CREATE INDEX events_job_reason ON events (job_id, reason_code)",
     ),
-    # 6: several nodes on one ledger: which node works on a job until when (its lease), and
+    # 7: several nodes on one ledger: which node works on a job until when (its lease), and
     # the nodes themselves with their heartbeats.
     (
         "ALTER TABLE jobs ADD COLUMN lease_node TEXT",
@@ -134,7 +145,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             version TEXT
         )""",
     ),
-    # 7: the API requests of every node inside the longest rate window, so the hour and day
+    # 8: the API requests of every node inside the longest rate window, so the hour and day
     # windows survive a restart and nodes sharing a ledger pace together.
     (
         """CREATE TABLE api_requests (

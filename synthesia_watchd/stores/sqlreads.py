@@ -108,14 +108,20 @@ class SqlReads(SqlCore):
         where, params = due_filter(states, now, exclude_ids, exclude_watches)
         return self._jobs(where, params, f"ORDER BY next_attempt_at, id LIMIT {int(limit)}")
 
-    def next_due_at(self, states: Iterable[JobState]) -> float | None:
-        """The earliest next_attempt_at among jobs in ``states`` (None when there are none)."""
+    def next_due_at(self, states: Iterable[JobState], after: float | None = None) -> float | None:
+        """The earliest next_attempt_at among jobs in ``states`` (None when there are none);
+        with ``after``, the earliest one later than that."""
         values = [s.value for s in states_of(states)]
+        where = f"state IN ({marks(values)})"
+        params: list[Any] = list(values)
+        if after is not None:
+            where += " AND next_attempt_at > ?"
+            params.append(after)
         with self._read() as c:
             row = one(
                 c,
-                f"SELECT MIN(next_attempt_at) AS t FROM jobs WHERE state IN ({marks(values)})",  # noqa: S608
-                values,
+                f"SELECT MIN(next_attempt_at) AS t FROM jobs WHERE {where}",  # noqa: S608
+                params,
             )
         return None if row is None or row["t"] is None else float(row["t"])
 

@@ -204,3 +204,27 @@ class SqlLedgerStore(SqlStore):
         with self._read() as c:
             row = one(c, "SELECT value FROM meta WHERE key = ?", (_GATE_KEY,))
         return float(row["value"]) if row else 0.0
+
+    # --- the day's read budget ----------------------------------------------------------------
+
+    def add_api_reads(self, node: str, endpoint: str, bucket: int, count: int) -> None:
+        """Add ``count`` reads of ``endpoint`` by ``node`` in the period starting at ``bucket``
+        (unix seconds); rows older than two days go (only the last 24 hours are ever read)."""
+        with self._tx() as c:
+            c.run(
+                "INSERT INTO api_reads (node, endpoint, bucket, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (endpoint, bucket, node)"
+                " DO UPDATE SET count = api_reads.count + excluded.count",
+                (node, endpoint, bucket, count),
+            )
+            c.run("DELETE FROM api_reads WHERE bucket < ?", (bucket - 2 * 86_400,))
+
+    def api_reads_since(self, endpoint: str, since: float) -> dict[int, int]:
+        """Reads of ``endpoint`` per period (start, unix seconds) from ``since`` on, all nodes."""
+        with self._read() as c:
+            rows = c.rows(
+                "SELECT bucket, SUM(count) AS n FROM api_reads WHERE endpoint = ? AND bucket >= ?"
+                " GROUP BY bucket",
+                (endpoint, since),
+            )
+        return {int(r["bucket"]): int(r["n"]) for r in rows}
