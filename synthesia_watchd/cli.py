@@ -25,7 +25,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from . import __version__, runtime
+from . import __version__, lifecycle, runtime
 from .config import Config, build_config, dump_effective, load_config
 from .errors import (
     AuthError,
@@ -36,13 +36,11 @@ from .errors import (
     UsageError,
     WatchdError,
 )
-from .ledger import Job, Ledger, Output
+from .ledger import Job, Ledger
 from .logsetup import configure_logging
-from .pipeline import PROJECT_FAILED, UNSAFE_URL_CODE
 from .progress import duration_text as _age
 from .progress import error_is_current, job_progress, progress_text
-from .restore import bring_back
-from .states import ACTIVE, TERMINAL, JobState, OutputState
+from .states import ACTIVE, TERMINAL, JobState
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/synthesia-watchd/config.yaml"),)
 
@@ -435,95 +433,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def _poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str) -> str:
-    """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
-    fetched again."""
-    for o in reopen:
-        ledger.set_output(job.id, o.language, o.kind, state=OutputState.PENDING)
-    ledger.transition(
-        job.id, job.state, JobState.DUBBING, why=why, next_attempt_at=time.time(), attempts=0
-    )
-    return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
-
-
-def retry_job(ledger: Ledger, job: Job, *, resubmit: bool = False, fresh: bool = False) -> str:
-    """Put a finished-but-unhappy job back to work; returns what was done."""
-    now = time.time()
-    failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
-    refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
-    if job.state is JobState.PARTIAL and job.project_id and refused == failed_outputs:
-        # Only downloads were refused (unsafe URLs): the project has them, already paid for.
-        return _poll_again(
-            ledger,
-            job,
-            refused,
-            "retry by operator: fetching the refused downloads again (no new charge)",
-        )
-    if job.state is JobState.PARTIAL:
-        failed = sorted(
-            {o.language for o in ledger.outputs(job.id) if o.state is OutputState.FAILED}
-        )
-        new = ledger.add_job(
-            watch=job.watch,
-            source_path=job.source_path,
-            size=job.size,
-            mtime_ns=job.mtime_ns,
-            sha256=job.sha256,
-            source_language=job.source_language,
-            targets=failed,
-            output_dir=job.output_dir,
-            settings=job.settings,
-            kinds=sorted({o.kind for o in ledger.outputs(job.id)}),
-            why=f"retry of the failed languages of job {job.id}",
-        )
-        ledger.note(job.id, f"failed languages {failed} retried as job {new.id}")
-        return f"job #{job.id}: failed languages {', '.join(failed)} queued as job #{new.id}"
-    if job.state in (JobState.NEEDS_ATTENTION, JobState.FAILED, JobState.CANCELLED):
-        # Decide from what the ledger knows, so a retry never pays for work already paid for.
-        project_failed = (job.last_error or "").startswith(PROJECT_FAILED)
-        if job.project_id and not project_failed and not fresh:
-            return _poll_again(
-                ledger,
-                job,
-                refused,
-                "retry by operator: polling the existing project (no new charge)",
-            )
-        if job.submit_started_at is not None and not job.project_id:
-            if not resubmit:
-                raise WatchdError(
-                    f"job #{job.id} may already have a project at Synthesia (its submit was "
-                    "ambiguous); check your workspace, then run `retry --resubmit` to pay again"
-                )
-            ledger.transition(
-                job.id,
-                job.state,
-                JobState.UPLOADED,
-                why="resubmit confirmed by operator",
-                submit_started_at=None,
-                next_attempt_at=now,
-                attempts=0,
-            )
-            return f"job #{job.id}: will be submitted again"
-        moved_back = bring_back(job)
-        ledger.transition(
-            job.id,
-            job.state,
-            JobState.QUEUED,
-            why="retry by operator: starting over"
-            + (" (a new project is paid for)" if job.project_id else ""),
-            next_attempt_at=now,
-            attempts=0,
-            asset_id=None,
-            project_id=None,
-            submit_started_at=None,
-        )
-        return f"job #{job.id}: queued again{moved_back}"
-    if job.state in ACTIVE:
-        ledger.update(job.id, expected=job.state, next_attempt_at=now, why="retry now")
-        return f"job #{job.id}: {job.state.value}, retrying now"
-    raise WatchdError(f"job #{job.id} is {job.state.value}: nothing to retry")
-
-
 def cmd_retry(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         if args.failed:
@@ -536,19 +445,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
         if not jobs:
             _print("no failed or partial jobs: nothing to retry")
         for job in jobs:
-            _print(retry_job(ledger, job, resubmit=args.resubmit, fresh=args.fresh))
+            _print(lifecycle.retry(ledger, job, resubmit=args.resubmit, fresh=args.fresh))
     return ExitStatus.OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         job = ledger.get(args.job)
-        if job.state in TERMINAL and job.state is not JobState.NEEDS_ATTENTION:
+        if not lifecycle.can_cancel(job):
             sys.stderr.write(f"job #{job.id} is already {job.state.value}\n")
             return ExitStatus.FAILED
-        note = " (Synthesia keeps the project it already started)" if job.project_id else ""
-        ledger.transition(job.id, job.state, JobState.CANCELLED, why="cancelled by operator")
-        _print(f"job #{job.id}: cancelled{note}")
+        _print(lifecycle.cancel(ledger, job))
     return ExitStatus.OK
 
 

@@ -126,6 +126,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN reason_code TEXT",
         "ALTER TABLE events ADD COLUMN reason_code TEXT",
         "CREATE INDEX events_job_reason ON events (job_id, reason_code)",
+        # What older versions said in words only, coded once so rules and caps carry over.
+        "UPDATE jobs SET reason_code = 'vanished'"
+        " WHERE state = 'cancelled' AND last_error = 'source file vanished'",
+        "UPDATE jobs SET reason_code = 'project_failed'"
+        " WHERE last_error LIKE 'Synthesia failed the dubbing project%'",
+        "DROP TRIGGER events_append_only_update",
+        "UPDATE events SET reason_code = 'fresh_asset'"
+        " WHERE why LIKE 'upload credentials expired; creating a fresh asset%'",
+        "UPDATE events SET reason_code = 'internal_error'"
+        " WHERE why LIKE 'retry: internal error: %'",
+        """CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
     ),
 )
 

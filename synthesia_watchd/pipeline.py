@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import adopt, atomic, diskspace, media, outputs
+from . import adopt, atomic, diskspace, lifecycle, media, outputs
 from .api import CreatedAsset, Project, SynthesiaClient, UploadCredentials
 from .config import Config, WatchConfig
 from .errors import (
@@ -30,6 +30,7 @@ from .errors import (
     NoSpaceLeft,
     OutputConflict,
     PermanentError,
+    ProjectFailed,
     RateLimited,
     ShutdownRequested,
     StaleTransition,
@@ -55,27 +56,22 @@ from .jobspec import (
 from .ledger import Job, Ledger
 from .logsetup import get_logger, job_context
 from .progress import Progress
+from .reasons import Reason
 from .retry import backoff_delay
 from .states import IN_FLIGHT, JobState, OutputState
 
 log = get_logger(component="pipeline")
 
-#: Why a job was cancelled when its source disappeared; only such jobs come back by themselves.
+#: The words for people beside Reason.VANISHED (a job comes back by its code, not these).
 VANISHED = "source file vanished"
 #: How long a job waits before re-checking when it is blocked (slots full, budget, auth).
 WAIT_SECONDS = 5.0
 #: Retries of transient failures back off up to this cap; they never give up on their own.
 RETRY_BASE, RETRY_CAP = 5.0, 600.0
-#: A fresh asset is created at most this many times in a row before the job fails.
-MAX_FRESH_ASSETS = 5
-#: Unexpected exceptions (bugs, odd OS errors) are retried this many times, then fail the job.
-MAX_INTERNAL_ERRORS = 5
-FRESH_ASSET_WHY = "upload credentials expired; creating a fresh asset"
-#: How a job failed by Synthesia itself begins its last_error (retry then starts over).
+#: How the message of a job failed by Synthesia itself begins (for people; the rule keys on
+#: Reason.PROJECT_FAILED).
 PROJECT_FAILED = "Synthesia failed the dubbing project"
-INTERNAL_WHY = "internal error: "
-#: The error code of an output whose download URL was refused as unsafe.
-UNSAFE_URL_CODE = "unsafe_download_url"
+UNSAFE_URL_CODE = lifecycle.UNSAFE_URL_CODE
 
 
 class Uploader(Protocol):
@@ -182,14 +178,8 @@ class Pipeline:
         src = str(path)
         known = self.ledger.find_job(watch.name, src, size, mtime_ns)
         if known is not None:
-            if known.state is JobState.CANCELLED and known.last_error == VANISHED:
-                return self._move(
-                    known.id,
-                    JobState.CANCELLED,
-                    JobState.QUEUED,
-                    why="source is back",
-                    next_attempt_at=self.now(),
-                )
+            if lifecycle.came_back(known):
+                return lifecycle.source_back(self.ledger, known, self.now())
             return None
         settings = job_settings(watch)
         out_dir = outputs.output_dir(watch, path)
@@ -221,6 +211,7 @@ class Pipeline:
                 state=JobState.FAILED,
                 why=refused,
                 last_error=refused,
+                reason_code=Reason.CONTENT_REFUSED.value,
             )
             with job_context(job.id, path.name, "intake"):
                 log.error("job failed", reason=refused)
@@ -263,11 +254,11 @@ class Pipeline:
                 job.id, f.language, f.kind, state=OutputState.DONE, path=str(f.path),
                 bytes=f.size, sha256=f.sha256,
             )  # fmt: skip
-        self._move(
-            job.id,
-            JobState.QUEUED,
-            JobState.DONE,
-            why=f"{adopt.ADOPTED}: {len(found)} file(s) newer than the source; no API call",
+        lifecycle.settled(
+            self.ledger,
+            job,
+            Reason.ADOPTED,
+            f"{adopt.ADOPTED}: {len(found)} file(s) newer than the source; no API call",
         )
         self._after_done(self.ledger.get(job.id))
         return True
@@ -310,11 +301,11 @@ class Pipeline:
                 bytes=nbytes,
                 sha256=digest,
             )
-        self._move(
-            job.id,
-            JobState.QUEUED,
-            JobState.DONE,
-            why=f"identical content already dubbed by job {twin.id}; outputs reused, no API call",
+        lifecycle.settled(
+            self.ledger,
+            job,
+            Reason.REUSED,
+            f"identical content already dubbed by job {twin.id}; outputs reused, no API call",
         )
         with job_context(job.id, Path(job.source_path).name, "reuse"):
             log.info("job done from earlier outputs", twin=twin.id)
@@ -328,7 +319,7 @@ class Pipeline:
             watch, str(path), states=(JobState.QUEUED, JobState.ASSET_CREATED)
         ):
             with contextlib.suppress(StaleTransition):
-                self._move(job.id, job.state, JobState.CANCELLED, why=VANISHED, last_error=VANISHED)
+                lifecycle.vanished(self.ledger, job)
                 self._credentials.pop(job.id, None)
                 cancelled.append(job.id)
         return cancelled
@@ -394,6 +385,7 @@ class Pipeline:
             JobState.DONE,
             JobState.DUBBING,
             why=f"backfill of {', '.join(missing)}: {answer}",
+            code=Reason.BACKFILL,
             targets=[*job.targets, *missing],
             next_attempt_at=self.now(),
             attempts=0,
@@ -409,9 +401,7 @@ class Pipeline:
         if self.pauses.get("auth"):
             # Another worker just found the key rejected: send nothing more until it is fixed.
             with contextlib.suppress(StaleTransition):
-                self.ledger.update(
-                    job.id, expected=job.state, next_attempt_at=self.now() + WAIT_SECONDS
-                )
+                lifecycle.wait(self.ledger, job, self.now() + WAIT_SECONDS)
             return
         with job_context(job.id, name, job.state.value):
             try:
@@ -460,29 +450,32 @@ class Pipeline:
         if not self._source_unchanged(job):
             if not self.root_available(job.watch):
                 # An unmounted or unreachable drop folder is not "every file was deleted".
-                self.ledger.update(
-                    job.id,
-                    expected=JobState.QUEUED,
-                    next_attempt_at=self.now() + 60,
-                    last_error="waiting for the watch folder to come back",
+                lifecycle.hold(
+                    self.ledger,
+                    job,
+                    self.now() + 60,
+                    Reason.ROOT_UNAVAILABLE,
+                    "waiting for the watch folder to come back",
                 )
                 return
             if Path(job.source_path).exists():
                 why = "source changed before upload; the new version is a new job"
-            else:
-                why = VANISHED
-            self._move(job.id, JobState.QUEUED, JobState.CANCELLED, why=why, last_error=why)
-            if why == VANISHED:
-                # The watcher must not count it as reported: if it comes back, it is new work.
-                self.release_source(Path(job.source_path))
+                self._move(
+                    job.id,
+                    JobState.QUEUED,
+                    JobState.CANCELLED,
+                    why=why,
+                    code=Reason.SOURCE_CHANGED,
+                    last_error=why,
+                )
+                return
+            lifecycle.vanished(self.ledger, job)
+            # The watcher must not count it as reported: if it comes back, it is new work.
+            self.release_source(Path(job.source_path))
             return
         twin = self._active_twin(job)
         if twin is not None:
-            self.ledger.update(
-                job.id,
-                expected=JobState.QUEUED,
-                next_attempt_at=self.now() + WAIT_SECONDS,
-            )
+            lifecycle.wait(self.ledger, job, self.now() + WAIT_SECONDS)
             return
         client = self._require_client()
         title = job_title(job)
@@ -535,6 +528,7 @@ class Pipeline:
                 JobState.ASSET_CREATED,
                 JobState.QUEUED,
                 why="upload credentials lost in a restart; creating a fresh asset",
+                code=Reason.CREDENTIALS_LOST,
                 next_attempt_at=self.now(),
             )
             return
@@ -558,16 +552,11 @@ class Pipeline:
                     JobState.ASSET_CREATED,
                     JobState.QUEUED,
                     why="watch folder unreachable during upload; waiting for it",
+                    code=Reason.ROOT_UNAVAILABLE,
                     next_attempt_at=self.now() + 60,
                 )
                 return
-            self._move(
-                job.id,
-                JobState.ASSET_CREATED,
-                JobState.CANCELLED,
-                why=VANISHED + " during upload",
-                last_error=VANISHED,
-            )
+            lifecycle.vanished(self.ledger, job, during="during upload")
             self.release_source(Path(job.source_path))
             return
         self._credentials.pop(job.id, None)
@@ -606,20 +595,11 @@ class Pipeline:
             if block is not None:
                 if self.pauses.set("budget", block):
                     log.warning("daily limit reached: jobs wait", reason=block)
-                self.ledger.update(
-                    job.id,
-                    expected=JobState.UPLOADED,
-                    next_attempt_at=self.now() + 60,
-                    last_error=block,
-                )
+                lifecycle.hold(self.ledger, job, self.now() + 60, Reason.DAILY_LIMIT, block)
                 return
             self.pauses.clear("budget")
             if not self.submit_allowed():
-                self.ledger.update(
-                    job.id,
-                    expected=JobState.UPLOADED,
-                    next_attempt_at=self.now() + WAIT_SECONDS,
-                )
+                lifecycle.wait(self.ledger, job, self.now() + WAIT_SECONDS)
                 return
             self._submitting[job.id] = job.size
 
@@ -673,6 +653,7 @@ class Pipeline:
                 expected=current.state,
                 project_id=project_id,
                 submit_started_at=None,
+                reason_code=Reason.ORPHAN_PROJECT.value,
                 why=f"dubbing project {project_id} was started at Synthesia while the job "
                 f"became {current.state.value}; `retry {job_id}` downloads it without paying again",
             )
@@ -692,9 +673,7 @@ class Pipeline:
                 context="GET /v2/assets/{id}",
             )
         if info.status != "ready" or info.detected_language is None:
-            self.ledger.update(
-                job.id, expected=JobState.UPLOADED, next_attempt_at=self.now() + WAIT_SECONDS
-            )
+            lifecycle.wait(self.ledger, job, self.now() + WAIT_SECONDS)
             return False
         if info.detected_language == "und":
             raise PermanentError(
@@ -733,7 +712,7 @@ class Pipeline:
         targets = sorted(set(pending)) or list(job.targets)
         project = self._require_client().get_project(job.project_id or "", targets)
         if project.status == "error":
-            raise PermanentError(
+            raise ProjectFailed(
                 f"{PROJECT_FAILED}: {project.error_code or 'unknown'}",
                 error=project.error_code or "error",
                 context=f"project {project.id}",
@@ -742,11 +721,7 @@ class Pipeline:
         settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
         if project.status != "complete" and not settled:
             self.progress.dubbing(job)
-            self.ledger.update(
-                job.id,
-                expected=JobState.DUBBING,
-                next_attempt_at=self.now() + self._poll_delay(job),
-            )
+            lifecycle.wait(self.ledger, job, self.now() + self._poll_delay(job))
             return
         for t in targets:
             asset = found.get(t)
@@ -864,7 +839,9 @@ class Pipeline:
             log.info("space is back: downloads resume", output_root=str(root))
         if reason is None:
             return False
-        self._retry_later(job, self.now() + diskspace.RECHECK_SECONDS, reason, count=False)
+        lifecycle.hold(
+            self.ledger, job, self.now() + diskspace.RECHECK_SECONDS, Reason.NO_SPACE, reason
+        )
         return True
 
     def _hold_for_space(self, job: Job, exc: OSError | NoSpaceLeft) -> None:
@@ -883,7 +860,9 @@ class Pipeline:
                 free=diskspace.describe(diskspace.free_bytes(folder)),
                 needed=diskspace.describe(needed),
             )
-        self._retry_later(job, self.now() + diskspace.RECHECK_SECONDS, reason, count=False)
+        lifecycle.hold(
+            self.ledger, job, self.now() + diskspace.RECHECK_SECONDS, Reason.NO_SPACE, reason
+        )
 
     def _refuse_output(self, job: Job, language: str, kind: str, reason: str) -> None:
         """Fail one output whose download URL is unsafe (never contacted), with the reason."""
@@ -937,7 +916,8 @@ class Pipeline:
         if not done and all(o.error_code == UNSAFE_URL_CODE for o in failed):
             # Nothing usable came back, through no fault of the dub: `retry` re-polls the
             # project (no new charge) once allowed_download_hosts or the API is fixed.
-            self._fail(job, f"every download URL was refused as unsafe ({reasons})", None)
+            why = f"every download URL was refused as unsafe ({reasons})"
+            self._fail(job, Reason.UNSAFE_URLS, why, None)
             return
         self._move(
             job.id,
@@ -945,6 +925,7 @@ class Pipeline:
             JobState.PARTIAL,
             why=f"some languages failed at Synthesia ({reasons}); "
             "`retry` dubs them again as a new job",
+            code=Reason.LANGUAGES_FAILED,
             last_error=f"languages failed: {reasons}",
         )
         log.warning("job partial", failed=reasons, written=len(done_paths))
@@ -986,19 +967,17 @@ class Pipeline:
     }
 
     def _move(
-        self, job_id: int, expected: JobState, new: JobState, *, why: str, **fields: Any
+        self,
+        job_id: int,
+        expected: JobState,
+        new: JobState,
+        *,
+        why: str,
+        code: Reason | None = None,
+        **fields: Any,
     ) -> Job:
         """A compare-and-set transition plus its one canonical log line."""
-        job = self.ledger.transition(job_id, expected, new, why=why, **fields)
-        level = (
-            log.warning
-            if new in (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.PARTIAL)
-            else log.info
-        )
-        level(
-            "job state", job_id=str(job_id), from_state=expected.value, to_state=new.value, why=why
-        )
-        return job
+        return lifecycle.move(self.ledger, job_id, expected, new, why=why, code=code, **fields)
 
     # --- the one error -> outcome table -------------------------------------------------------
 
@@ -1014,108 +993,59 @@ class Pipeline:
                     "API key rejected: all API work paused; fix the key and send SIGHUP",
                     status=getattr(exc, "status", None),
                 )
-            self._retry_later(job, now + 30, msg, count=False)
+            lifecycle.hold(self.ledger, job, now + 30, Reason.AUTH_REJECTED, msg)
         elif isinstance(exc, RateLimited):
-            self._retry_later(job, now + exc.retry_after, msg, count=False)
+            lifecycle.hold(self.ledger, job, now + exc.retry_after, Reason.RATE_LIMITED, msg)
         elif isinstance(exc, UploadCredentialsExpired):
             self._credentials.pop(job.id, None)
-            if self._events_like(job, FRESH_ASSET_WHY) + 1 >= MAX_FRESH_ASSETS:
-                self._fail(job, f"upload kept failing with rejected credentials: {msg}", None)
-                return
-            self._move(
-                job.id,
-                job.state,
-                JobState.QUEUED,
-                why=f"{FRESH_ASSET_WHY} ({msg})",
-                attempts=job.attempts + 1,
-                next_attempt_at=now,
-            )
+            if lifecycle.fresh_asset(self.ledger, job, msg, now) is None:
+                self._failed_by_cap(job.id)
         elif isinstance(exc, AmbiguousSubmit):
             self._ambiguous(job, msg)
         elif isinstance(exc, NoSpaceLeft) or diskspace.is_no_space(exc):
             assert isinstance(exc, (NoSpaceLeft, OSError))
             self._hold_for_space(job, exc)
         elif isinstance(exc, OutputConflict):
-            self._move(
-                job.id,
-                job.state,
-                JobState.NEEDS_ATTENTION,
-                why=msg,
-                last_error=msg,
-            )
+            lifecycle.needs_attention(self.ledger, job, Reason.OUTPUT_CONFLICT, msg)
             log.error("output name taken by a different file", reason=msg)
         elif isinstance(exc, (PermanentError, ContentError, UnsafePathError)):
-            context = getattr(exc, "context", None)
-            self._fail(job, msg, context)
-        elif isinstance(exc, (TransientError, ApiError)):
+            code = Reason.PROJECT_FAILED if isinstance(exc, ProjectFailed) else Reason.PERMANENT
+            self._fail(job, code, msg, getattr(exc, "context", None))
+        elif isinstance(exc, (TransientError, ApiError, OSError)):
             delay = backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP)
-            self._retry_later(job, now + delay, msg)
+            if isinstance(exc, OSError):
+                code, msg = Reason.FILE_ERROR, f"{type(exc).__name__}: {exc}"
+            else:
+                code = Reason.TRANSIENT
+            lifecycle.retry_later(self.ledger, job, now + delay, code, msg)
             log.warning("retrying later", reason=msg, in_seconds=round(delay, 1))
-        elif isinstance(exc, OSError):
-            delay = backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP)
-            self._retry_later(job, now + delay, f"{type(exc).__name__}: {exc}")
-            log.warning("file error, retrying later", reason=str(exc))
         else:
             log.exception("unexpected error in job", exc_info=exc)
-            if self._events_like(job, "retry: " + INTERNAL_WHY) + 1 >= MAX_INTERNAL_ERRORS:
-                self._fail(job, f"{INTERNAL_WHY}{type(exc).__name__}: {msg}", None)
-            else:
-                self._retry_later(
-                    job,
-                    now + backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP),
-                    f"{INTERNAL_WHY}{type(exc).__name__}: {msg}",
-                )
+            delay = backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP)
+            what = f"{type(exc).__name__}: {msg}"
+            if lifecycle.internal_error(self.ledger, job, now + delay, what):
+                self._failed_by_cap(job.id)
 
-    def _events_like(self, job: Job, prefix: str) -> int:
-        """How often this job's history already holds a step of one kind (fresh assets,
-        internal errors): each limit counts its own kind, not every transient retry."""
-        return sum(e.why.startswith(prefix) for e in self.ledger.events(job.id))
-
-    def _retry_later(self, job: Job, when: float, reason: str, *, count: bool = True) -> None:
-        with contextlib.suppress(StaleTransition):
-            self.ledger.update(
-                job.id,
-                expected=job.state,
-                why=f"retry: {reason}" if count else None,
-                next_attempt_at=when,
-                last_error=reason,
-                attempts=job.attempts + 1 if count else job.attempts,
-            )
+    def _failed_by_cap(self, job_id: int) -> None:
+        """A lifecycle cap failed the job: log it and run the on_failure post-action."""
+        job = self.ledger.get(job_id)
+        log.error("job failed", reason=job.last_error)
+        self._on_failure(job, job.last_error or "", None)
 
     def _ambiguous(self, job: Job, msg: str) -> None:
         if self.config.on_ambiguous_submit == "retry":
-            self.ledger.update(
-                job.id,
-                expected=job.state,
-                submit_started_at=None,
-                next_attempt_at=self.now(),
-                why="submit answer lost; resubmitting (on_ambiguous_submit: retry)",
-            )
+            lifecycle.resubmit_automatically(self.ledger, job, self.now())
             return
-        reason = (
+        context = (
             "POST /v2/dubbing was sent but no answer came back: Synthesia may have started (and "
             "billed) a project. Check your Synthesia workspace; then `synthesia-watchd retry "
             f"{job.id} --resubmit` to submit again, or `cancel {job.id}`"
         )
-        self._move(
-            job.id,
-            job.state,
-            JobState.NEEDS_ATTENTION,
-            why=reason,
-            last_error=msg,
-            last_error_context=reason,
-        )
+        lifecycle.needs_attention(self.ledger, job, Reason.AMBIGUOUS_SUBMIT, msg, context)
         log.error("ambiguous submit: needs attention", reason=msg)
 
-    def _fail(self, job: Job, reason: str, context: str | None) -> None:
-        job = self._move(
-            job.id,
-            job.state,
-            JobState.FAILED,
-            why=reason,
-            last_error=reason,
-            last_error_context=context,
-        )
+    def _fail(self, job: Job, code: Reason, reason: str, context: str | None) -> None:
+        job = lifecycle.fail(self.ledger, job, code, reason, context)
         log.error("job failed", reason=reason, context=context)
         self._on_failure(job, reason, context)
 

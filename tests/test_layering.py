@@ -42,6 +42,7 @@ PURE = {
     "outputs",
     "estimate",
     "hygiene",
+    "reasons",
 }
 
 
