@@ -190,6 +190,40 @@ def resubmit_automatically(ledger: Ledger, job: Job, now: float) -> None:
     )
 
 
+def submit_sending(ledger: Ledger, job: Job, now: float) -> None:
+    """The durable marker right before POST /v2/dubbing goes out: if we die before the
+    project id is recorded, the submit is known to be ambiguous."""
+    ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=now)
+
+
+def submit_refused(ledger: Ledger, job: Job) -> None:
+    """The server answered that it did not act (429, 5xx, 4xx) or was never reached."""
+    ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
+
+
+def orphan_project(ledger: Ledger, job: Job, project_id: str) -> None:
+    """Keep the id of a project started for a job that moved on meanwhile (`retry` polls it)."""
+    ledger.update(
+        job.id,
+        expected=job.state,
+        project_id=project_id,
+        submit_started_at=None,
+        reason_code=Reason.ORPHAN_PROJECT.value,
+        why=f"dubbing project {project_id} was started at Synthesia while the job "
+        f"became {job.state.value}; `retry {job.id}` downloads it without paying again",
+    )
+
+
+def detected(ledger: Ledger, job: Job, language: str) -> None:
+    """Record the language Synthesia detected for a ``source_language: auto`` job."""
+    ledger.update(
+        job.id,
+        expected=JobState.UPLOADED,
+        why=f"detected language {language}",
+        detected_language=language,
+    )
+
+
 def came_back(job: Job) -> bool:
     """Whether a known job was cancelled only because its source vanished."""
     return job.state is JobState.CANCELLED and job.reason_code == Reason.VANISHED.value
