@@ -21,7 +21,7 @@ from .reasons import Reason
 from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
 
-log = get_logger(component="lifecycle")
+log = get_logger(component="pipeline")
 
 Clock = Callable[[], float]
 

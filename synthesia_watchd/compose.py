@@ -1,0 +1,214 @@
+"""The composition root: the one place that names the concrete parts and wires them.
+
+``build(config)`` makes everything a run needs (ledger, client, pipeline, watchers,
+scheduler, metrics) and hands it to ``Daemon`` as ``Parts``; ``run``, ``dub``, ``demo`` and
+the commands that work on a ledger (``backfill``) all build through here, so a part is chosen
+in one place. Tests pass their own clock and executor (``scheduler.inline``) to step
+``Daemon.loop_once(now)`` by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .api import SynthesiaClient, UploadCredentials
+from .claims import Claims
+from .config import Config
+from .errors import LedgerError
+from .ledger import Ledger
+from .ledgerguard import ID_KEY, open_checked
+from .logsetup import add_secret, get_logger
+from .metrics import Heartbeat, Metrics
+from .pipeline import Pauses, Pipeline
+from .ratelimit import RateLimiter
+from .retry import RetryPolicy
+from .scheduler import ExecutorFactory, Scheduler, threaded
+from .sdnotify import Notifier
+from .upload import upload_file
+from .watcher import WatchSet
+
+log = get_logger(component="daemon")
+
+Clock = Callable[[], float]
+
+
+def build_client(
+    config: Config, limiter: RateLimiter, stop: threading.Event, metrics: Metrics | None
+) -> SynthesiaClient | None:
+    """The API client for a config, or None when no key is configured."""
+    if config.api_key is None or not config.api_key.reveal():
+        return None
+    add_secret(config.api_key.reveal())
+    return SynthesiaClient(
+        config.api_key.reveal(),
+        api_url=config.api_url,
+        limiter=limiter,
+        retry=RetryPolicy(),
+        timeout=(config.connect_timeout, config.read_timeout),
+        allowed_download_hosts=config.allowed_download_hosts,
+        stop=stop,
+        on_response=metrics.observe_api if metrics is not None else None,
+        send_content_md5=config.send_content_md5,
+    )
+
+
+def upload_with_redaction(path: Path, credentials: UploadCredentials, **kw: Any) -> None:
+    """upload_file, after registering the temporary secrets with the log redactor."""
+    add_secret(credentials.secret_access_key)
+    add_secret(credentials.session_token)
+    upload_file(path, credentials, **kw)
+
+
+class InstanceLock:
+    """One daemon per ledger: an exclusive ``flock`` beside the ledger file.
+
+    Compare-and-set on job state alone would let two daemons on one ledger both submit the
+    same uploaded job, and pay twice. The kernel drops the lock when the process dies, even
+    by SIGKILL, so a crash never leaves a stale lock behind.
+    """
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.path = ledger_path.with_name(ledger_path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
+            os.close(self._fd)
+            raise LedgerError(
+                f"another synthesia-watchd (pid {other or '?'}) is already running on "
+                f"{ledger_path}; stop it first, or give this one its own `ledger`"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+
+
+@dataclass
+class Parts:
+    """Everything a daemon runs with, built by ``build`` (or by a test, part by part)."""
+
+    config: Config
+    now: Clock
+    stop: threading.Event
+    lock: InstanceLock
+    ledger: Ledger
+    metrics: Metrics
+    notifier: Notifier
+    limiter: RateLimiter
+    pauses: Pauses
+    client: SynthesiaClient | None
+    pipeline: Pipeline
+    claims: Claims
+    watchset: WatchSet
+    scheduler: Scheduler
+    heartbeat: Heartbeat
+    #: How a reload makes the client for a new config (the limiter is kept on purpose).
+    make_client: Callable[[Config], SynthesiaClient | None]
+    #: Whether the watchers run (``dub`` hands its files in directly).
+    watching: bool = True
+
+
+def build(
+    config: Config,
+    *,
+    watch: bool = True,
+    client: SynthesiaClient | None = None,
+    now: Clock = time.time,
+    notifier: Notifier | None = None,
+    new_ledger: bool = False,
+    executor: ExecutorFactory = threaded,
+) -> Parts:
+    """Every part of one run over ``config``; holds the ledger's instance lock."""
+    stop = threading.Event()
+    metrics = Metrics()
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = InstanceLock(config.ledger)
+    try:
+        ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
+    except BaseException:
+        lock.release()
+        raise
+    limiter = RateLimiter.from_rate_limits(config.rate_limits)
+
+    def make_client(cfg: Config) -> SynthesiaClient | None:
+        return build_client(cfg, limiter, stop, metrics)
+
+    pauses = Pauses()
+    client = client or make_client(config)
+    pipeline = engine(config, ledger, client, stop=stop, pauses=pauses, metrics=metrics, now=now)
+    claims = Claims(ledger.get_meta(ID_KEY) or "", log=log)
+    watchset = WatchSet(config.watches if watch else (), log=log, claim=claims.problem)
+    pipeline.release_source = watchset.release
+    pipeline.root_available = watchset.check_root
+    scheduler = Scheduler(
+        pipeline,
+        ledger,
+        max_uploads=config.max_uploads,
+        max_downloads=config.max_downloads,
+        max_active_jobs=config.max_active_jobs,
+        wake=watchset.wakeup,
+        executor=executor,
+    )
+    return Parts(
+        config=config,
+        now=now,
+        stop=stop,
+        lock=lock,
+        ledger=ledger,
+        metrics=metrics,
+        notifier=notifier or Notifier(),
+        limiter=limiter,
+        pauses=pauses,
+        client=client,
+        pipeline=pipeline,
+        claims=claims,
+        watchset=watchset,
+        scheduler=scheduler,
+        heartbeat=Heartbeat(config.state_dir / "heartbeat"),
+        make_client=make_client,
+        watching=watch,
+    )
+
+
+def engine(
+    config: Config,
+    ledger: Ledger,
+    client: SynthesiaClient | None,
+    *,
+    stop: threading.Event | None = None,
+    pauses: Pauses | None = None,
+    metrics: Metrics | None = None,
+    now: Clock = time.time,
+) -> Pipeline:
+    """The pipeline over a ledger: a daemon's, or a command's working on jobs (backfill)."""
+    return Pipeline(
+        ledger=ledger,
+        config=config,
+        client=client,
+        uploader=upload_with_redaction,
+        stop=stop or threading.Event(),
+        pauses=pauses,
+        metrics=metrics,
+        now=now,
+    )
+
+
+def command_client(config: Config) -> SynthesiaClient | None:
+    """A client for a one-off command (its own limiter; no metrics)."""
+    return build_client(
+        config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
+    )
