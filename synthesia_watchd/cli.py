@@ -36,7 +36,7 @@ from .errors import (
     UsageError,
     WatchdError,
 )
-from .ledger import Job, Ledger
+from .ledger import Event, Job, Ledger, Output
 from .logsetup import configure_logging
 from .progress import duration_text as _age
 from .progress import error_is_current, job_progress, progress_text
@@ -298,6 +298,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "stopped_cleanly": bool(record.get("stopping")),
         },
         "paused": record.get("paused", {}) if running else {},
+        "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
         "counts": counts,
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
@@ -329,10 +330,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
+    holds = data["holds"]
+    for name, hold in [("all watches", holds["all"]), *holds["watches"].items()]:
+        if hold:
+            _print(f"{hold['mode'].upper()}: {name} ({hold['reason']}; `resume` lifts it)")
     for w in data["watches"]:
         line = f"watch {w['name']}: {w['mode']}"
         if w.get("paused"):
             line += f", PAUSED: {w.get('pause_reason')}"
+        if w.get("held"):
+            line += f", holding new work ({w['held']})"
         if w.get("pending"):
             line += f", {w['pending']} file(s) settling"
         _print(line)
@@ -379,6 +386,27 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def show_data(job: Job, outs: Sequence[Output], events: Sequence[Event]) -> dict[str, Any]:
+    """One job with its outputs and history as plain data (also the `show --json` output)."""
+    data = _job_dict(job)
+    data["outputs"] = [
+        {
+            "language": o.language,
+            "kind": o.kind,
+            "state": o.state.value,
+            "path": o.path,
+            "bytes": o.bytes,
+            "sha256": o.sha256,
+            "error_code": o.error_code,
+        }
+        for o in outs
+    ]
+    data["events"] = [
+        {"at": e.at, "from": e.from_state, "to": e.to_state, "why": e.why} for e in events
+    ]
+    return data
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         try:
@@ -389,23 +417,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         outs = ledger.outputs(job.id)
         events = ledger.events(job.id)
     if args.json:
-        data = _job_dict(job)
-        data["outputs"] = [
-            {
-                "language": o.language,
-                "kind": o.kind,
-                "state": o.state.value,
-                "path": o.path,
-                "bytes": o.bytes,
-                "sha256": o.sha256,
-                "error_code": o.error_code,
-            }
-            for o in outs
-        ]
-        data["events"] = [
-            {"at": e.at, "from": e.from_state, "to": e.to_state, "why": e.why} for e in events
-        ]
-        _print(json.dumps(data, indent=2))
+        _print(json.dumps(show_data(job, outs, events), indent=2))
         return ExitStatus.OK
     _print(f"job #{job.id}: {job.state.value}")
     for key, value in _job_dict(job).items():
@@ -447,11 +459,21 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
-        job = ledger.get(args.job)
-        if not lifecycle.can_cancel(job):
-            sys.stderr.write(f"job #{job.id} is already {job.state.value}\n")
-            return ExitStatus.FAILED
-        _print(lifecycle.cancel(ledger, job))
+        _print(lifecycle.cancel(ledger, ledger.get(args.job)))
+    return ExitStatus.OK
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    config = _load(args, required=False)
+    known = [w.name for w in config.watches] if config.source is not None else None
+    with _open_ledger(args) as ledger:
+        _print(lifecycle.pause(ledger, watch=args.watch, drain=args.drain, known=known))
+    return ExitStatus.OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with _open_ledger(args) as ledger:
+        _print(lifecycle.resume(ledger, watch=args.watch))
     return ExitStatus.OK
 
 
@@ -642,6 +664,19 @@ def build_parser() -> argparse.ArgumentParser:
     with_ledger(sp)
     sp.add_argument("job", type=_job_id)
     sp.set_defaults(func=cmd_cancel)
+
+    sp = sub.add_parser("pause", help="start no new paid work (globally or for one watch)")
+    with_ledger(sp)
+    sp.add_argument("--watch", help="pause only this watch")
+    sp.add_argument(
+        "--drain", action="store_true", help="let started jobs finish, take nothing new"
+    )
+    sp.set_defaults(func=cmd_pause)
+
+    sp = sub.add_parser("resume", help="lift a pause or drain")
+    with_ledger(sp)
+    sp.add_argument("--watch", help="resume only this watch")
+    sp.set_defaults(func=cmd_resume)
 
     sp = sub.add_parser("health", help="exit 0 when the daemon's heartbeat is fresh")
     with_config(sp)

@@ -37,6 +37,7 @@ from .configschema import (
 )
 from .errors import ConfigError, ConfigIssue
 from .hygiene import secret_warnings
+from .urls import is_loopback_host
 from .yamlmarks import MAX_CONFIG_BYTES, Doc, KeyPath, dump_block, too_large
 
 __all__ = [
@@ -106,6 +107,8 @@ class WatchConfig:
     visibility: str | None
     title: str
     backfill_new_targets: bool
+    #: Windows (local time) in which new paid work may start; empty: always.
+    schedule: tuple[str, ...] = ()
 
     @property
     def output_root(self) -> Path:
@@ -140,6 +143,13 @@ class Config:
     log_format: str
     watches: tuple[WatchConfig, ...]
     api_tier: str = "creator"
+    web_listen: str | None = None
+    web_token_file: Path | None = None
+    web_allowed_hosts: tuple[str, ...] = ()
+    notify_apprise: tuple[Secret, ...] = ()
+    notify_webhook_url: str | None = None
+    notify_webhook_secret_file: Path | None = None
+    notify_events: tuple[str, ...] = ()
     #: Things that work but that the operator should hear about (shown by check-config).
     warnings: tuple[str, ...] = field(default=())
     #: Send contentMD5 on POST /v2/assets (opt-in; see configschema).
@@ -386,6 +396,15 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         limits[cls] = RateLimitSpec(
             *(top.get(f"api.rate_limits.{cls}.{w}", preset[n]) for n, w in enumerate(windows))
         )
+    web_listen = get("web.listen")
+    if web_listen and not get("web.token_file"):
+        host = web_listen.rsplit(":", 1)[0].strip("[]")
+        if not is_loopback_host(host):
+            ctx.error(
+                ("web", "listen"),
+                f"{web_listen} is reachable from the network: set web.token_file (a file "
+                "holding an access token) or listen on 127.0.0.1",
+            )
     if ctx.issues:
         raise ConfigError(sorted(ctx.issues, key=lambda issue: issue.line or 0))
     warnings = []
@@ -425,6 +444,13 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         log_format=get("log.format"),
         watches=tuple(watches),
         api_tier=tier,
+        web_listen=web_listen,
+        web_token_file=get("web.token_file"),
+        web_allowed_hosts=get("web.allowed_hosts"),
+        notify_apprise=get("notify.apprise"),
+        notify_webhook_url=get("notify.webhook.url"),
+        notify_webhook_secret_file=get("notify.webhook.secret_file"),
+        notify_events=get("notify.events"),
         warnings=tuple(warnings),
     )
 
@@ -573,6 +599,21 @@ def effective_config(cfg: Config) -> dict[str, Any]:
         "shutdown_timeout": cfg.shutdown_timeout,
         "poll_interval_max": cfg.poll_interval_max,
         "metrics": {"listen": cfg.metrics_listen},
+        "web": {
+            "listen": cfg.web_listen,
+            "token_file": str(cfg.web_token_file) if cfg.web_token_file else None,
+            "allowed_hosts": list(cfg.web_allowed_hosts),
+        },
+        "notify": {
+            "apprise": [MASK for _ in cfg.notify_apprise],
+            "webhook": {
+                "url": cfg.notify_webhook_url,
+                "secret_file": (
+                    str(cfg.notify_webhook_secret_file) if cfg.notify_webhook_secret_file else None
+                ),
+            },
+            "events": list(cfg.notify_events),
+        },
         "log": {"level": cfg.log_level, "format": cfg.log_format},
         "watches": [_watch_data(w) for w in cfg.watches],
         "warnings": list(cfg.warnings),

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from . import languages
+from .control import BadWindow, parse_window
 from .errors import ConfigIssue
 from .urls import is_loopback_host
 from .yamlmarks import Doc, KeyPath, fmt_path
@@ -410,3 +411,13 @@ def title_template(value: Any, path: KeyPath, ctx: Context) -> str:
                 f"unknown placeholder {{{f}}}; use {', '.join('{' + t + '}' for t in TITLE_FIELDS)}"
             )
     return text
+
+
+def schedule_window(value: Any, path: KeyPath, ctx: Context) -> str:
+    """A schedule window such as ``"mon-fri 22:00-06:00"`` (see control.parse_window)."""
+    text = nonempty_text(value, path, ctx)
+    try:
+        parse_window(text)
+    except BadWindow as exc:
+        raise Invalid(str(exc)) from None
+    return text.strip()

@@ -38,6 +38,7 @@ from .configchecks import (
     nullable,
     one_of,
     post_action,
+    schedule_window,
     secret,
     suggest,
     title_template,
@@ -227,6 +228,46 @@ TOP_KEYS: tuple[_Key, ...] = (
         "explicit address is required (a bare port is refused).",
         "127.0.0.1:9464",
     ),
+    _Key("web.listen", "host:port or null", None, nullable(listen_address)).about(
+        "Address of the operator console and push API (/, /api/v1/...); null disables it. "
+        "An address other than loopback requires web.token_file, or the daemon refuses to "
+        "start.",
+        "127.0.0.1:8080",
+    ),
+    _Key("web.token_file", "path or null", None, nullable(filepath)).about(
+        "File holding the console's access token. API clients send it as "
+        "'Authorization: Bearer TOKEN'; browsers log in with basic auth (any user name, the "
+        "token as password). Unset: no login, allowed only on a loopback address.",
+        "/run/secrets/synthesia-watchd-web",
+    ),
+    _Key("web.allowed_hosts", "list of host names", (), list_of(host_pattern)).about(
+        "Host header values the console answers to, besides the listen address, localhost, "
+        "127.0.0.1 and ::1 (a guard against DNS rebinding). Add the NAS's name here.",
+        "[nas.local]",
+    ),
+    _Key("notify.apprise", "list of Apprise URLs", (), list_of(secret)).about(
+        "Where to send notifications through Apprise (the `notify` extra): "
+        "'mailto://...', 'tgram://...', 'ntfy://...'. Treated as secrets: never shown.",
+        "['ntfy://ntfy.sh/my-dubbing']",
+    ),
+    _Key("notify.webhook.url", "URL or null", None, nullable(url)).about(
+        "A URL that receives each notification as a JSON POST; null: no webhook.",
+        "https://hooks.example.com/dubbing",
+    ),
+    _Key("notify.webhook.secret_file", "path or null", None, nullable(filepath)).about(
+        "File holding the key of the webhook's signature: the header "
+        "X-Synthesia-Watchd-Signature is 'sha256=' + hex HMAC-SHA256 of the body.",
+        "/run/secrets/webhook-key",
+    ),
+    _Key(
+        "notify.events",
+        "list of done | partial | failed | needs_attention | paused | resumed",
+        ("done", "partial", "failed", "needs_attention", "paused", "resumed"),
+        list_of(
+            one_of("done", "partial", "failed", "needs_attention", "paused", "resumed"),
+            unique=True,
+        ),
+    ).about("Which events are sent."),
     _Key(
         "log.level",
         "debug | info | warning | error",
@@ -327,6 +368,13 @@ WATCH_KEYS: tuple[_Key, ...] = (
         "language to the existing project; only the new language is paid for)."
     ),
     _Key("recursive", "boolean", True, boolean).about("Also watch subfolders of input."),
+    _Key("schedule", "list of windows", (), list_of(schedule_window)).about(
+        "Local-time windows in which new paid work may start: '[days] HH:MM-HH:MM' (a window "
+        "past midnight belongs to the day it starts on) or days alone. Outside every window "
+        "files are queued and nothing is uploaded or submitted; jobs already dubbing finish. "
+        "Empty: always.",
+        "['mon-fri 22:00-06:00', 'sat,sun']",
+    ),
 )
 
 #: Keys only a watch has: they name and place it, so `defaults` cannot set them.
@@ -357,6 +405,8 @@ _SECTIONS: dict[str, tuple[str, str]] = {
     "api": ("`api`", "Talking to the API: pacing, timeouts, download hosts."),
     "limits": ("`limits`", "Spending guards."),
     "metrics": ("`metrics`", "The Prometheus listener."),
+    "web": ("`web`", "The operator console and push API (off by default)."),
+    "notify": ("`notify`", "Notifications of finished jobs and pauses (Apprise, a webhook)."),
     "log": ("`log`", "Logs go to stdout: journald or docker collect them."),
     "defaults": (
         "`defaults` and watch settings",

@@ -9,6 +9,7 @@ acts on them (SIGTERM/SIGINT: warm stop, a second one: cold; SIGHUP: reload).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -17,19 +18,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__, outputs, runtime
+from . import __version__, lifecycle, outputs, runtime
 from .api import SynthesiaClient
 from .compose import Parts
-from .config import load_config
+from .config import Config, load_config
+from .control import Control, Gate, gate
 from .errors import AuthError, ConfigError, WatchdError
 from .jobspec import output_root
 from .ledger import Job
 from .logsetup import get_logger
 from .metrics import Heartbeat, MetricsServer
+from .notify import Notifications
 from .retry import RetryPolicy
 from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
@@ -84,6 +88,8 @@ class Daemon:
         self.scheduler = parts.scheduler
         self.heartbeat = parts.heartbeat
         self.metrics_server: MetricsServer | None = None
+        self.web: Any = None
+        self.notifications: Notifications | None = None
         self._signals: list[int] = []
         self._last_beat = 0.0
         self._last_auth_check = 0.0
@@ -91,6 +97,7 @@ class Daemon:
         self._stop_requested = 0
         #: Set once the catch-up scan is done and the daemon is ready.
         self.started = threading.Event()
+        self._control = Control()
         #: Called once per loop pass (the `dub` progress bar).
         self.on_tick: Callable[[Daemon], None] | None = None
         #: This run's runtime file (commands without -c find the ledger through it).
@@ -158,11 +165,25 @@ class Daemon:
             self.watchset.reconfigure(new.watches)
             for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
                 self.claims.release(gone)
+        self._reload_notifications(new)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
         self.auto_backfill()
         self.notifier.ready(self.status_line())
+
+    def _reload_notifications(self, config: Config) -> None:
+        """New notify settings take effect on reload; a bad one keeps the running set."""
+        try:
+            fresh = Notifications.from_config(config)
+        except ConfigError as exc:
+            log.error("notify settings not applied; keeping the previous ones", errors=str(exc))
+            return
+        old, self.notifications = self.notifications, fresh
+        if old is not None:
+            if fresh is not None:
+                fresh.carry_over(old)
+            old.close(timeout=0.5)
 
     # --- startup -----------------------------------------------------------------------------
 
@@ -191,10 +212,42 @@ class Daemon:
                 with contextlib.suppress(WatchdError):
                     self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
 
+    def console(self) -> Any:
+        """What the web console sees of this daemon (imported only when web.listen is set)."""
+        from .web.data import Console
+
+        return Console(
+            ledger=self.ledger,
+            config=lambda: self.config,
+            watches=lambda: [dataclasses.asdict(w) for w in self.watchset.status()],
+            gate=lambda: self.scheduler.gate,
+            pauses=self.pauses.snapshot,
+            offer=self.watchset.offer,
+            wake=self.wake.set,
+            now=self.now,
+            progress=self._upload_progress,
+            rate_usage=self.limiter.usage,
+        )
+
+    def _upload_progress(self) -> dict[int, float]:
+        """Uploads under way (job id -> share sent), from the pipeline's progress board."""
+        return {
+            int(job_id): fields["percent"] / 100
+            for job_id, fields in self.pipeline.progress.board.snapshot().items()
+            if fields.get("step") == "uploading" and "percent" in fields
+        }
+
     def start(self) -> None:
         for warning in self.config.warnings:
             log.warning("config warning", warning=warning)
         self.recover()
+        self.notifications = Notifications.from_config(self.config)
+        if self.config.web_listen:
+            from .web.server import WebServer
+
+            self.web = WebServer(self.console(), self.config.web_listen, self.config.web_token_file)
+            self.web.start()
+            log.info("console listening", listen=self.config.web_listen, port=self.web.port)
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(
                 self.metrics, self.config.metrics_listen, health=self.health
@@ -294,6 +347,9 @@ class Daemon:
                 for job_id in self.pipeline.source_vanished(item.watch, item.path):
                     log.info("job cancelled: source vanished", job_id=job_id, file=item.path.name)
         self._maybe_recheck_auth(now)
+        gate_now = self.refresh_gate(now)
+        if self.notifications is not None:
+            self._notify(gate_now)
         if not self.pauses.get("auth"):
             self.scheduler.dispatch(now)
         self.beat()
@@ -307,6 +363,37 @@ class Daemon:
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
         return sleep
+
+    def refresh_gate(self, now: float) -> Gate:
+        """Read the operator's holds from the ledger (``pause`` writes them there, from any
+        process) and the schedule windows; the scheduler holds back what they say."""
+        control = lifecycle.read_control(self.ledger)
+        if control != self._control:
+            log.info(
+                "holds changed",
+                all=control.global_hold.mode if control.global_hold else None,
+                watches={n: h.mode for n, h in control.watches.items()},
+            )
+            self._control = control
+        new = gate(
+            control,
+            {w.name: w.schedule for w in self.config.watches},
+            datetime.fromtimestamp(now),
+        )
+        self.scheduler.gate = new
+        return new
+
+    def _notify(self, gate_now: Gate) -> None:
+        """Feed the notifier: finished jobs from the ledger, pauses that came or went."""
+        assert self.notifications is not None
+        self.notifications.poll_ledger(self.ledger)
+        current = self.pauses.snapshot()
+        control = self._control
+        if control.global_hold is not None:
+            current["operator"] = f"all watches: {control.global_hold.mode}"
+        for name, hold in control.watches.items():
+            current[f"operator:{name}"] = f"watch {name}: {hold.mode}"
+        self.notifications.observe_pauses(current)
 
     def _intake(self, watch: Any, path: Path, size: int, mtime_ns: int) -> None:
         """Intake on a worker; when it fails (I/O error, busy ledger) the watcher forgets the
@@ -353,6 +440,8 @@ class Daemon:
             return False
         if any(w.pending for w in self.watchset.status()):
             return False
+        if not self.scheduler.runnable():
+            return True  # what is left is held by a pause, drain or schedule
         active = self.ledger.count_in(ACTIVE)
         if self.pauses.get("budget") and active == self.ledger.count_in((JobState.UPLOADED,)):
             return True
@@ -403,12 +492,23 @@ class Daemon:
             )
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self.web is not None:
+            self.web.stop()
+        if self.notifications is not None:
+            self.poll_notifications_once()
+            self.notifications.close()
         self.beat(force=True, stopping=True)
         runtime.unregister(self.runtime_file)
         with contextlib.suppress(Exception):
             self.ledger.checkpoint()
         log.info("stopped", counts={k: v for k, v in self.ledger.counts().items() if v})
         return finished
+
+    def poll_notifications_once(self) -> None:
+        """Queue what finished since the last pass (at shutdown: the last jobs' messages)."""
+        if self.notifications is not None:
+            with contextlib.suppress(WatchdError, sqlite3.Error):
+                self.notifications.poll_ledger(self.ledger)
 
     # --- health and status -------------------------------------------------------------------
 
@@ -436,6 +536,8 @@ class Daemon:
         paused = self.pauses.snapshot()
         for kind in ("auth", "budget", "space"):  # space: one key per held output root
             self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
+        held = self.scheduler.gate.why
+        self.metrics.set_holds([w.name for w in self.config.watches], held)
         record = {
             "pid": os.getpid(),
             "time": self.now(),
@@ -450,6 +552,7 @@ class Daemon:
                     "paused": w.paused,
                     "pause_reason": w.pause_reason,
                     "pending": w.pending,
+                    "held": held.get(w.name),
                 }
                 for w in self.watchset.status()
             ],

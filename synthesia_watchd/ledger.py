@@ -779,12 +779,20 @@ class Ledger:
         now: float,
         limit: int = 100,
         exclude_ids: Collection[int] = (),
+        exclude_watches: Collection[str] = (),
     ) -> list[Job]:
-        """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running."""
+        """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running
+        and those of held watches."""
         return self._jobs(
             "state IN (SELECT value FROM json_each(?)) AND next_attempt_at <= ?"
-            " AND id NOT IN (SELECT value FROM json_each(?))",
-            (json.dumps([s.value for s in _states(states)]), now, json.dumps(list(exclude_ids))),
+            " AND id NOT IN (SELECT value FROM json_each(?))"
+            " AND watch NOT IN (SELECT value FROM json_each(?))",
+            (
+                json.dumps([s.value for s in _states(states)]),
+                now,
+                json.dumps(list(exclude_ids)),
+                json.dumps(sorted(exclude_watches)),
+            ),
             f"ORDER BY next_attempt_at, id LIMIT {int(limit)}",
         )
 
@@ -878,6 +886,27 @@ class Ledger:
                 f"SELECT count(*) FROM events WHERE job_id = ? AND reason_code IN ({marks})",  # noqa: S608 - placeholders only
                 (job_id, *codes),
             ).fetchone()
+        return int(row[0])
+
+    def state_changes_after(
+        self, event_id: int, to_states: Iterable[JobState], limit: int = 100
+    ) -> list[Event]:
+        """State changes (not notes) into ``to_states`` with an event id above ``event_id``,
+        oldest first: the notifier's feed, resumable from the last id it handled."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, job_id, at, from_state, to_state, why, reason_code FROM events"
+                " WHERE id > ? AND to_state IN (SELECT value FROM json_each(?))"
+                " AND (from_state IS NULL OR from_state != to_state)"
+                " ORDER BY id LIMIT ?",
+                (event_id, json.dumps([s.value for s in _states(to_states)]), int(limit)),
+            ).fetchall()
+        return [Event(**dict(r)) for r in rows]
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none)."""
+        with self._lock:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
         return int(row[0])
 
     def usage_since(self, since: float) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.watch_held = Gauge(
+            f"{PREFIX}_watch_held",
+            "1 while a watch starts no new paid work, by reason (pause, drain, schedule).",
+            ["watch", "reason"],
+            registry=r,
+        )
         self.heartbeat_timestamp = Gauge(
             f"{PREFIX}_heartbeat_timestamp_seconds",
             "Unix time of the main loop's last heartbeat.",
@@ -89,6 +95,14 @@ class Metrics:
     def set_paused(self, reason: str, paused: bool) -> None:
         """Raise or clear one pause reason."""
         self.paused.labels(reason=reason).set(1 if paused else 0)
+
+    def set_holds(self, watches: Iterable[str], why: Mapping[str, str]) -> None:
+        """Publish each watch's hold: one reason at 1, the others at 0."""
+        for watch in watches:
+            for reason in ("pause", "drain", "schedule"):
+                self.watch_held.labels(watch=watch, reason=reason).set(
+                    1 if why.get(watch) == reason else 0
+                )
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""

@@ -200,3 +200,25 @@ class RateLimiter:
         with self._lock:
             current = self._clock() if now is None else now
             return max(0.0, self._gate - current)
+
+    def usage(self, now: float | None = None) -> list[dict[str, object]]:
+        """Requests counted in each window, per limit class and endpoint (the console's view).
+
+        One row per (class, endpoint, window): ``used`` of ``limit`` in the last ``seconds``.
+        """
+        rows: list[dict[str, object]] = []
+        with self._lock:
+            current = self._clock() if now is None else now
+            for (limit_class, endpoint), log in sorted(self._logs.items()):
+                for window in self._classes.get(limit_class, ()):
+                    used = len(log) - bisect.bisect_right(log, current - window.seconds)
+                    rows.append(
+                        {
+                            "class": limit_class,
+                            "endpoint": endpoint,
+                            "seconds": window.seconds,
+                            "used": used,
+                            "limit": window.limit,
+                        }
+                    )
+        return rows

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
+from .control import Gate
 from .errors import ShutdownRequested
 from .ledger import Ledger
 from .logsetup import get_logger
@@ -114,6 +115,8 @@ class Scheduler:
         self._running: dict[int, tuple[str, Future[None]]] = {}
         self._intake: set[Future[Any]] = set()
         self._extra: set[Future[Any]] = set()
+        #: Operator holds and schedule windows; the daemon refreshes it every loop pass.
+        self.gate = Gate()
 
     def set_limits(self, *, max_active_jobs: int) -> None:
         """Reload-time change of the project bound (pool sizes need a restart)."""
@@ -185,19 +188,52 @@ class Scheduler:
         free_upload = self.limits["upload"] - self.running_in("upload")
         lookahead = self.max_active_jobs + self.limits["upload"] - pipeline_depth
         n = min(free_upload, max(lookahead, 0))
+        gate = self.gate
         if free_upload > 0:
             # Resumed uploads first (their asset exists), then new work.
-            jobs = self.ledger.due((JobState.ASSET_CREATED,), now, free_upload, running)
-            jobs += self.ledger.due((JobState.QUEUED,), now, max(n - len(jobs), 0), running)
+            jobs = self._due((JobState.ASSET_CREATED,), now, free_upload, running)
+            jobs += self._due((JobState.QUEUED,), now, max(n - len(jobs), 0), running)
             for job in jobs[:free_upload]:
                 started += self._start("upload", job.id)
         for pool in ("submit", "poll", "download"):
             free = self.limits[pool] - self.running_in(pool)
             if free > 0:
                 states = tuple(s for s, p in _POOL_OF.items() if p == pool)
-                for job in self.ledger.due(states, now, free, running):
+                for job in self._due(states, now, free, running, gate):
                     started += self._start(pool, job.id)
         return started
+
+    def _due(
+        self,
+        states: tuple[JobState, ...],
+        now: float,
+        limit: int,
+        running: set[int],
+        gate: Gate | None = None,
+    ) -> list[Any]:
+        """Due jobs of ``states`` that the gate lets take their next step."""
+        gate = gate or self.gate
+        if JobState.QUEUED in states:
+            held_all, held = gate.all_new, gate.new
+        elif JobState.ASSET_CREATED in states or JobState.UPLOADED in states:
+            held_all, held = gate.all_started, gate.started
+        else:
+            held_all, held = False, frozenset()
+        if held_all or limit <= 0:
+            return []
+        return self.ledger.due(states, now, limit, running, exclude_watches=held)
+
+    def runnable(self) -> bool:
+        """Whether any active job is not held (due or not): --once waits only for those."""
+        running = self.running_ids()
+        return any(
+            self._due(states, float("inf"), 1, running)
+            for states in (
+                (JobState.QUEUED,),
+                (JobState.ASSET_CREATED, JobState.UPLOADED),
+                (JobState.DUBBING, JobState.DOWNLOADING),
+            )
+        ) or bool(running)
 
     def _start(self, pool: str, job_id: int) -> int:
         with self._lock:

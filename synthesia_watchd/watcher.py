@@ -430,6 +430,34 @@ class WatchSet:
                 w.suspects.pop(p, None)
                 w.tracker.forget(p)
 
+    def offer(self, name: str, path: Path) -> str | None:
+        """A file handed over by name (the push API): the checks a dropped file gets.
+
+        It must lie inside the watch's root and not be ignored; then it joins the stability
+        tracker like a file an event announced, so it is taken once stable. Returns None when
+        accepted, else why not.
+        """
+        p = Path(os.path.abspath(path))
+        with self._lock:
+            w = self._watches.get(name)
+            if w is None:
+                return f"no watch named {name!r}"
+            if w.paused:
+                return f"watch {name} is paused: {w.pause_reason}"
+            if w.rel(p) is None:
+                return "the path is outside the watch's input folder"
+            if not w.is_candidate(p):
+                return "the file is ignored by this watch (name, include/exclude or folder)"
+            try:
+                st = p.stat()
+            except OSError:
+                return "no such file"
+            if not stat_mod.S_ISREG(st.st_mode):
+                return "not a regular file"
+            w.tracker.touch(p, self._now())
+        self.wakeup.set()
+        return None
+
     def check_root(self, name: str) -> bool:
         """Whether a watch's root is confirmed healthy now; asked when a job's source is missing.
 

@@ -8,7 +8,7 @@ import pytest
 
 from synthesia_watchd.logsetup import clear_secrets, reset_logging
 
-pytest_plugins = ["simfixtures", "e2efixtures", "enginefixtures"]
+pytest_plugins = ["simfixtures", "e2efixtures", "enginefixtures", "consolefixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -23,5 +23,10 @@ def _restore_logging() -> Iterator[None]:
 def _own_runtime_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each test (and the daemons it starts) keeps its runtime files to itself."""
+    """Each test (and the daemons it starts) keeps its runtime and state files to itself.
+
+    A config without `state_dir` puts the ledger under $XDG_STATE_HOME: never the real one.
+    """
     monkeypatch.setenv("SYNTHESIA_WATCHD_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)

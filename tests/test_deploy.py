@@ -207,7 +207,7 @@ def test_dockerfile_essentials() -> None:
     assert by["STOPSIGNAL"] == ["SIGTERM"]
     health = by["HEALTHCHECK"][-1]
     assert json.loads(health.split("CMD", 1)[1]) == ["synthesia-watchd", "health"]
-    assert any("pip install --no-cache-dir ." in r for r in by["RUN"])
+    assert any('pip install --no-cache-dir ".[web,notify]"' in r for r in by["RUN"])
     env = " ".join(by["ENV"])
     for setting in ("PYTHONUNBUFFERED=1", "STATE_DIRECTORY=/data"):
         assert setting in env

@@ -20,6 +20,11 @@ OWNERS = {
     "moto": {"simulator"},
     "werkzeug": {"simulator"},
     "structlog": {"logsetup"},
+    "starlette": {"web"},
+    "jinja2": {"web"},
+    "uvicorn": {"web"},
+    "multipart": {"web"},
+    "apprise": {"notify"},
     "langcodes": {"languages"},
     "language_data": {"languages"},
 }
@@ -37,6 +42,7 @@ PURE = {
     "filters",
     "stability",
     "urls",
+    "control",
     "saferoot",
     "diskspace",
     "outputs",
@@ -105,3 +111,12 @@ def test_simulator_imports_nothing_from_the_daemon() -> None:
                 if node.level >= 2 or mod.startswith("synthesia_watchd"):
                     target = mod.removeprefix("synthesia_watchd.")
                     assert target in {"contract", "media"}, f"{path.name} imports {mod}"
+
+
+def test_only_the_daemon_and_the_console_import_the_console() -> None:
+    """The web package is optional (the `web` extra): only daemon.py may import it, lazily."""
+    for owner, path in _modules():
+        if owner in ("web", "daemon"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "from .web" not in text and "synthesia_watchd.web" not in text, path.name
