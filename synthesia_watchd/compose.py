@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import SynthesiaClient, UploadCredentials
+from .api import SynthesiaClient
+from .apitypes import UploadCredentials
 from .claims import Claims
 from .config import Config
 from .errors import LedgerError

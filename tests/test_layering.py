@@ -49,6 +49,8 @@ PURE = {
     "estimate",
     "hygiene",
     "reasons",
+    "apitypes",
+    "folderwalk",
 }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synthesia_watchd import diskspace
-from synthesia_watchd.api import CreatedAsset, SynthesiaClient, UploadCredentials
+from synthesia_watchd.api import SynthesiaClient
+from synthesia_watchd.apitypes import CreatedAsset, UploadCredentials
 from synthesia_watchd.config import Config, WatchConfig
 from synthesia_watchd.errors import AuthError
 from synthesia_watchd.jobspec import local_midnight

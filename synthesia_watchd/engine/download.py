@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from synthesia_watchd import atomic, diskspace, outputs
-from synthesia_watchd.api import DubbedAsset
+from synthesia_watchd.apitypes import DubbedAsset
 from synthesia_watchd.errors import (
     DownloadUrlExpired,
     ShutdownRequested,
@@ -81,12 +81,9 @@ def _unavailable(out: Output, asset: DubbedAsset | None) -> o.OutputRow:
 def _fetch(ctx: StageContext, job: Job, out: Output, asset: DubbedAsset, url: str) -> o.OutputRow:
     """Download one output into its place; the done row to record."""
     dest = output_file(job, out.language, out.kind)
+    sink = outputs.OutputSink(dest, output_root(job), functools.partial(_ours_to_replace, ctx, job))
     result = ctx.require_client().download(
-        url,
-        dest=dest,
-        root=output_root(job),
-        progress=ctx.progress.download(job, out.language, out.kind),
-        replace_if=functools.partial(_ours_to_replace, ctx, job),
+        url, sink, progress=ctx.progress.download(job, out.language, out.kind)
     )
     log.info(
         "output written", language=out.language, kind=out.kind, bytes=result.bytes, path=str(dest)

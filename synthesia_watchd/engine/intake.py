@@ -21,6 +21,7 @@ from synthesia_watchd.logsetup import get_logger, job_context
 from synthesia_watchd.reasons import Reason
 from synthesia_watchd.states import JobState, OutputState
 
+from . import decide
 from . import outcome as o
 from .apply import apply
 from .context import StageContext
@@ -107,12 +108,7 @@ def adopt_existing(ctx: StageContext, job: Job) -> o.Settled | None:
         }
     except UnsafePathError:
         return None
-    found = adopt.existing_outputs(
-        wanted,
-        job.mtime_ns,
-        # Another worker may be adopting this very job: its own rows do not count.
-        lambda path, sha: ctx.ledger.output_written_by(str(path), sha) not in (None, job.id),
-    )
+    found = decide.adoptable(ctx.ledger, wanted, job.mtime_ns, job_id=job.id)
     if found is None:
         return None
     rows = tuple(
@@ -128,24 +124,18 @@ def reuse(ctx: StageContext, job: Job, settings: JobSettings) -> o.Settled | Non
     """Satisfy a job from identical earlier work: same bytes, language and targets."""
     if job.sha256 is None:
         return None
-    twin = ctx.ledger.find_reusable(
-        job.sha256, job.source_language, job.targets, list(settings.kinds)
-    )
-    if twin is None or twin.id == job.id:
-        return None
-    sources = {(out.language, out.kind): out for out in ctx.ledger.outputs(twin.id)}
     wanted = ctx.ledger.outputs(job.id)
-    # Check every earlier output before placing any: each must still hold exactly the
-    # bytes that job recorded (an output edited or replaced since is not reused).
-    for out in wanted:
-        prev = sources.get((out.language, out.kind))
-        if prev is None or not prev.path or not prev.sha256:
-            return None
-        try:
-            if atomic.file_sha256(Path(prev.path)) != prev.sha256:
-                return None
-        except OSError:
-            return None  # the earlier outputs are gone: dub again
+    found = decide.reusable_twin(
+        ctx.ledger,
+        job.sha256,
+        job.source_language,
+        job.targets,
+        sorted({out.kind for out in wanted}) or list(settings.kinds),
+        not_job=job.id,
+    )
+    if found is None:
+        return None
+    twin, sources = found
     rows = []
     for out in wanted:
         prev_path = sources[(out.language, out.kind)].path
