@@ -210,7 +210,7 @@ class Daemon:
         for job in self.ledger.list_jobs(states=ACTIVE, limit=1_000_000):
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
-                    self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
+                    lifecycle.wait(self.ledger, job, now)
 
     def console(self) -> Any:
         """What the web console sees of this daemon (imported only when web.listen is set)."""
