@@ -83,12 +83,24 @@ def test_code_not_split_yet_only_shrinks() -> None:
     assert fits == [], f"now within the limits: remove from NOT_YET_SPLIT: {fits}"
 
 
+#: The core's modules, which meet every limit outright.
+NEW_CORE = (
+    "engine/",
+    "pipeline.py",
+    "lifecycle.py",
+    "operatorops.py",
+    "holds.py",
+    "reasons.py",
+    "compose.py",
+    "folderwalk.py",
+    "apitypes.py",
+    "scheduler.py",
+)
+
+
 def test_the_engine_is_within_the_limits() -> None:
-    """The pipeline, the engine's stage modules and the lifecycle meet every limit outright."""
+    """The pipeline, the engine's stage modules, the lifecycle and the composition root meet
+    every limit outright."""
     sizes = _sizes()
-    engine = {
-        n: s
-        for n, s in sizes.items()
-        if n.startswith(("engine/", "pipeline.py", "lifecycle.py", "reasons.py"))
-    }
+    engine = {n: s for n, s in sizes.items() if n.startswith(NEW_CORE)}
     assert engine == {}
