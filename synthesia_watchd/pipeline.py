@@ -164,11 +164,6 @@ class Pipeline:
         """Add languages to a done job's existing project (engine.backfill)."""
         return backfill.backfill(self.ctx, job, missing)
 
-    def submit_allowed(self) -> bool:
-        """Whether a project slot at Synthesia is free (workers.max_active_jobs)."""
-        with self.ctx.slots.lock:
-            return self.ctx.slots.allowed(self.ledger, self.config)
-
     # --- stages ------------------------------------------------------------------------------
 
     def step(self, job_id: int) -> None:
