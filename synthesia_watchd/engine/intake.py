@@ -124,18 +124,13 @@ def reuse(ctx: StageContext, job: Job, settings: JobSettings) -> o.Settled | Non
     """Satisfy a job from identical earlier work: same bytes, language and targets."""
     if job.sha256 is None:
         return None
-    wanted = ctx.ledger.outputs(job.id)
     found = decide.reusable_twin(
-        ctx.ledger,
-        job.sha256,
-        job.source_language,
-        job.targets,
-        sorted({out.kind for out in wanted}) or list(settings.kinds),
-        not_job=job.id,
+        ctx.ledger, job.sha256, job.source_language, job.targets, settings.kinds, not_job=job.id
     )
     if found is None:
         return None
     twin, sources = found
+    wanted = ctx.ledger.outputs(job.id)
     rows = []
     for out in wanted:
         prev_path = sources[(out.language, out.kind)].path
