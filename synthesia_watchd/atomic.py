@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from .errors import OutputConflict
 from .saferoot import SafeDir, open_parent
+from .sourcefile import open_regular
 
 PART_SUFFIX = ".part"
 
@@ -83,7 +84,7 @@ def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
     sha = hashlib.sha256()
     md5 = hashlib.md5(usedforsecurity=False)
     total = 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while block := fh.read(chunk):
             sha.update(block)
             md5.update(block)

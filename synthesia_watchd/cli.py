@@ -38,6 +38,7 @@ from .errors import (
 )
 from .ledger import Event, Job, Ledger, Output
 from .logsetup import configure_logging
+from .names import printable
 from .progress import duration_text as _age
 from .progress import error_is_current, job_progress, progress_text
 from .states import ACTIVE, TERMINAL, JobState
@@ -144,7 +145,7 @@ def _job_id(text: str) -> int:
 
 
 def _print(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(printable(text) + "\n")  # a file name that is not UTF-8 is shown escaped
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -249,6 +250,11 @@ def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
         return None
 
 
+def _minutes(duration_s: float | None) -> float | None:
+    """Video minutes, as billed, from a parsed duration (None when it is not known)."""
+    return None if duration_s is None else round(duration_s / 60, 1)
+
+
 def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
@@ -266,6 +272,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "attempts": j.attempts,
             "last_error": j.last_error if error_is_current(ledger, j) else None,
             "detected_language": j.detected_language,
+            "video_minutes": _minutes(j.duration_s),
             "progress": job_progress(ledger, j, live.get(str(j.id)), now),
         }
         for j in ledger.list_jobs(states=ACTIVE, limit=50)
@@ -300,6 +307,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         "paused": record.get("paused", {}) if running else {},
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
+        "fs_stuck_seconds": record.get("fs_stuck_seconds") if running else None,
         "counts": counts,
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
         "active": active,
@@ -330,6 +338,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
+    if data.get("fs_stuck_seconds"):
+        _print(
+            f"SCANNING STALLED: a filesystem call has hung for {_age(data['fs_stuck_seconds'])} "
+            "(a dead NFS/SMB mount?); new files are not seen until it answers"
+        )
     holds = data["holds"]
     for name, hold in [("all watches", holds["all"]), *holds["watches"].items()]:
         if hold:
@@ -343,6 +356,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         if w.get("pending"):
             line += f", {w['pending']} file(s) settling"
         _print(line)
+        for held in w.get("incomplete", []):
+            age = _age(max(time.time() - float(held.get("since", 0)), 0))
+            _print(
+                f"  INCOMPLETE {held['file']} (for {age}): {held['detail']}; re-checked when it "
+                "changes, failed after incomplete_timeout without a change"
+            )
     counts = data["counts"]
     _print(
         "jobs: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
@@ -354,8 +373,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for j in data["active"]:
         extra = f"  (attempt {j['attempts']}: {j['last_error']})" if j["last_error"] else ""
         lang = f" [{j['detected_language']}]" if j.get("detected_language") else ""
+        mins = f" ({j['video_minutes']} video min)" if j.get("video_minutes") is not None else ""
         _print(
-            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}"
+            f"  #{j['id']} {j['step']:<13} {_age(j['age_seconds']):>6}  {j['file']}{lang}{mins}"
             f"{progress_text(j.get('progress'))}{extra}"
         )
     for j in data["needs_attention"]:

@@ -35,6 +35,7 @@ from .scheduler import ExecutorFactory, Scheduler, threaded
 from .sdnotify import Notifier
 from .upload import upload_file
 from .watcher import WatchSet
+from .watchrunner import WatchRunner
 
 log = get_logger(component="daemon")
 
@@ -115,6 +116,7 @@ class Parts:
     pipeline: Pipeline
     claims: Claims
     watchset: WatchSet
+    watchers: WatchRunner
     scheduler: Scheduler
     heartbeat: Heartbeat
     #: How a reload makes the client for a new config (the limiter is kept on purpose).
@@ -136,13 +138,7 @@ def build(
     """Every part of one run over ``config``; holds the ledger's instance lock."""
     stop = threading.Event()
     metrics = Metrics()
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = InstanceLock(config.ledger)
-    try:
-        ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
-    except BaseException:
-        lock.release()
-        raise
+    lock, ledger = locked_ledger(config, new_ledger=new_ledger, now=now)
     limiter = RateLimiter.from_rate_limits(config.rate_limits)
 
     def make_client(cfg: Config) -> SynthesiaClient | None:
@@ -153,6 +149,7 @@ def build(
     pipeline = engine(config, ledger, client, stop=stop, pauses=pauses, metrics=metrics, now=now)
     claims = Claims(ledger.get_meta(ID_KEY) or "", log=log)
     watchset = WatchSet(config.watches if watch else (), log=log, claim=claims.problem)
+    watchers = WatchRunner(watchset, enabled=watch, log=log, chores=claims.refresh)
     pipeline.release_source = watchset.release
     pipeline.root_available = watchset.check_root
     scheduler = Scheduler(
@@ -178,11 +175,25 @@ def build(
         pipeline=pipeline,
         claims=claims,
         watchset=watchset,
+        watchers=watchers,
         scheduler=scheduler,
         heartbeat=Heartbeat(config.state_dir / "heartbeat"),
         make_client=make_client,
         watching=watch,
     )
+
+
+def locked_ledger(
+    config: Config, *, new_ledger: bool = False, now: Clock = time.time
+) -> tuple[InstanceLock, Ledger]:
+    """The run's ledger, checked at start, with this process's instance lock on it."""
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = InstanceLock(config.ledger)
+    try:
+        return lock, open_checked(config.ledger, new_ledger=new_ledger, now=now)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def engine(

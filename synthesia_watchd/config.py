@@ -107,6 +107,7 @@ class WatchConfig:
     visibility: str | None
     title: str
     backfill_new_targets: bool
+    incomplete_timeout: float = 3600.0
     #: Windows (local time) in which new paid work may start; empty: always.
     schedule: tuple[str, ...] = ()
 

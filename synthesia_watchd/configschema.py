@@ -305,6 +305,11 @@ WATCH_KEYS: tuple[_Key, ...] = (
         "A file is taken only after its size and mtime stayed unchanged this long (at least "
         "0.5), so half-copied files are never sent."
     ),
+    _Key("incomplete_timeout", _DURATION_T, 3600.0, duration(1)).about(
+        "A settled file whose container structure is not whole (an mp4 cut inside a box or "
+        "without its moov, a WebM whose Segment does not end at the end of the file) waits as "
+        "incomplete; after this long without any change it fails with that reason."
+    ),
     _Key("mode", "auto | native | polling", "auto", one_of("auto", "native", "polling")).about(
         "How changes are noticed. auto: inotify on local disks, polling on network and FUSE "
         "mounts (NFS/SMB changes made elsewhere never reach inotify)."

@@ -84,6 +84,8 @@ class Daemon:
         self.pipeline = parts.pipeline
         self.claims = parts.claims
         self.watchset = parts.watchset
+        #: The watchers' folder scans run on a worker: a hung mount must not stop the loop.
+        self.watchers = parts.watchers
         self.wake = parts.watchset.wakeup
         self.scheduler = parts.scheduler
         self.heartbeat = parts.heartbeat
@@ -162,7 +164,7 @@ class Daemon:
             self.pauses.set("auth", NO_KEY)
         self.scheduler.set_limits(max_active_jobs=new.max_active_jobs)
         if self.use_watchers:
-            self.watchset.reconfigure(new.watches)
+            self.watchers.reconfigure(new.watches)
             for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
                 self.claims.release(gone)
         self._reload_notifications(new)
@@ -258,8 +260,7 @@ class Daemon:
             log.error("no API key configured: jobs are recorded but nothing is sent")
         else:
             self._check_key_at_start(self.client)
-        if self.use_watchers:
-            self.watchset.start()
+        self.watchers.start()
         self.runtime_file = runtime.register(
             self.config.ledger, self.config.state_dir, self.config.source
         )
@@ -336,12 +337,12 @@ class Daemon:
         self._handle_signals()
         if self.stop.is_set():
             return 0.0
-        for item in self.watchset.poll():
+        for item in self.watchers.poll():
             if isinstance(item, StableFile):
                 watch = self.pipeline.watch(item.watch)
                 if watch is not None:
                     self.scheduler.submit_intake(
-                        self._intake, watch, item.path, item.size, item.mtime_ns
+                        self._intake, watch, item.path, item.size, item.mtime_ns, item.incomplete
                     )
             elif isinstance(item, Vanished):
                 for job_id in self.pipeline.source_vanished(item.watch, item.path):
@@ -395,11 +396,13 @@ class Daemon:
             current[f"operator:{name}"] = f"watch {name}: {hold.mode}"
         self.notifications.observe_pauses(current)
 
-    def _intake(self, watch: Any, path: Path, size: int, mtime_ns: int) -> None:
+    def _intake(
+        self, watch: Any, path: Path, size: int, mtime_ns: int, incomplete: str | None = None
+    ) -> None:
         """Intake on a worker; when it fails (I/O error, busy ledger) the watcher forgets the
         file so that its next scan offers it again instead of ignoring it until a restart."""
         try:
-            self.pipeline.intake(watch, path, size, mtime_ns)
+            self.pipeline.intake(watch, path, size, mtime_ns, incomplete=incomplete)
         except Exception:
             self.watchset.release(path)
             raise
@@ -436,7 +439,7 @@ class Daemon:
         Jobs that only wait for a daily limit (uploaded, budget paused) count as drained:
         nothing more can happen before midnight, and a cron run must not hang until then.
         """
-        if self.scheduler.busy():
+        if self.scheduler.busy() or not self.watchers.ready:
             return False
         if any(w.pending for w in self.watchset.status()):
             return False
@@ -552,14 +555,25 @@ class Daemon:
                     "paused": w.paused,
                     "pause_reason": w.pause_reason,
                     "pending": w.pending,
+                    "incomplete": [
+                        {
+                            "file": h.path.name,
+                            "path": str(h.path),
+                            "detail": h.detail,
+                            "since": h.since_wall,
+                        }
+                        for h in w.incomplete
+                    ],
                     "held": held.get(w.name),
                 }
                 for w in self.watchset.status()
             ],
         }
+        stuck = self.watchers.stuck_for()
+        if stuck:
+            record["fs_stuck_seconds"] = round(stuck, 1)
         self.ledger.set_meta("daemon", json.dumps(record))
         self.heartbeat.beat(record)
-        self.claims.refresh()
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
         self.notifier.watchdog()

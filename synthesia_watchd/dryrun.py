@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from . import atomic, media, outputs
+from . import atomic, completeness, media, outputs
 from .config import Config, WatchConfig
 from .engine import decide
 from .errors import ContentError, LedgerError
 from .folderwalk import FolderWalk
 from .jobspec import job_settings, output_kinds
 from .ledger import Ledger
+from .names import printable
 from .states import JobState
 
 
@@ -32,9 +33,10 @@ class PlanItem:
     watch: str
     path: Path
     size: int
-    action: str  # "dub" | "done" | "reuse" | "settling" | "reject" | "in_progress"
+    action: str  # "dub" | "done" | "reuse" | "settling" | "incomplete" | "reject" | "in_progress"
     detail: str
     targets: tuple[str, ...]
+    duration_s: float | None = None  # parsed from the file: the video minutes billed
 
 
 class _Base(TypedDict):
@@ -66,8 +68,14 @@ def plan_file(
         return PlanItem(action="settling", detail="still being written", **base)
     try:
         media.content_type_for(path)
+        structure = completeness.inspect(path)
     except ContentError as exc:
         return PlanItem(action="reject", detail=str(exc), **base)
+    except OSError as exc:
+        return PlanItem(action="reject", detail=f"cannot read: {exc.strerror or exc}", **base)
+    if not structure.complete:
+        return PlanItem(action="incomplete", detail=completeness.describe(structure), **base)
+    minutes = structure.duration_s
     if ledger is not None:
         job = ledger.find_job(watch.name, str(path), st.st_size, st.st_mtime_ns)
         if job is not None:
@@ -86,7 +94,10 @@ def plan_file(
     free = _paid_already(watch, path, st.st_mtime_ns, ledger)
     if free is not None:
         return PlanItem(action="reuse", detail=free, **base)
-    return PlanItem(action="dub", detail=f"{len(targets)} language(s)", **base)
+    video = f", {minutes / 60:.1f} video min" if minutes is not None else ""
+    return PlanItem(
+        action="dub", detail=f"{len(targets)} language(s){video}", duration_s=minutes, **base
+    )
 
 
 def _paid_already(
@@ -130,14 +141,23 @@ def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) ->
     out = sys.stdout
     out.write("dry run: nothing is sent to Synthesia\n")
     for it in items:
-        out.write(f"  {it.action:<11} {it.watch}: {it.path}  ({it.size} bytes; {it.detail})\n")
+        line = f"  {it.action:<11} {it.watch}: {it.path}  ({it.size} bytes; {it.detail})"
+        out.write(printable(line) + "\n")
     dubs = [i for i in items if i.action == "dub"]
     langs = sum(len(i.targets) for i in dubs)
     nbytes = sum(i.size for i in dubs)
+    timed = [i for i in dubs if i.duration_s is not None]
+    video = sum(i.duration_s or 0.0 for i in timed) / 60
+    dubbed = sum((i.duration_s or 0.0) * len(i.targets) for i in timed) / 60
+    unknown = len(dubs) - len(timed)
+    billed = f"{video:.1f} video minute(s) ({dubbed:.1f} dubbed minute(s) over all languages)"
+    if unknown:
+        billed += f", plus {unknown} file(s) of unknown duration"
     out.write(
         f"would create {len(dubs)} dubbing project(s), {langs} dubbed language(s), "
-        f"upload {nbytes} bytes; {sum(i.action == 'reuse' for i in items)} reused free, "
-        f"{sum(i.action == 'reject' for i in items)} rejected, "
+        f"upload {nbytes} bytes, {billed}; {sum(i.action == 'reuse' for i in items)} reused "
+        f"free, {sum(i.action == 'reject' for i in items)} rejected, "
+        f"{sum(i.action == 'incomplete' for i in items)} incomplete, "
         f"{sum(i.action == 'settling' for i in items)} still settling\n"
     )
     return 0

@@ -7,6 +7,7 @@ language codes meet the filesystem, so they are sanitised and checked to stay in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from .apitypes import DubbedAsset, Project
 from .config import PostAction, WatchConfig
 from .contract import MAX_TITLE_LENGTH
 from .ledger import Job
+from .names import clean
 
 
 def job_settings(watch: WatchConfig) -> dict[str, Any]:
@@ -57,7 +59,8 @@ def job_title(job: Job) -> str:
         )
     except (KeyError, IndexError, ValueError):
         title = src.stem
-    return (title or src.stem or "Untitled")[:MAX_TITLE_LENGTH]
+    # A name that is not UTF-8 cannot go into a JSON body as is: its odd bytes become U+FFFD.
+    return clean(title or src.stem or "Untitled")[:MAX_TITLE_LENGTH]
 
 
 def output_file(job: Job, language: str, kind: str) -> Path:
@@ -80,7 +83,7 @@ NAME_MAX, _TEMP_NAME_EXTRA = 255, 15
 
 def output_name_problem(stem: str, targets: Sequence[str], kinds: Sequence[str]) -> str | None:
     """Why the outputs of a source named ``stem`` could not be written, checked before paying."""
-    longest = max(len(outputs.output_name(stem, t, k).encode()) for t in targets for k in kinds)
+    longest = max(len(os.fsencode(outputs.output_name(stem, t, k))) for t in targets for k in kinds)
     if longest + _TEMP_NAME_EXTRA <= NAME_MAX:
         return None
     return (

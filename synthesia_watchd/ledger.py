@@ -30,6 +30,7 @@ from typing import Any
 
 from . import fsinfo
 from .errors import LedgerError, NetworkFilesystemError, StaleTransition
+from .names import from_db, printable, to_db
 from .outputs import KIND_EXTENSIONS
 from .states import JobState, OutputState, can_transition
 
@@ -295,8 +296,15 @@ def _encode_settings(settings: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(settings), sort_keys=True)
 
 
+def _text(value: str | None) -> str | None:
+    """Free text for a TEXT column: a name in it that is not UTF-8 is shown escaped."""
+    return None if value is None else printable(value)
+
+
 def _job(row: sqlite3.Row) -> Job:
     d = dict(row)
+    d["source_path"] = from_db(d["source_path"])
+    d["output_dir"] = from_db(d["output_dir"])
     d["targets"] = tuple(json.loads(d["targets"]))
     d["settings"] = MappingProxyType(json.loads(d["settings"]))
     d["state"] = JobState(d["state"])
@@ -305,6 +313,8 @@ def _job(row: sqlite3.Row) -> Job:
 
 def _output(row: sqlite3.Row) -> Output:
     d = dict(row)
+    if d["path"] is not None:
+        d["path"] = from_db(d["path"])
     d["state"] = OutputState(d["state"])
     return Output(**d)
 
@@ -471,7 +481,7 @@ class Ledger:
         c.execute(
             "INSERT INTO events (job_id, at, from_state, to_state, why, reason_code)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, self._now() if at is None else at, src, dst, why, code),
+            (job_id, self._now() if at is None else at, src, dst, printable(why), code),
         )
 
     @staticmethod
@@ -488,6 +498,10 @@ class Ledger:
                 value = _encode_targets(value)
             elif name == "settings":
                 value = _encode_settings(value)
+            elif name == "output_dir":
+                value = to_db(value)
+            elif isinstance(value, str):
+                value = printable(value)  # an error text may quote a name that is not UTF-8
             cols.append(f"{name} = ?")
             values.append(value)
         return cols, values
@@ -534,7 +548,7 @@ class Ledger:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     watch,
-                    source_path,
+                    to_db(source_path),
                     size,
                     mtime_ns,
                     sha256,
@@ -542,12 +556,12 @@ class Ledger:
                     targets_json,
                     state.value,
                     now,
-                    output_dir,
+                    to_db(output_dir),
                     settings_json,
                     now,
                     now,
                     now,
-                    last_error,
+                    _text(last_error),
                     duration_s,
                     reason_code,
                 ),
@@ -678,10 +692,10 @@ class Ledger:
                     language,
                     kind,
                     state.value,
-                    path,
+                    None if path is None else to_db(path),
                     bytes,
                     sha256,
-                    error_code if state is OutputState.FAILED else None,
+                    _text(error_code) if state is OutputState.FAILED else None,
                     dubbed_asset_id,
                     self._now(),
                 ),
@@ -715,7 +729,7 @@ class Ledger:
         """The newest job for exactly this file version (path, size and mtime_ns)."""
         jobs = self._jobs(
             "watch = ? AND source_path = ? AND size = ? AND mtime_ns = ?",
-            (watch, source_path, size, mtime_ns),
+            (watch, to_db(source_path), size, mtime_ns),
             "ORDER BY id DESC LIMIT 1",
         )
         return jobs[0] if jobs else None
@@ -724,7 +738,7 @@ class Ledger:
         self, watch: str, source_path: str, states: Iterable[JobState] | None = None
     ) -> list[Job]:
         """Every job for this path (any file version), newest first, optionally by state."""
-        where, params = "watch = ? AND source_path = ?", [watch, source_path]
+        where, params = "watch = ? AND source_path = ?", [watch, to_db(source_path)]
         if states is not None:
             where += " AND state IN (SELECT value FROM json_each(?))"
             params.append(json.dumps([s.value for s in _states(states)]))
@@ -864,7 +878,7 @@ class Ledger:
             row = self._conn.execute(
                 "SELECT job_id FROM outputs WHERE path = ? AND sha256 = ? AND state = 'done'"
                 " ORDER BY job_id DESC LIMIT 1",
-                (path, sha256),
+                (to_db(path), sha256),
             ).fetchone()
         return int(row[0]) if row else None
 

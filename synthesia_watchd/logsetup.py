@@ -24,6 +24,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from .names import printable
+
 MASK = "***"
 MIN_SECRET_LENGTH = 8
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -136,13 +138,13 @@ class Redactor:
         if value is None or isinstance(value, bool | int | float):
             return value
         if isinstance(value, str):
-            return self.redact_text(value)
+            return self.redact_text(printable(value))
         if isinstance(value, dict):
             return {self._walk(k): self._value(k, v) for k, v in value.items()}
         if isinstance(value, list | tuple | set | frozenset):
             return [self._walk(v) for v in value]
         if isinstance(value, PathLike):
-            return self.redact_text(str(value))
+            return self.redact_text(printable(str(value)))
         return self.redact_text(repr(value) if isinstance(value, bytes) else str(value))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 
 from .errors import ContentError
+from .sourcefile import NotRegularFile, open_regular
 
 #: Extension -> the contentType POST /v2/assets expects.
 EXTENSION_TYPES: dict[str, str] = {
@@ -54,10 +55,12 @@ def content_type_for(path: Path, header: bytes | None = None) -> str:
         raise ContentError(f"{path.name}: unsupported extension {ext or '(none)'!r}")
     if header is None:
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path) as fh:  # a FIFO under a video's name is refused, not waited on
                 header = fh.read(HEADER_BYTES)
+        except NotRegularFile:
+            raise
         except OSError as exc:
-            raise ContentError(f"{path.name}: cannot read: {exc.strerror}") from exc
+            raise ContentError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
     if not header:
         raise ContentError(f"{path.name}: file is empty")
     actual = sniff(header)
@@ -81,9 +84,30 @@ def is_video_name(name: str) -> bool:
     return PurePath(name).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def sample_video(seed: str = "sample", size: int = 4096) -> bytes:
-    """A small, valid-looking mp4 (ftyp + mdat boxes) for demos, tests and benchmarks."""
-    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
-    body_len = max(size - len(ftyp) - 8, 0)
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (len(payload) + 8).to_bytes(4, "big") + kind + payload
+
+
+def sample_video(seed: str = "sample", size: int = 4096, duration_s: float = 10.0) -> bytes:
+    """A small, structurally valid mp4 (ftyp, moov with mvhd, mdat) for demos, tests, benchmarks.
+
+    Valid so that the completeness check accepts it: the boxes tile the file exactly and the
+    ``moov`` box says how long the video is (``duration_s``, at a 1000 Hz timescale).
+    """
+    ftyp = _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2")
+    mvhd = _box(
+        b"mvhd",
+        bytes(4)  # version 0, flags
+        + bytes(8)  # creation and modification time
+        + (1000).to_bytes(4, "big")
+        + round(duration_s * 1000).to_bytes(4, "big")
+        + b"\x00\x01\x00\x00\x01\x00"  # rate 1.0, volume 1.0
+        + bytes(10)
+        + b"".join(v.to_bytes(4, "big") for v in (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000))
+        + bytes(24)
+        + (2).to_bytes(4, "big"),
+    )
+    head = ftyp + _box(b"moov", mvhd)
+    body_len = max(size - len(head) - 8, 0)
     pattern = (seed.encode() + b"\x00") * (body_len // (len(seed) + 1) + 1)
-    return ftyp + (body_len + 8).to_bytes(4, "big") + b"mdat" + pattern[:body_len]
+    return head + _box(b"mdat", pattern[:body_len])

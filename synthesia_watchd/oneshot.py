@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from .config import Config, build_config, effective_config, load_config
 from .dryrun import discover, dry_run
 from .errors import UsageError
+from .names import printable
 from .states import TERMINAL, JobState
 
 #: Watch settings `dub -c CONFIG` takes from the config's first watch unless given on the line.
@@ -136,11 +137,12 @@ def dub(args: argparse.Namespace) -> int:
         for jid in job_ids:
             job = ledger.get(jid)
             ok &= job.state is JobState.DONE
-            sys.stdout.write(f"{job.state.value:<15} {job.source_path}\n")
+            lines = [f"{job.state.value:<15} {job.source_path}"]
             for o in ledger.outputs(jid):
-                sys.stdout.write(f"    {o.language:<8} {o.path or o.error_code or o.state.value}\n")
+                lines.append(f"    {o.language:<8} {o.path or o.error_code or o.state.value}")
             if job.last_error and job.state is not JobState.DONE:
-                sys.stdout.write(f"    reason: {job.last_error}\n")
+                lines.append(f"    reason: {job.last_error}")
+            sys.stdout.write("".join(printable(line) + "\n" for line in lines))
     if result.exit_code:
         return result.exit_code
     return 0 if ok else 1

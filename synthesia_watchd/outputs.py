@@ -33,6 +33,7 @@ from typing import Protocol
 
 from .atomic import PART_SUFFIX, AtomicWriter, fsync_dir, temp_name_for
 from .errors import UnsafePathError, WatchdError
+from .names import printable
 from .saferoot import SafeDir, open_parent
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
@@ -385,7 +386,7 @@ def apply_on_failure(
         "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         "source": str(source),
     }
-    data = (json.dumps(reason, indent=2, ensure_ascii=False) + "\n").encode()
+    data = (printable(json.dumps(reason, indent=2, ensure_ascii=False)) + "\n").encode()
     with AtomicWriter(moved.parent / (moved.name + REASON_SUFFIX), root=action.path) as writer:
         writer.write(data)
         writer.commit(replace_identical=True)

@@ -148,9 +148,18 @@ class Pipeline:
 
     # --- intake, vanished sources, backfill ---------------------------------------------------
 
-    def intake(self, watch: WatchConfig, path: Path, size: int, mtime_ns: int) -> Job | None:
-        """Record a stable file as a job, or recognise it as already known (engine.intake)."""
-        return intake.intake(self.ctx, watch, path, size, mtime_ns)
+    def intake(
+        self,
+        watch: WatchConfig,
+        path: Path,
+        size: int,
+        mtime_ns: int,
+        *,
+        incomplete: str | None = None,
+    ) -> Job | None:
+        """Record a stable file as a job, or recognise it as already known (engine.intake).
+        ``incomplete``: the watcher gave up waiting for this file to become whole."""
+        return intake.intake(self.ctx, watch, path, size, mtime_ns, incomplete=incomplete)
 
     def source_vanished(self, watch: str, path: Path) -> list[int]:
         """Cancel jobs that have not uploaded yet whose source file disappeared."""

@@ -5,6 +5,10 @@ being copied. Events alone cannot settle it: an SMB or NFS writer may emit none 
 copy can pause. So a file is *stable* only when two snapshots of (size, mtime_ns) taken
 ``stable_seconds`` apart agree, the file is not empty and it can be opened for reading. Every
 event for a file restarts its quiet period (debounce); a changed snapshot restarts it too.
+
+Where the kernel reports closes (inotify in native mode), a file that was written to and not
+closed since is still held by a local writer: it is not stable however long it stays quiet.
+Should that close never be reported, ``open_grace`` seconds without any change end the wait.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .sourcefile import can_read
 
 
 @dataclass(frozen=True)
@@ -32,15 +38,8 @@ class _Entry:
 
     due: float
     snapshot: tuple[int, int] | None  # (size, mtime_ns) at the start of the quiet period
-
-
-def _can_read(path: Path) -> bool:
-    """Whether the file opens for reading (a writer holding a Windows share lock may refuse)."""
-    try:
-        with open(path, "rb"):
-            return True
-    except OSError:
-        return False
+    writing: bool = False  # written to and not closed since (close events are reported)
+    open_since: float | None = None  # when the quiet period of an open file first ended
 
 
 class StabilityTracker:
@@ -52,7 +51,8 @@ class StabilityTracker:
         *,
         stat: Callable[[Path], os.stat_result] = os.stat,
         now: Callable[[], float] = time.monotonic,
-        readable: Callable[[Path], bool] = _can_read,
+        readable: Callable[[Path], bool] = can_read,
+        open_grace: float = 3600.0,
     ) -> None:
         if stable_seconds < 0:
             raise ValueError("stable_seconds must not be negative")
@@ -60,7 +60,10 @@ class StabilityTracker:
         self._stat = stat
         self._now = now
         self._readable = readable
+        self.open_grace = open_grace
         self._entries: dict[Path, _Entry] = {}
+        #: Files found still open for writing since the last call to ``take_open_notices``.
+        self._open_notices: list[Path] = []
 
     def _snapshot(self, path: Path) -> tuple[int, int] | None:
         try:
@@ -69,10 +72,20 @@ class StabilityTracker:
             return None
         return st.st_size, st.st_mtime_ns
 
-    def touch(self, path: Path, now: float | None = None) -> None:
-        """An event was seen for ``path``: (re)start its quiet period from a fresh snapshot."""
+    def touch(self, path: Path, now: float | None = None, *, writing: bool | None = None) -> None:
+        """An event was seen for ``path``: (re)start its quiet period from a fresh snapshot.
+
+        ``writing``: True after a write event, False after a close-write event, None to keep
+        what was known (events that say nothing about an open writer).
+        """
         t = self._now() if now is None else now
-        self._entries[path] = _Entry(due=t + self.stable_seconds, snapshot=self._snapshot(path))
+        old = self._entries.get(path)
+        if writing is None:
+            writing = old.writing if old is not None else False
+        entry = _Entry(due=t + self.stable_seconds, snapshot=self._snapshot(path), writing=writing)
+        if old is not None and writing and old.open_since is not None:
+            entry.open_since = old.open_since
+        self._entries[path] = entry
 
     def forget(self, path: Path) -> bool:
         """Drop ``path`` (deleted or moved away before it was stable); True if it was pending."""
@@ -112,10 +125,23 @@ class StabilityTracker:
             if snap != entry.snapshot or st.st_size == 0 or not self._readable(path):
                 entry.snapshot = snap
                 entry.due = t + self.stable_seconds
+                entry.open_since = None
                 continue
+            if entry.writing:
+                if entry.open_since is None:
+                    entry.open_since = t
+                    self._open_notices.append(path)
+                if t - entry.open_since < self.open_grace:
+                    entry.due = t + self.stable_seconds
+                    continue
             del self._entries[path]
             stable.append(Candidate(path, st.st_size, st.st_mtime_ns))
         return stable
+
+    def take_open_notices(self) -> list[Path]:
+        """Files found quiet but still open for writing since the last call (to log once)."""
+        out, self._open_notices = self._open_notices, []
+        return out
 
     def next_due(self) -> float | None:
         """The earliest time ``pop_stable`` may have something, or None when nothing is pending."""

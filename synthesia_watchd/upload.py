@@ -39,6 +39,7 @@ from .errors import (
     TransientError,
     UploadCredentialsExpired,
 )
+from .sourcefile import open_regular_fd
 
 if TYPE_CHECKING:  # stub-only packages (boto3-stubs[s3], types-s3transfer): never imported
     from mypy_boto3_s3 import S3Client
@@ -218,11 +219,16 @@ def upload_file(
     if stop is not None and stop.is_set():
         raise ShutdownRequested(f"stopping before the upload of {path.name}")
     watch = _Watch(progress, stop)
+    # The file is opened once here, refusing a FIFO or device that took its name (open() on a
+    # FIFO would block this worker for good); the transfer then reads that very file through
+    # /proc/self/fd, so a rename swapping something else in mid-upload changes nothing.
+    fd = open_regular_fd(path)
+    source = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else str(path)
     manager = create_transfer_manager(client, config)
     try:
         extra = {"ContentType": content_type} if content_type else None
         watch.future = manager.upload(
-            str(path), credentials.bucket, credentials.key, extra_args=extra, subscribers=[watch]
+            source, credentials.bucket, credentials.key, extra_args=extra, subscribers=[watch]
         )
         while not watch.done.wait(_STOP_POLL):
             if watch.check_stop():
@@ -239,3 +245,4 @@ def upload_file(
     finally:
         manager.shutdown(cancel=watch.cancelled)
         client.close()
+        os.close(fd)

@@ -34,12 +34,16 @@ from watchdog.observers.polling import PollingObserver
 
 from . import fsinfo
 from .folderwalk import FolderWalk
+from .incomplete import Decision, Held, IncompleteFiles
 from .stability import StabilityTracker
 
 #: A safety rescan (stat only) runs every this many scan intervals, even in native mode.
 SAFETY_RESCAN_FACTOR = 10
 _INOTIFY_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
 _TOUCH_EVENTS = frozenset({"created", "modified", "closed", "attrib"})
+#: How long status() waits for the lock before answering from its last snapshot (a poll may
+#: be stuck in a filesystem call on a worker thread: status must not be).
+STATUS_LOCK_WAIT = 0.2
 
 
 # --- what the watcher needs from config (the real frozen dataclasses fit) ---------------------
@@ -79,6 +83,8 @@ class WatchLike(Protocol):
     def exclude(self) -> tuple[str, ...]: ...
     @property
     def output_root(self) -> Path: ...
+    @property
+    def incomplete_timeout(self) -> float: ...
 
 
 class LogLike(Protocol):
@@ -131,6 +137,9 @@ class StableFile:
     path: Path
     size: int
     mtime_ns: int
+    #: Set when the file stayed structurally incomplete for the watch's whole
+    #: ``incomplete_timeout``: intake fails it with this reason instead of dubbing it.
+    incomplete: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,7 @@ class WatchStatus:
     paused: bool
     pause_reason: str | None
     pending: int
+    incomplete: tuple[Held, ...] = ()
 
 
 # --- one watch ---------------------------------------------------------------------------------
@@ -169,6 +179,7 @@ def _relevant(cfg: WatchLike) -> tuple[Any, ...]:
         tuple(cfg.exclude),
         cfg.on_success,
         cfg.on_failure,
+        cfg.incomplete_timeout,
     )
 
 
@@ -180,7 +191,10 @@ class _Watch(FolderWalk):
     ) -> None:
         super().__init__(cfg)
         self.cfg = cfg
-        self.tracker = StabilityTracker(cfg.stable_seconds, stat=stat, now=now)
+        self.tracker = StabilityTracker(
+            cfg.stable_seconds, stat=stat, now=now, open_grace=cfg.incomplete_timeout
+        )
+        self.incomplete = IncompleteFiles(cfg.incomplete_timeout, now=now)
         self.reported: dict[Path, tuple[int, int]] = {}
         self.suspects: dict[Path, float] = {}  # reported files seen deleted -> when
         self.dirty_dirs: set[Path] = set()
@@ -226,6 +240,18 @@ def _fs(path: bytes | str) -> Path:
     return Path(os.fsdecode(path))
 
 
+def _writing(w: _Watch, etype: str) -> bool | None:
+    """What an event says about a local writer: only inotify reports closes, so only in
+    native mode does a write mean "open until its close-write event arrives"."""
+    if w.mode != "native":
+        return None
+    if etype == "modified":
+        return True
+    if etype == "closed":
+        return False
+    return None
+
+
 # --- the set of watches ------------------------------------------------------------------------
 
 
@@ -262,6 +288,7 @@ class WatchSet:
         self._started = False
         self._watches: dict[str, _Watch] = {}
         self.wakeup = threading.Event()
+        self._status: list[WatchStatus] = []
         for cfg in watches:
             self._watches[cfg.name] = _Watch(cfg, stat, now)
 
@@ -276,12 +303,17 @@ class WatchSet:
                 self._activate(w, t)
 
     def stop(self) -> None:
-        """Stop and join every observer thread."""
-        with self._lock:
+        """Stop and join every observer thread (without the lock if a poll is stuck holding it:
+        a hung mount must not turn a warm stop into a hang)."""
+        locked = self._lock.acquire(timeout=5)
+        try:
             self._started = False
             observers = [w.observer for w in self._watches.values() if w.observer is not None]
             for w in self._watches.values():
                 w.observer = None
+        finally:
+            if locked:
+                self._lock.release()
         _stop_observers(observers)
 
     def reconfigure(self, watches: Sequence[WatchLike]) -> None:
@@ -358,6 +390,7 @@ class WatchSet:
                 w.reported.pop(p, None)
                 w.suspects.pop(p, None)
                 w.tracker.forget(p)
+                w.incomplete.forget(p)
 
     def offer(self, name: str, path: Path) -> str | None:
         """A file handed over by name (the push API): the checks a dropped file gets.
@@ -425,8 +458,13 @@ class WatchSet:
         return False
 
     def next_deadline(self) -> float | None:
-        """When ``poll()`` may next have something to report (the main loop sleeps until then)."""
-        with self._lock:
+        """When ``poll()`` may next have something to report (the main loop sleeps until then).
+
+        None, too, while a poll holds the lock (stuck in a filesystem call on its worker).
+        """
+        if not self._lock.acquire(timeout=STATUS_LOCK_WAIT):
+            return None
+        try:
             times: list[float] = []
             for w in self._watches.values():
                 times.append(w.next_health)
@@ -437,12 +475,23 @@ class WatchSet:
                 if due is not None:
                     times.append(due)
                 times += [s + w.suspect_grace for s in w.suspects.values()]
+                held = w.incomplete.next_due()
+                if held is not None:
+                    times.append(held)
             return min(times, default=None)
+        finally:
+            self._lock.release()
 
     def status(self) -> list[WatchStatus]:
-        """One WatchStatus per watch, in config order."""
-        with self._lock:
-            return [
+        """One WatchStatus per watch, in config order.
+
+        Never waits long: while a poll is stuck in a filesystem call (a hung mount) the last
+        snapshot is returned, so the heartbeat and ``status`` keep working.
+        """
+        if not self._lock.acquire(timeout=STATUS_LOCK_WAIT):
+            return list(self._status)
+        try:
+            self._status = [
                 WatchStatus(
                     name=w.cfg.name,
                     mode=w.mode,
@@ -450,9 +499,13 @@ class WatchSet:
                     paused=w.paused,
                     pause_reason=w.pause_reason,
                     pending=w.tracker.pending(),
+                    incomplete=tuple(w.incomplete.held()),
                 )
                 for w in self._watches.values()
             ]
+            return list(self._status)
+        finally:
+            self._lock.release()
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -536,9 +589,10 @@ class WatchSet:
             return
         if etype in _TOUCH_EVENTS:
             if w.is_candidate(src):
-                w.tracker.touch(src, t)
+                w.tracker.touch(src, t, writing=_writing(w, etype))
         elif etype in ("deleted", "moved"):
             w.tracker.forget(src)
+            w.incomplete.forget(src)
             if src in w.reported:
                 w.suspects[src] = t
             if dest is not None and w.is_candidate(dest):
@@ -553,6 +607,9 @@ class WatchSet:
         for p in w.tracker.paths():
             if str(p).startswith(prefix):
                 w.tracker.forget(p)
+        for p in w.incomplete.paths():
+            if str(p).startswith(prefix):
+                w.incomplete.forget(p)
         for p in w.reported:
             if str(p).startswith(prefix):
                 w.suspects.setdefault(p, t)
@@ -572,13 +629,43 @@ class WatchSet:
         else:
             while w.dirty_dirs:
                 self._scan_dir(w, w.dirty_dirs.pop(), t)
+        for path in w.incomplete.due(t):
+            if not w.tracker.is_pending(path):
+                w.tracker.touch(path, t)  # timed out: one more settle, then give up on it
         for c in w.tracker.pop_stable(t):
             ident = (c.size, c.mtime_ns)
             if w.reported.get(c.path) == ident:
                 continue  # the same bytes were reported already
+            if not self._complete_enough(w, c.path, ident, t):
+                continue
             w.reported[c.path] = ident
             self._log.debug("file stable", watch=w.cfg.name, path=str(c.path), size=c.size)
             self._outbox.append(StableFile(w.cfg.name, c.path, c.size, c.mtime_ns))
+        for path in w.tracker.take_open_notices():
+            self._log.info("file still open for writing", watch=w.cfg.name, path=str(path))
+
+    def _complete_enough(self, w: _Watch, path: Path, ident: tuple[int, int], t: float) -> bool:
+        """Whether a settled file is whole enough to report; an incomplete one is held, and
+        reported marked incomplete once it stayed unchanged for ``incomplete_timeout``."""
+        v = w.incomplete.judge(path, ident, t)
+        name = w.cfg.name
+        if v.decision is Decision.GIVE_UP:
+            w.reported[path] = ident
+            reason = f"still incomplete after {w.cfg.incomplete_timeout:g}s unchanged: {v.detail}"
+            self._log.warning("file incomplete: giving up", watch=name, path=str(path),
+                              reason=reason)  # fmt: skip
+            self._outbox.append(StableFile(name, path, ident[0], ident[1], incomplete=reason))
+            return False
+        if v.decision is Decision.HOLD:
+            if v.new:
+                self._log.info("file incomplete", watch=name, path=str(path), detail=v.detail)
+            return False
+        if v.decision is Decision.DROP:
+            return False
+        if v.detail:  # e.g. a WebM segment of unknown size: stability alone decided
+            self._log.info("file taken on stability alone", watch=name, path=str(path),
+                           detail=v.detail)  # fmt: skip
+        return True
 
     def _root_problem(self, w: _Watch) -> str | None:
         """Why the root cannot be trusted right now (missing, unmounted), or None."""
@@ -635,6 +722,7 @@ class WatchSet:
             w.observer = None
         for p in w.tracker.paths():
             w.tracker.forget(p)  # the catch-up scan on resume finds them again
+        w.incomplete.clear()
         w.suspects.clear()
         w.dirty_dirs.clear()
 
@@ -659,6 +747,8 @@ class WatchSet:
         for path, ident in found.items():
             if w.reported.get(path) != ident and not w.tracker.is_pending(path):
                 w.tracker.touch(path, t)
+        for path in [p for p in w.incomplete.paths() if p not in found]:
+            w.incomplete.forget(path)
         for path in [p for p in w.reported if p not in found]:
             del w.reported[path]
             self._log.info("file vanished", watch=w.cfg.name, path=str(path))

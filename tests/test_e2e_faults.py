@@ -260,7 +260,7 @@ def test_429_storm_is_honoured_and_every_file_finishes(
 ) -> None:
     """After each 429 nothing of that class arrives before the announced reset; all done."""
     sim = e2e_sim()
-    waits = {"POST /v2/assets": 1, "POST /v2/dubbing": 1, "GET /v2/dubbing/{id}": 1}
+    waits = {"POST /v2/assets": 2, "POST /v2/dubbing": 2, "GET /v2/dubbing/{id}": 2}
     for endpoint, seconds in waits.items():
         sim.faults.add(endpoint, "429", count=2, retry_after=seconds)
     daemon = daemon_factory(sim)
@@ -270,9 +270,10 @@ def test_429_storm_is_honoured_and_every_file_finishes(
     log = [r for r in sim.requests if r.endpoint in API_ENDPOINTS]
     limited = [r for r in log if r.status == 429]
     assert len(limited) == 2 * len(waits)
-    # Requests already on the wire when the 429 was answered may land just after it; past
-    # that grace, nothing of the class may arrive until the reset (less 50 ms of clock skew).
-    in_flight, tolerance = 0.1, 0.05
+    # Requests already on the wire when the 429 was answered may land just after it (on a busy
+    # machine the server may log them a few hundred ms late); past that grace, nothing of the
+    # class may arrive until the reset (less 50 ms of clock skew).
+    in_flight, tolerance = 0.4, 0.05
     for hit in limited:
         reset = hit.time + waits[hit.endpoint]
         early = [

@@ -51,6 +51,7 @@ class WatchConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ("video",)
+    incomplete_timeout: float = 3600.0
 
     @property
     def output_root(self) -> Path:

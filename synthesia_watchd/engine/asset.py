@@ -54,7 +54,7 @@ def _source_gone(ctx: StageContext, job: Job) -> o.Outcome:
             Reason.ROOT_UNAVAILABLE,
             "waiting for the watch folder to come back",
         )
-    if Path(job.source_path).exists():
+    if Path(job.source_path).is_file():  # a FIFO under the name is no new version
         why = "source changed before upload; the new version is a new job"
         return o.Move(JobState.CANCELLED, why, Reason.SOURCE_CHANGED, {"last_error": why})
     return o.Vanished()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
-from synthesia_watchd import adopt, atomic, lifecycle, media, outputs
+from synthesia_watchd import adopt, atomic, completeness, lifecycle, media, outputs
 from synthesia_watchd.config import WatchConfig
 from synthesia_watchd.errors import ContentError, StaleTransition, UnsafePathError
 from synthesia_watchd.jobspec import (
@@ -19,6 +20,7 @@ from synthesia_watchd.jobspec import (
 from synthesia_watchd.ledger import Job
 from synthesia_watchd.logsetup import get_logger, job_context
 from synthesia_watchd.reasons import Reason
+from synthesia_watchd.sourcefile import NotRegularFile
 from synthesia_watchd.states import JobState, OutputState
 
 from . import decide
@@ -32,12 +34,19 @@ log = get_logger(component="pipeline")
 
 
 def intake(
-    ctx: StageContext, watch: WatchConfig, path: Path, size: int, mtime_ns: int
+    ctx: StageContext,
+    watch: WatchConfig,
+    path: Path,
+    size: int,
+    mtime_ns: int,
+    *,
+    incomplete: str | None = None,
 ) -> Job | None:
     """Record a stable file as a job, or recognise it as already known.
 
-    Checks the content (magic bytes) before anything is spent, hashes it, and satisfies
-    identical content from an earlier done job without an API call.
+    Checks the content (magic bytes) and the container's structure before anything is
+    spent, hashes it, and satisfies identical content from an earlier done job without an
+    API call. ``incomplete``: the watcher gave up waiting for this file to become whole.
     """
     src = str(path)
     known = ctx.ledger.find_job(watch.name, src, size, mtime_ns)
@@ -58,39 +67,67 @@ def intake(
         kinds=output_kinds(settings),
     )
     refused = output_name_problem(path.stem, watch.targets, output_kinds(settings))
-    if refused is None:
-        try:
-            content_type = media.content_type_for(path)
-            sha256, md5, read = atomic.file_digests(path)
-        except ContentError as exc:
-            refused = str(exc)
-        except FileNotFoundError:
-            return None  # deleted between stable and intake: forgotten
-    if refused is not None:
+    if refused is None and incomplete is not None:
+        refused = f"{path.name}: {incomplete}"
+    facts = refused if refused is not None else _examine(ctx, path, size)
+    if facts is None:
+        return None
+    if isinstance(facts, str):
         # Born failed in one transaction: the scheduler never sees it queued.
         job = add_job(
-            sha256=None,
-            settings=settings,
-            state=JobState.FAILED,
-            why=refused,
-            last_error=refused,
+            sha256=None, settings=settings, state=JobState.FAILED, why=facts, last_error=facts,
             reason_code=Reason.CONTENT_REFUSED.value,
-        )
+        )  # fmt: skip
         with job_context(job.id, path.name, "intake"):
-            log.error("job failed", reason=refused)
-            on_failure(ctx, job, refused, None)
+            log.error("job failed", reason=facts)
+            on_failure(ctx, job, facts, None)
         return ctx.ledger.get(job.id)
-    if read != size:
-        return None  # still changing after all; the watcher reports the new version
-    settings["content_type"] = content_type
-    settings["content_md5"] = md5
-    job = add_job(sha256=sha256, settings=settings)
+    settings["content_type"] = facts.content_type
+    settings["content_md5"] = facts.md5
+    job = add_job(sha256=facts.sha256, settings=settings, duration_s=facts.duration_s)
     with job_context(job.id, path.name, "intake"):
-        log.info("job queued", size=size, targets=list(watch.targets), sha256=sha256[:12])
+        log.info("job queued", size=size, targets=list(watch.targets), sha256=facts.sha256[:12],
+                 duration_s=facts.duration_s)  # fmt: skip
         settle = settle_without_api(ctx, job, JobSettings.of(job))
         if settle is not None:
             apply(ctx, job, settle)
     return ctx.ledger.get(job.id)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What intake learns from the file itself."""
+
+    content_type: str
+    sha256: str
+    md5: str
+    duration_s: float | None
+
+
+def _examine(ctx: StageContext, path: Path, size: int) -> _Facts | str | None:
+    """The file's facts (content type, container structure, digests), why it is refused
+    (a str), or None when it is to be offered again later (still changing, gone, not a
+    regular file for now)."""
+    try:
+        content_type = media.content_type_for(path)
+        structure = completeness.inspect(path)
+        if structure.size != size:
+            return None  # still changing: the watcher reports the new version
+        if not structure.complete:
+            raise ContentError(f"{path.name}: {completeness.describe(structure)}")
+        sha256, md5, read = atomic.file_digests(path)
+    except ContentError as exc:
+        return str(exc)
+    except FileNotFoundError:
+        return None  # deleted between stable and intake: forgotten
+    except NotRegularFile:
+        # Something else took the name for now (a FIFO swapped in): the watcher
+        # forgets the file, so the video is offered again once it is back.
+        ctx.release_source(path)
+        return None
+    if read != size:
+        return None  # still changing after all; the watcher reports the new version
+    return _Facts(content_type, sha256, md5, structure.duration_s)
 
 
 def settle_without_api(ctx: StageContext, job: Job, settings: JobSettings) -> o.Settled | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthesia_watchd.errors import AuthError
+from synthesia_watchd import completeness
+from synthesia_watchd.errors import AuthError, ContentError
 from synthesia_watchd.ledger import Job
 from synthesia_watchd.reasons import Reason
 from synthesia_watchd.states import JobState
@@ -26,6 +27,12 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
         )
     if ctx.uploader is None:
         raise AuthError("no uploader configured")
+    if ctx.source_unchanged(job):
+        # The last look before bytes go out: the same file must still be whole.
+        structure = completeness.inspect(Path(job.source_path))
+        if not structure.complete:
+            name = Path(job.source_path).name
+            raise ContentError(f"{name}: {completeness.describe(structure)}")
     progress = ctx.progress.upload(job)
     try:
         ctx.uploader(
