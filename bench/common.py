@@ -202,14 +202,26 @@ def ledger_bytes(path: Path) -> int:
     return total
 
 
-def make_videos(folder: Path, count: int, *, size: int, seed: str, per_dir: int = 0) -> list[Path]:
-    """``count`` distinct small mp4 files (distinct bytes, so no job reuses another's dub)."""
+def make_videos(
+    folder: Path,
+    count: int,
+    *,
+    size: int,
+    seed: str,
+    per_dir: int = 0,
+    durations: Sequence[float] | None = None,
+) -> list[Path]:
+    """``count`` distinct small mp4 files (distinct bytes, so no job reuses another's dub);
+    ``durations``: the length each one declares (seconds), else sample_video's default."""
     paths = []
     for i in range(count):
         sub = folder / f"d{i // per_dir:03d}" if per_dir else folder
         sub.mkdir(parents=True, exist_ok=True)
         path = sub / f"clip-{i:05d}.mp4"
-        path.write_bytes(sample_video(f"{seed}-{i}", size))
+        if durations is None:
+            path.write_bytes(sample_video(f"{seed}-{i}", size))
+        else:
+            path.write_bytes(sample_video(f"{seed}-{i}", size, duration_s=durations[i]))
         paths.append(path)
     return paths
 

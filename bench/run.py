@@ -1,6 +1,7 @@
 """Run benchmarks 1-5, print a markdown table, write bench/results/latest.json.
 
 ``python -m bench [--quick] [--runs N] [--only throughput,detection,idle,scale,upload]``
+(``--only`` also takes creator, latency, realistic and day, which do not run by default)
 (or ``python bench/run.py ...``). Every figure is a median over ``--runs`` runs (pooled
 percentiles for detection), and every ratio compares two things measured in the same run.
 Everything talks to simulators on 127.0.0.1 only, and every wait has a time limit.
@@ -21,13 +22,14 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import detection, idle, scale, throughput, upload
+from bench import day, detection, idle, realistic, scale, throughput, upload
 from bench.common import median
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = ("throughput", "detection", "idle", "scale", "upload")
-#: Not run by default: throughput once more with the daemon's default (Creator-tier) pacing.
-EXTRA = ("creator",)
+#: Not run by default: throughput once more with the daemon's default (Creator-tier) pacing;
+#: 20 s dubs at Creator pacing and pacing off; realistic latency; a simulated day.
+EXTRA = ("creator", "latency", "realistic", "day")
 
 FULL = {
     "tp_files": 40,
@@ -35,6 +37,9 @@ FULL = {
     "idle_seconds": 60.0,
     "scale_files": 10_000,
     "upload_mib": 1024,
+    "lat_files": 16,
+    "real_files": 40,
+    "day_hours": 24.0,
 }
 QUICK = {
     "tp_files": 12,
@@ -42,6 +47,9 @@ QUICK = {
     "idle_seconds": 10.0,
     "scale_files": 2_000,
     "upload_mib": 64,
+    "lat_files": 16,
+    "real_files": 16,
+    "day_hours": 6.0,
 }
 
 
@@ -56,6 +64,18 @@ def _run_all(
         "scale": lambda: scale.bench(files=p["scale_files"], runs=runs),
         "upload": lambda: upload.bench(mib=p["upload_mib"], runs=runs),
         "creator": lambda: throughput.bench_creator_tier(files=p["tp_files"]),
+        "latency": lambda: throughput.bench_latency(files=p["lat_files"]),
+        "realistic": lambda: realistic.bench(files=p["real_files"]),
+        "day": lambda: {
+            "creator": day.simulate(hours=p["day_hours"]),
+            "stress": day.simulate(
+                hours=p["day_hours"],
+                slots=60,
+                min_video=60.0,
+                max_video=7200.0,
+                lengths_known=False,
+            ),
+        },
     }
     out: dict[str, Any] = {}
     for name in names:
@@ -171,6 +191,57 @@ def table(r: dict[str, Any], runs: int) -> str:
                 "per minute per endpoint",
             )
         )
+    if "latency" in r:
+        lat = r["latency"]
+        for name, label in (("creator", "Creator-tier pacing"), ("off", "pacing off")):
+            run = lat[name]
+            rows.append(
+                (
+                    "1 throughput",
+                    f"{lat['dub_seconds']:g} s dubs, {label}: wall time (share of ideal)",
+                    f"{_f(run['seconds'], 1)} s ({_f(run['of_ideal'])})",
+                    f"{lat['files']} videos, max_active_jobs {lat['max_active_jobs']}, ideal "
+                    f"{_f(lat['ideal_seconds'], 0)} s",
+                )
+            )
+    if "realistic" in r:
+        rr = r["realistic"]
+        lo, hi = rr["video_seconds"]
+        setup = (
+            f"{rr['files']} videos of {lo:g}-{hi:g} s, dub time {rr['rate'] * 60:g} s +- "
+            f"{rr['jitter']:.0%} per minute of video, max_active_jobs {rr['max_active_jobs']}, "
+            "Creator-tier pacing"
+        )
+        rows += [
+            (
+                "7 realistic",
+                "finish-to-detection lag / dub time, p50 / p95 (goal p50 <= 10 %)",
+                f"{rr['lag_fraction_p50']:.1%} / {rr['lag_fraction_p95']:.1%}",
+                setup,
+            ),
+            (
+                "7 realistic",
+                "GET /v2/dubbing/{id} per job, mean / max (goal <= 20)",
+                f"{_f(rr['reads_per_job'], 1)} / {rr['reads_per_job_max']}",
+                f"status polls and the download's URL fetch; {_f(rr['seconds'], 0)} s in all",
+            ),
+        ]
+    if "day" in r:
+        for name in ("creator", "stress"):
+            dd = r["day"][name]
+            lo, hi = dd["video_seconds"]
+            rows.append(
+                (
+                    f"8 day ({name})",
+                    "jobs done / reads (most in 24 h) / day-window waits / lag p50",
+                    f"{dd['jobs_done']} / {dd['reads']} ({dd['max_reads_24h']} of "
+                    f"{dd['reads_per_day_limit']}) / {dd['day_window_waits']} / "
+                    f"{dd['lag_fraction_p50']:.1%}",
+                    f"{dd['hours']:g} simulated hours, {dd['slots']} slots, videos {lo:g}-{hi:g} s"
+                    + ("" if dd["lengths_known"] else ", lengths unknown")
+                    + f", {_f(dd['reads_per_done_job'], 1)} reads per job",
+                )
+            )
     if "upload" in r:
         u = r["upload"]
         rows += [

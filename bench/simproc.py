@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     options: dict[str, Any] = json.loads(args[0]) if args else {}
+    dump = options.pop("dump", None)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -41,14 +42,36 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             if os.getppid() != parent:
                 break
+        if dump:
+            Path(dump).write_text(json.dumps(_timings(sim)))
     return 0
+
+
+def _timings(sim: Any) -> dict[str, Any]:
+    """Each project's created and finished times (UNIX) and its status reads, for lag figures."""
+    reads: dict[str, int] = {}
+    for rec in sim.requests:
+        if rec.endpoint == "GET /v2/dubbing/{id}":
+            pid = rec.path.rsplit("/", 1)[-1]
+            reads[pid] = reads.get(pid, 0) + 1
+    return {
+        pid: {
+            "created": sim.epoch(p.created_at),
+            "done": sim.epoch(max(i.done_at for i in p.items)),
+            "reads": reads.get(pid, 0),
+        }
+        for pid, p in sim.projects.items()
+    }
 
 
 class SimProcess:
     """Context manager: a simulator subprocess; ``url``, ``s3_url`` and ``env`` once entered."""
 
-    def __init__(self, **options: Any) -> None:
-        self.options = options
+    def __init__(self, *, dump: Path | None = None, **options: Any) -> None:
+        """``dump``: a file where the simulator writes each project's timings when it stops
+        (``timings()`` reads it back)."""
+        self.options = {**options, "dump": str(dump)} if dump is not None else options
+        self.dump = dump
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.s3_url = ""
@@ -86,6 +109,13 @@ class SimProcess:
             self.proc.wait(10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+    def timings(self) -> dict[str, Any]:
+        """Per project: created and done (UNIX seconds) and GET /v2/dubbing/{id} count."""
+        if self.dump is None or not self.dump.exists():
+            return {}
+        data: dict[str, Any] = json.loads(self.dump.read_text())
+        return data
 
 
 if __name__ == "__main__":

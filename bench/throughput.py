@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,18 @@ STABLE_SECONDS = 0.5
 
 
 def run_daemon(
-    sim: SimProcess, work: Path, files: int, seed: str, *, creator_tier: bool = False
+    sim: SimProcess,
+    work: Path,
+    files: int,
+    seed: str,
+    *,
+    creator_tier: bool = False,
+    durations: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Drop ``files`` videos at once into a running daemon; seconds until the last is done.
 
     ``creator_tier``: the daemon paces itself at the Creator tier's documented limits (its
-    default) instead of running with limits off.
+    default) instead of running with limits off. ``durations``: each video's length.
     """
     drop, out = work / "drop", work / "out"
     drop.mkdir(parents=True)
@@ -63,7 +70,7 @@ def run_daemon(
         rate_limits=None if creator_tier else NO_RATE_LIMITS,
     )
     staging = work / "staging"
-    sources = make_videos(staging, files, size=VIDEO_BYTES, seed=seed)
+    sources = make_videos(staging, files, size=VIDEO_BYTES, seed=seed, durations=durations)
     daemon = DaemonProcess(config, sim.env).start()
     reader = LedgerReader(ledger_path(config))
     try:
@@ -80,6 +87,14 @@ def run_daemon(
         last = reader.query("SELECT max(state_changed_at) FROM jobs")[0][0]
         counts = reader.counts()
         stages = _stages(reader, t0)
+        detected = {
+            str(pid): float(at)
+            for pid, at in reader.query(
+                "SELECT j.project_id, min(e.at) FROM jobs j JOIN events e ON e.job_id = j.id"
+                " WHERE e.from_state = 'dubbing' AND e.to_state = 'downloading'"
+                " GROUP BY j.id"
+            )
+        }
     finally:
         reader.close()
         daemon.stop()
@@ -89,6 +104,7 @@ def run_daemon(
         "done": counts.get("done", 0),
         "outputs": outputs,
         "stages": stages,
+        "detected": detected,
     }
 
 
@@ -197,3 +213,25 @@ def bench_creator_tier(*, files: int, dub_seconds: float = 2.0) -> dict[str, Any
         result = run_daemon(sim, Path(tmp) / "daemon", files, "tpc", creator_tier=True)
     print(f"  throughput at Creator-tier pacing: {result['seconds']:.1f}s", flush=True)
     return {"files": files, "dub_seconds": dub_seconds, **result}
+
+
+def bench_latency(*, files: int = 16, dub_seconds: float = 20.0) -> dict[str, Any]:
+    """Longer dubs, where the poll plan matters: the daemon at Creator-tier pacing and with
+    pacing off, one after the other in the same run (ideal: files / slots x dub_seconds)."""
+    result: dict[str, Any] = {
+        "files": files,
+        "dub_seconds": dub_seconds,
+        "max_active_jobs": MAX_ACTIVE_JOBS,
+        "ideal_seconds": -(-files // MAX_ACTIVE_JOBS) * dub_seconds,
+    }
+    for name, creator in (("creator", True), ("off", False)):
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-lat-") as tmp,
+            SimProcess(dub_seconds=dub_seconds) as sim,
+        ):
+            run = run_daemon(sim, Path(tmp) / "daemon", files, f"lat-{name}", creator_tier=creator)
+        run.pop("detected")
+        run["of_ideal"] = result["ideal_seconds"] / run["seconds"]
+        result[name] = run
+        print(f"  {dub_seconds:g} s latency, pacing {name}: {run['seconds']:.1f}s", flush=True)
+    return result

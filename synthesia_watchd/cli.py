@@ -305,6 +305,7 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "stopped_cleanly": bool(record.get("stopping")),
         },
         "paused": record.get("paused", {}) if running else {},
+        "reads": record.get("reads") if running else None,
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
         "fs_stuck_seconds": record.get("fs_stuck_seconds") if running else None,
@@ -338,6 +339,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
+    reads = data.get("reads")
+    if reads:
+        limit = f"of {reads['per_day']:,} a day" if reads.get("per_day") else "(no day limit)"
+        _print(f"status reads in the last 24 h: {reads['last_24h']:,} {limit}")
     if data.get("fs_stuck_seconds"):
         _print(
             f"SCANNING STALLED: a filesystem call has hung for {_age(data['fs_stuck_seconds'])} "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,9 @@ from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics
 from .pipeline import Pauses, Pipeline
+from .pollplan import Poller
 from .ratelimit import RateLimiter
+from .readbudget import ReadBudget
 from .retry import RetryPolicy
 from .scheduler import ExecutorFactory, Scheduler, threaded
 from .sdnotify import Notifier
@@ -43,12 +46,28 @@ Clock = Callable[[], float]
 
 
 def build_client(
-    config: Config, limiter: RateLimiter, stop: threading.Event, metrics: Metrics | None
+    config: Config,
+    limiter: RateLimiter,
+    stop: threading.Event,
+    metrics: Metrics | None,
+    reads: ReadBudget | None = None,
 ) -> SynthesiaClient | None:
-    """The API client for a config, or None when no key is configured."""
+    """The API client for a config, or None when no key is configured.
+
+    ``reads``: every request is counted there too (the status endpoint's day budget).
+    """
     if config.api_key is None or not config.api_key.reveal():
         return None
     add_secret(config.api_key.reveal())
+    on_response: Callable[[str, int | None], None] | None = None
+    if metrics is not None or reads is not None:
+
+        def on_response(operation: str, status: int | None) -> None:
+            if metrics is not None:
+                metrics.observe_api(operation, status)
+            if reads is not None:
+                reads.record(operation)
+
     return SynthesiaClient(
         config.api_key.reveal(),
         api_url=config.api_url,
@@ -57,8 +76,20 @@ def build_client(
         timeout=(config.connect_timeout, config.read_timeout),
         allowed_download_hosts=config.allowed_download_hosts,
         stop=stop,
-        on_response=metrics.observe_api if metrics is not None else None,
+        on_response=on_response,
         send_content_md5=config.send_content_md5,
+    )
+
+
+def read_budget(config: Config, ledger: Ledger, now: Clock) -> ReadBudget:
+    """The status endpoint's read budget from ``api.rate_limits.reads``, kept in the ledger."""
+    spec = config.rate_limits.get("reads")
+    return ReadBudget(
+        per_minute=spec.per_minute if spec is not None else None,
+        per_day=spec.per_day if spec is not None else None,
+        store=ledger,
+        node=socket.gethostname(),
+        clock=now,
     )
 
 
@@ -111,6 +142,8 @@ class Parts:
     metrics: Metrics
     notifier: Notifier
     limiter: RateLimiter
+    #: The day's read budget, shared by the client (counts) and the poll plan (spends).
+    reads: ReadBudget
     pauses: Pauses
     client: SynthesiaClient | None
     pipeline: Pipeline
@@ -140,27 +173,26 @@ def build(
     metrics = Metrics()
     lock, ledger = locked_ledger(config, new_ledger=new_ledger, now=now)
     limiter = RateLimiter.from_rate_limits(config.rate_limits)
+    reads = read_budget(config, ledger, now)
 
     def make_client(cfg: Config) -> SynthesiaClient | None:
-        return build_client(cfg, limiter, stop, metrics)
+        return build_client(cfg, limiter, stop, metrics, reads)
 
     pauses = Pauses()
     client = client or make_client(config)
-    pipeline = engine(config, ledger, client, stop=stop, pauses=pauses, metrics=metrics, now=now)
+    pipeline = engine(
+        config, ledger, client, stop=stop, pauses=pauses, metrics=metrics, now=now,
+        poller=Poller(ledger, reads, now=now),
+    )  # fmt: skip
     claims = Claims(ledger.get_meta(ID_KEY) or "", log=log)
     watchset = WatchSet(config.watches if watch else (), log=log, claim=claims.problem)
     watchers = WatchRunner(watchset, enabled=watch, log=log, chores=claims.refresh)
     pipeline.release_source = watchset.release
     pipeline.root_available = watchset.check_root
     scheduler = Scheduler(
-        pipeline,
-        ledger,
-        max_uploads=config.max_uploads,
-        max_downloads=config.max_downloads,
-        max_active_jobs=config.max_active_jobs,
-        wake=watchset.wakeup,
-        executor=executor,
-    )
+        pipeline, ledger, max_uploads=config.max_uploads, max_downloads=config.max_downloads,
+        max_active_jobs=config.max_active_jobs, wake=watchset.wakeup, executor=executor,
+    )  # fmt: skip
     return Parts(
         config=config,
         now=now,
@@ -170,6 +202,7 @@ def build(
         metrics=metrics,
         notifier=notifier or Notifier(),
         limiter=limiter,
+        reads=reads,
         pauses=pauses,
         client=client,
         pipeline=pipeline,
@@ -205,6 +238,7 @@ def engine(
     pauses: Pauses | None = None,
     metrics: Metrics | None = None,
     now: Clock = time.time,
+    poller: Poller | None = None,
 ) -> Pipeline:
     """The pipeline over a ledger: a daemon's, or a command's working on jobs (backfill)."""
     return Pipeline(
@@ -216,6 +250,7 @@ def engine(
         pauses=pauses,
         metrics=metrics,
         now=now,
+        poller=poller,
     )
 
 

@@ -155,7 +155,8 @@ TOP_KEYS: tuple[_Key, ...] = (
         "Uploads to S3 running at once (each one reads a whole video)."
     ),
     _Key("workers.max_active_jobs", "integer >= 1", 8, integer(1)).about(
-        "Jobs past upload (dubbing at Synthesia) tracked at once; new submits wait beyond it."
+        "Projects dubbing at Synthesia at once; new submits wait beyond it, first come first "
+        "served (a job downloading its results no longer holds a slot)."
     ),
     _Key("workers.max_downloads", "integer >= 1", 4, integer(1)).about(
         "Downloads of dubbed files running at once."
@@ -221,7 +222,7 @@ TOP_KEYS: tuple[_Key, ...] = (
         "systemd's TimeoutStopSec and docker's stop timeout to it."
     ),
     _Key("poll_interval_max", _DURATION_T, 300.0, duration(1)).about(
-        "Cap of the status-poll backoff for long dubbing jobs."
+        "Cap of the gap between two status polls of a job (a dub running long, a spent budget)."
     ),
     _Key("metrics.listen", "host:port or null", None, nullable(listen_address)).about(
         "Address of the Prometheus /metrics and /healthz listener; null disables it. An "
@@ -318,7 +319,9 @@ WATCH_KEYS: tuple[_Key, ...] = (
         "Seconds between full catch-up scans (and the polling observer's period)."
     ),
     _Key("poll_interval", _DURATION_T, 10.0, duration(1)).about(
-        "First delay between status polls of a dubbing job; it backs off up to poll_interval_max."
+        "First delay between status polls of a dubbing job while no dub has finished yet; it "
+        "backs off up to poll_interval_max. Once the ledger holds finished dubs, polls follow "
+        "their history (first near the expected finish, then closely) within the read budget."
     ),
     _Key(
         "on_success",

@@ -81,6 +81,7 @@ class Daemon:
         self.limiter = parts.limiter
         self.pauses = parts.pauses
         self.client = parts.client
+        self.reads = parts.reads
         self.pipeline = parts.pipeline
         self.claims = parts.claims
         self.watchset = parts.watchset
@@ -145,7 +146,8 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(self.config.source)
-            # The limiter is kept: pacing state survives a reload on purpose.
+            # The limiter is kept: pacing state survives a reload on purpose (and the reads
+            # counted today, whatever the new limits).
             client = self.parts.make_client(new)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
@@ -158,6 +160,9 @@ class Daemon:
             self.notifier.ready(self.status_line())
             return
         old, self.config = self.config, new
+        reads = new.rate_limits.get("reads")
+        self.reads.per_minute = reads.per_minute if reads is not None else None
+        self.reads.per_day = reads.per_day if reads is not None else None
         self.client = client
         self.pipeline.reconfigure(new, client)
         if client is None:
@@ -354,12 +359,13 @@ class Daemon:
         if not self.pauses.get("auth"):
             self.scheduler.dispatch(now)
         self.beat()
-        due = self.scheduler.next_due()
+        # Jobs due already are running or waiting for a free worker, a project slot or a
+        # pause: a finishing worker sets ``wake``, so the loop sleeps until the next job that
+        # becomes due later (a poll planned a tenth of a second ahead), never spins.
+        due = self.scheduler.next_due(after=now)
         deadline = self.watchset.next_deadline()
         sleep = MAX_SLEEP
-        if due is not None and due > now:
-            # Jobs due already are running or waiting for a free worker (or a pause): a
-            # finishing worker sets ``wake``, so there is nothing to gain by spinning.
+        if due is not None:
             sleep = min(sleep, due - now)
         if deadline is not None:
             sleep = min(sleep, max(deadline - time.monotonic(), 0.0))
@@ -436,7 +442,8 @@ class Daemon:
     def drained(self) -> bool:
         """For --once: nothing running, nothing pending at the watchers, no active job.
 
-        Jobs that only wait for a daily limit (uploaded, budget paused) count as drained:
+        Jobs that only wait for a daily limit (uploaded, budget paused; dubbing, polls held
+        for the day's reads) count as drained:
         nothing more can happen before midnight, and a cron run must not hang until then.
         """
         if self.scheduler.busy() or not self.watchers.ready:
@@ -448,6 +455,8 @@ class Daemon:
         active = self.ledger.count_in(ACTIVE)
         if self.pauses.get("budget") and active == self.ledger.count_in((JobState.UPLOADED,)):
             return True
+        if self.pauses.get("reads") and active == self.ledger.count_in((JobState.DUBBING,)):
+            return True  # polls wait for the day's read budget: the next run polls them
         return active == 0 or bool(self.pauses.get("auth"))
 
     def run(self) -> RunResult:
@@ -532,12 +541,13 @@ class Daemon:
         if not force and mono - self._last_beat < HEARTBEAT_SECONDS:
             return
         self._last_beat = mono
+        self.reads.flush()
         counts = self.ledger.counts()
         self.metrics.set_job_counts(counts)
         oldest = self.ledger.oldest_queued_at()
         self.metrics.oldest_queued_age.set(max(self.now() - oldest, 0) if oldest else 0)
         paused = self.pauses.snapshot()
-        for kind in ("auth", "budget", "space"):  # space: one key per held output root
+        for kind in ("auth", "budget", "space", "reads"):  # space: one key per held output root
             self.metrics.set_paused(kind, any(k.split(":", 1)[0] == kind for k in paused))
         held = self.scheduler.gate.why
         self.metrics.set_holds([w.name for w in self.config.watches], held)
@@ -546,6 +556,7 @@ class Daemon:
             "time": self.now(),
             "stopping": stopping,
             "paused": paused,
+            "reads": {"last_24h": self.reads.used(), "per_day": self.reads.per_day},
             "progress": self.pipeline.progress.board.snapshot(),
             "watches": [
                 {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import stat
@@ -121,7 +122,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("ALTER TABLE jobs ADD COLUMN duration_s REAL",),
     # 4: the ledger's identity, recorded beside it too, so a lost ledger is noticed at start.
     ("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",),
-    # 5: why a job is where it is, as a typed code (reasons.Reason) beside the message for
+    # 5: API reads per ten minutes, so the day's read budget survives a restart (readbudget.py).
+    # One row per node and period: daemons sharing a ledger each add theirs, plan with the sum.
+    (
+        """CREATE TABLE api_reads (
+            node TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (endpoint, bucket, node)
+        )""",
+    ),
+    # 6: why a job is where it is, as a typed code (reasons.Reason) beside the message for
     # people: lifecycle rules and caps count codes, never message text.
     (
         "ALTER TABLE jobs ADD COLUMN reason_code TEXT",
@@ -810,13 +822,17 @@ class Ledger:
             f"ORDER BY next_attempt_at, id LIMIT {int(limit)}",
         )
 
-    def next_due_at(self, states: Iterable[JobState]) -> float | None:
-        """The earliest next_attempt_at among jobs in ``states`` (None when there are none)."""
+    def next_due_at(self, states: Iterable[JobState], after: float | None = None) -> float | None:
+        """The earliest next_attempt_at among jobs in ``states`` (None when there are none);
+        with ``after``, the earliest one later than that."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT MIN(next_attempt_at) FROM jobs"
-                " WHERE state IN (SELECT value FROM json_each(?))",
-                (json.dumps([s.value for s in _states(states)]),),
+                " WHERE state IN (SELECT value FROM json_each(?)) AND next_attempt_at > ?",
+                (
+                    json.dumps([s.value for s in _states(states)]),
+                    -math.inf if after is None else after,
+                ),
             ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -970,6 +986,28 @@ class Ledger:
                 (JobState.QUEUED.value,),
             ).fetchone()
         return None if row[0] is None else float(row[0])
+
+    def add_api_reads(self, node: str, endpoint: str, bucket: int, count: int) -> None:
+        """Add ``count`` reads of ``endpoint`` by ``node`` in the period starting at ``bucket``
+        (unix seconds); rows older than two days go (only the last 24 hours are ever read)."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO api_reads (node, endpoint, bucket, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (endpoint, bucket, node)"
+                " DO UPDATE SET count = count + excluded.count",
+                (node, endpoint, bucket, count),
+            )
+            c.execute("DELETE FROM api_reads WHERE bucket < ?", (bucket - 2 * 86_400,))
+
+    def api_reads_since(self, endpoint: str, since: float) -> dict[int, int]:
+        """Reads of ``endpoint`` per period (start, unix seconds) from ``since`` on, all nodes."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT bucket, SUM(count) FROM api_reads WHERE endpoint = ? AND bucket >= ?"
+                " GROUP BY bucket",
+                (endpoint, since),
+            ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
 
     def get_meta(self, key: str) -> str | None:
         """A daemon status value, or None."""

@@ -25,7 +25,7 @@ from .engine import asset, backfill, download, intake, poll, submit, transfer
 from .engine.apply import apply
 from .engine.asset import WAIT_SECONDS
 from .engine.classify import RETRY_BASE, RETRY_CAP, classify
-from .engine.context import Pauses, StageContext, Uploader
+from .engine.context import SLOT_STATES, Pauses, StageContext, Uploader
 from .engine.outcome import Outcome
 from .engine.poll import PROJECT_FAILED
 from .engine.postactions import after_done
@@ -33,6 +33,7 @@ from .engine.settings import JobSettings
 from .errors import ShutdownRequested, StaleTransition
 from .ledger import Job, Ledger
 from .logsetup import get_logger, job_context
+from .pollplan import Poller
 from .progress import Progress
 from .states import JobState
 
@@ -46,6 +47,7 @@ __all__ = [
     "PROJECT_FAILED",
     "RETRY_BASE",
     "RETRY_CAP",
+    "SLOT_STATES",
     "UNSAFE_URL_CODE",
     "VANISHED",
     "WAIT_SECONDS",
@@ -80,6 +82,7 @@ class Pipeline:
         pauses: Pauses | None = None,
         metrics: Any = None,
         now: Callable[[], float] = time.time,
+        poller: Poller | None = None,
     ) -> None:
         self.ledger = ledger
         self.config = config
@@ -96,10 +99,12 @@ class Pipeline:
             pauses=pauses or Pauses(),
             progress=self.progress,
             now=now,
+            polls=poller or Poller(ledger, now=now),
             metrics=metrics,
             watches={w.name: w for w in config.watches},
         )
         self.pauses = self.ctx.pauses
+        self.polls = self.ctx.polls
         self.space = self.ctx.space
 
     # The parts the daemon (and tests) set after construction live in the stage context.

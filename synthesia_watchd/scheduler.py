@@ -18,8 +18,8 @@ from .control import Gate
 from .errors import ShutdownRequested
 from .ledger import Ledger
 from .logsetup import get_logger
-from .pipeline import Pipeline
-from .states import ACTIVE, IN_FLIGHT, JobState
+from .pipeline import SLOT_STATES, Pipeline
+from .states import ACTIVE, JobState
 
 log = get_logger(component="scheduler")
 
@@ -180,13 +180,15 @@ class Scheduler:
         """Hand every due job to its pool, within the bounds; returns how many started."""
         started = 0
         running = self.running_ids()
-        # Uploads run ahead of free project slots by at most one upload per upload worker, so
-        # a burst of drops does not create hundreds of assets whose credentials then expire.
+        # Uploads run ahead of the project slots by one slot set (at least one upload per
+        # upload worker): when a wave of dubs finishes, the next wave is uploaded and starts
+        # at once, yet a burst of drops never creates hundreds of assets ahead of time.
         pipeline_depth = self.ledger.count_in(
-            (JobState.ASSET_CREATED, JobState.UPLOADED, *IN_FLIGHT)
+            (JobState.ASSET_CREATED, JobState.UPLOADED, *SLOT_STATES)
         )
         free_upload = self.limits["upload"] - self.running_in("upload")
-        lookahead = self.max_active_jobs + self.limits["upload"] - pipeline_depth
+        ahead = max(self.limits["upload"], self.max_active_jobs)
+        lookahead = self.max_active_jobs + ahead - pipeline_depth
         n = min(free_upload, max(lookahead, 0))
         gate = self.gate
         if free_upload > 0:
@@ -197,6 +199,12 @@ class Scheduler:
                 started += self._start("upload", job.id)
         for pool in ("submit", "poll", "download"):
             free = self.limits[pool] - self.running_in(pool)
+            if pool == "submit":
+                # Only as many submits as there are free project slots: a job handed out
+                # with every slot taken would be parked, and jobs uploaded after it would
+                # take the next free slot first. Left due, it keeps its place in line.
+                slots = self.max_active_jobs - self.ledger.count_in(SLOT_STATES)
+                free = min(free, slots - self.running_in(pool))
             if free > 0:
                 states = tuple(s for s, p in _POOL_OF.items() if p == pool)
                 for job in self._due(states, now, free, running, gate):
@@ -248,9 +256,11 @@ class Scheduler:
         fut.add_done_callback(functools.partial(self._done, job_id))
         return 1
 
-    def next_due(self) -> float | None:
-        """When the next job becomes due (the main loop sleeps until then)."""
-        return self.ledger.next_due_at(ACTIVE)
+    def next_due(self, after: float | None = None) -> float | None:
+        """When the next job becomes due (the main loop sleeps until then); with ``after``,
+        the next one due later than that (jobs due already wait for a worker or a slot, and
+        a finishing worker wakes the loop)."""
+        return self.ledger.next_due_at(ACTIVE, after)
 
     # --- shutdown ----------------------------------------------------------------------------
 

@@ -152,7 +152,7 @@ class Engine:
                 daemon.loop_once(clock())
                 if daemon.drained():
                     break
-                due = daemon.scheduler.next_due()
+                due = daemon.scheduler.next_due(after=clock())
                 clock.advance(max((due or clock()) - clock(), 0.0) + 0.5)
             else:
                 raise AssertionError(f"stepped run did not drain: {self.states()}")

@@ -56,6 +56,7 @@ PURE = {
     "reasons",
     "apitypes",
     "folderwalk",
+    "readbudget",
 }
 
 

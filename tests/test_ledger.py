@@ -628,7 +628,7 @@ def test_reason_codes_are_stored_on_the_job_and_its_events_and_counted(ledger: L
 
 
 def test_version_four_ledger_gets_codes_for_what_it_said_in_words(db: Path) -> None:
-    """Migration 5 codes old vanished/project-failed jobs and fresh-asset/internal-error
+    """Migration 6 codes old vanished/project-failed jobs and fresh-asset/internal-error
     events, so the rules and caps carry over; events stay append-only."""
     db.parent.mkdir()
     raw = sqlite3.connect(db)

@@ -34,6 +34,8 @@ def apply(ctx: StageContext, job: Job, outcome: o.Outcome) -> bool:
                 led, job.id, job.state, outcome.to, why=outcome.why, code=outcome.code,
                 **outcome.fields,
             )  # fmt: skip
+            if outcome.after is not None:
+                outcome.after()
             return outcome.run_next
         case o.Wait():
             lifecycle.wait(led, job, outcome.until)

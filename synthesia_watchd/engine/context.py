@@ -15,8 +15,9 @@ from synthesia_watchd.config import Config, WatchConfig
 from synthesia_watchd.errors import AuthError
 from synthesia_watchd.jobspec import local_midnight
 from synthesia_watchd.ledger import Job, Ledger
+from synthesia_watchd.pollplan import Poller
 from synthesia_watchd.progress import Progress
-from synthesia_watchd.states import IN_FLIGHT
+from synthesia_watchd.states import JobState
 
 
 class Uploader(Protocol):
@@ -60,6 +61,11 @@ class Pauses:
             return dict(self.reasons)
 
 
+#: States that hold one of workers.max_active_jobs' slots: a project dubbing at Synthesia. A job
+#: that is downloading its results frees its slot for the next submit.
+SLOT_STATES = (JobState.DUBBING,)
+
+
 class SubmitSlots:
     """Project slots at Synthesia (workers.max_active_jobs) and the daily limits; submits under
     way count against both. ``lock`` makes check-and-reserve one step for all workers."""
@@ -71,7 +77,7 @@ class SubmitSlots:
 
     def allowed(self, ledger: Ledger, config: Config) -> bool:
         """Whether a slot is free. Call with ``lock`` held."""
-        return ledger.count_in(IN_FLIGHT) + len(self.submitting) < config.max_active_jobs
+        return ledger.count_in(SLOT_STATES) + len(self.submitting) < config.max_active_jobs
 
     def budget_block(self, ledger: Ledger, config: Config, job: Job, now: float) -> str | None:
         """Why the daily limits hold this job back, or None. Call with ``lock`` held."""
@@ -104,6 +110,8 @@ class StageContext:
     pauses: Pauses
     progress: Progress
     now: Callable[[], float]
+    #: When each dubbing job is polled (history-based plan within the read budget).
+    polls: Poller
     metrics: Any = None
     slots: SubmitSlots = field(default_factory=SubmitSlots)
     #: Output roots whose filesystem is full: their downloads wait for space.

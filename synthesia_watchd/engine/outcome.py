@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ class Move:
     fields: Mapping[str, Any] = field(default_factory=dict)
     outputs: tuple[OutputRow, ...] = ()
     run_next: bool = False
+    #: What to do once the move is written (re-plan the other jobs' polls), if anything.
+    after: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
-from synthesia_watchd.errors import ProjectFailed
+import contextlib
+
+from synthesia_watchd.errors import ProjectFailed, WatchdError
 from synthesia_watchd.jobspec import match_assets
 from synthesia_watchd.ledger import Job
+from synthesia_watchd.logsetup import get_logger
 from synthesia_watchd.states import JobState, OutputState
 
 from . import outcome as o
 from .context import StageContext
 from .settings import JobSettings
 
+log = get_logger(component="pipeline")
+
 #: How the message of a job failed by Synthesia itself begins (for people; the rule keys on
 #: Reason.PROJECT_FAILED).
 PROJECT_FAILED = "Synthesia failed the dubbing project"
 
 
+#: Why status polls wait (a pause of kind "reads"): the day's read budget is nearly spent.
+POLLS_HELD = (
+    "the day's read budget for status polls is spent; polls wait until reads free up "
+    "(downloads go on)"
+)
+
+
 def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
+    held = ctx.polls.hold(ctx.now())
+    if held > 0:
+        # Only the reads kept for downloads are left today: polls wait, downloads do not.
+        if ctx.pauses.set("reads", POLLS_HELD):
+            log.warning("daily read budget nearly spent: status polls wait", seconds=held)
+        return o.Wait(ctx.now() + held)
+    if ctx.pauses.clear("reads"):
+        log.info("read budget available again: status polls resume")
     outputs = ctx.ledger.outputs(job.id)
     pending = [out.language for out in outputs if out.state is OutputState.PENDING]
     targets = sorted(set(pending)) or list(job.targets)
@@ -31,7 +51,7 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
     settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
     if project.status != "complete" and not settled:
         ctx.progress.dubbing(job)
-        return o.Wait(ctx.now() + poll_delay(ctx, job, settings))
+        return o.Wait(ctx.polls.next_poll_at(job, ctx.now(), **poll_args(ctx, settings)))
     failed = []
     for t in targets:
         asset = found.get(t)
@@ -45,26 +65,21 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
                 for out in outputs
                 if out.language == t and out.state is OutputState.PENDING
             ]
+
+    def replan() -> None:
+        with contextlib.suppress(WatchdError):  # re-planning the others is only a speed-up
+            ctx.polls.finished(job.id, ctx.now(), poll_max=ctx.config.poll_interval_max)
+
     # Downloads run on their own pool (workers.max_downloads), not on this poll thread.
     return o.Move(
         JobState.DOWNLOADING,
         "dubbing complete",
         fields={"next_attempt_at": ctx.now(), "attempts": 0},
         outputs=tuple(failed),
+        after=replan,
     )
 
 
-def poll_delay(ctx: StageContext, job: Job, settings: JobSettings) -> float:
-    """Poll cadence: poll_interval at first, then a quarter of the time waited, capped.
-
-    Never faster than the read budget allows for every project being polled: all polls
-    go to one endpoint, so 40 projects at 60 reads a minute get one poll each per 40 s,
-    spread out, instead of queueing at the limiter and holding poll threads.
-    """
-    waited = max(0.0, ctx.now() - job.state_changed_at)
-    delay = max(settings.poll_interval, waited / 4)
-    reads = ctx.config.rate_limits.get("reads")
-    per_minute = reads.per_minute if reads is not None else None
-    if per_minute:
-        delay = max(delay, ctx.ledger.count_in((JobState.DUBBING,)) * 60.0 / per_minute)
-    return min(ctx.config.poll_interval_max, delay)
+def poll_args(ctx: StageContext, settings: JobSettings) -> dict[str, float]:
+    """The job's own poll interval and the config's cap, for the poll plan."""
+    return {"poll_interval": settings.poll_interval, "poll_max": ctx.config.poll_interval_max}

@@ -19,6 +19,7 @@ from synthesia_watchd.states import JobState
 from . import outcome as o
 from .asset import WAIT_SECONDS
 from .context import StageContext
+from .poll import poll_args
 from .settings import JobSettings
 
 log = get_logger(component="pipeline")
@@ -62,7 +63,7 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
                 project_id=project_id,
                 submit_started_at=None,
                 attempts=0,
-                next_attempt_at=ctx.now() + settings.poll_interval,
+                next_attempt_at=ctx.polls.first_poll_at(job, ctx.now(), **poll_args(ctx, settings)),
             )
         except StaleTransition:
             _keep_orphan_project(ctx, job.id, project_id)

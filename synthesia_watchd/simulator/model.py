@@ -76,6 +76,7 @@ class Asset:
     upload_content_type: str | None = None  # the Content-Type the object was stored with
     md5_ok: bool | None = None  # contentMD5 checked against the stored bytes (None: not sent)
     content_type_ok: bool = True  # False: strict mode and the object's type is not ours
+    duration_s: float | None = None  # the uploaded video's length (mvhd), when dub_rate is set
 
     def status(self, now: float, processing_seconds: float) -> tuple[str, str | None]:
         """(status, errorCode) at ``now``."""
@@ -144,3 +145,25 @@ class Project:
         if self.error_code is not None:
             return "in_progress"
         return "complete"
+
+
+def mp4_duration(head: bytes) -> float | None:
+    """Seconds of video an mp4 declares in its ``moov/mvhd`` box, read from the file's first
+    bytes (None: no such box there). Enough for sample videos, whose moov comes first."""
+    pos = 0
+    while pos + 8 <= len(head):
+        size, kind = int.from_bytes(head[pos : pos + 4], "big"), head[pos + 4 : pos + 8]
+        if kind == b"moov":
+            pos += 8  # descend: mvhd is a child of moov
+            continue
+        if kind == b"mvhd":
+            body = head[pos + 8 : pos + 40]
+            wide = body[:1] == b"\x01"  # version 1: 64-bit times and duration
+            scale_at = 20 if wide else 12
+            scale = int.from_bytes(body[scale_at : scale_at + 4], "big")
+            length = int.from_bytes(body[scale_at + 4 : scale_at + (12 if wide else 8)], "big")
+            return length / scale if scale and length else None
+        if size < 8:
+            return None
+        pos += size
+    return None

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import math
+import random
 import re
 import secrets
 import threading
@@ -29,7 +30,7 @@ from synthesia_watchd.contract import (
 from synthesia_watchd.media import sample_video
 
 from .faults import Faults
-from .model import Asset, Credentials, DubbedItem, Project, new_id
+from .model import Asset, Credentials, DubbedItem, Project, mp4_duration, new_id
 from .s3 import error_xml
 
 _EXTENSIONS = {"video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov"}
@@ -101,6 +102,10 @@ class Options:
     """The behaviour knobs of the simulated service (see ``Simulator``)."""
 
     dub_seconds: float = 2.0
+    #: Seconds of dubbing per second of video (the length its mvhd box declares); None: every
+    #: dub takes dub_seconds. ``dub_jitter``: each dub strays by up to this fraction, either way.
+    dub_rate: float | None = None
+    dub_jitter: float = 0.0
     asset_processing_seconds: float = 0.0
     credentials_ttl: float = 3600.0
     download_ttl: float = 600.0
@@ -146,6 +151,9 @@ class Service:
         self.base_url = ""
         self.head_object: Callable[[str, str], ObjectInfo | None] = lambda b, k: None
         self.object_md5: Callable[[str, str], bytes | None] = lambda b, k: None
+        #: The first bytes of an object (to read a video's length when dub_rate is set).
+        self.object_head: Callable[[str, str], bytes] = lambda b, k: b""
+        self._jitter = random.Random(0)
         self._lock = threading.RLock()
         self._secret = secrets.token_bytes(32)
         self.assets: dict[str, Asset] = {}
@@ -223,9 +231,13 @@ class Service:
         if asset.content_md5 is not None:
             digest = self.object_md5(bucket, key)
             md5_ok = digest is not None and _md5_matches(asset.content_md5, digest)
+        duration = None
+        if self.options.dub_rate is not None:
+            duration = mp4_duration(self.object_head(bucket, key))
         with self._lock:
             asset.uploaded_at = self.clock()
             asset.md5_ok = md5_ok
+            asset.duration_s = duration
             if head is not None:
                 asset.size, asset.etag, asset.upload_content_type = head
                 if self.options.require_upload_content_type:
@@ -304,7 +316,7 @@ class Service:
         if fault is not None:
             project.error_code = str(fault.param("error_code", "processing_error"))
             project.error_at = now + self.options.dub_seconds
-        project.items = self._new_items(targets, now)
+        project.items = self._new_items(targets, now, self._dub_seconds(asset))
         fault = self.faults.take(
             "POST /v2/dubbing",
             ["language_error"],
@@ -384,10 +396,24 @@ class Service:
             },
         )
 
-    def _new_items(self, languages: list[str], now: float) -> list[DubbedItem]:
-        """Items that finish a little apart, the last one exactly ``dub_seconds`` from now."""
+    def _dub_seconds(self, asset: Asset) -> float:
+        """How long this asset's dub takes: dub_seconds, or its length x dub_rate, jittered."""
+        rate, seconds = self.options.dub_rate, self.options.dub_seconds
+        if rate is not None and asset.duration_s is not None:
+            seconds = asset.duration_s * rate
+        jitter = self.options.dub_jitter
+        if jitter:
+            with self._lock:
+                seconds *= 1.0 + self._jitter.uniform(-jitter, jitter)
+        return seconds
+
+    def _new_items(
+        self, languages: list[str], now: float, seconds: float | None = None
+    ) -> list[DubbedItem]:
+        """Items that finish a little apart, the last one exactly ``seconds`` (default
+        ``dub_seconds``) from now."""
         n = len(languages)
-        seconds = self.options.dub_seconds
+        seconds = self.options.dub_seconds if seconds is None else seconds
         return [
             DubbedItem(new_id(), lang, now, now + seconds * (0.8 + 0.2 * (k + 1) / n))
             for k, lang in enumerate(languages)

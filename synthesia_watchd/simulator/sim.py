@@ -45,6 +45,8 @@ class Simulator:
         port: int = 0,
         s3_port: int = 0,
         dub_seconds: float = 2.0,
+        dub_rate: float | None = None,
+        dub_jitter: float = 0.0,
         asset_processing_seconds: float = 0.0,
         credentials_ttl: float = 3600.0,
         download_ttl: float = 600.0,
@@ -87,6 +89,8 @@ class Simulator:
         self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
         options = Options(
             dub_seconds=dub_seconds,
+            dub_rate=dub_rate,
+            dub_jitter=dub_jitter,
             asset_processing_seconds=asset_processing_seconds,
             credentials_ttl=credentials_ttl,
             download_ttl=download_ttl,
@@ -124,6 +128,7 @@ class Simulator:
         )
         self.service.head_object = self._head_object
         self.service.object_md5 = self._object_md5
+        self.service.object_head = self._object_head
         self._api = ApiServer(self, self.host, self._port)
         self.service.base_url = self.url
         self._api_thread = threading.Thread(
@@ -335,6 +340,16 @@ class Simulator:
         except (BotoCoreError, ClientError):
             return None
         return md5.digest()
+
+    def _object_head(self, bucket: str, key: str) -> bytes:
+        """The first 4 KiB of an object (where a sample video's mvhd is)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            got = self._admin.get_object(Bucket=bucket, Key=key, Range="bytes=0-4095")
+        except ClientError:
+            return b""
+        return bytes(got["Body"].read())
 
     def _empty_bucket(self) -> None:
         """Delete objects, abort uploads and drop the bucket, so moto frees their memory."""
