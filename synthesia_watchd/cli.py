@@ -152,6 +152,7 @@ def _print(text: str = "") -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import compose
     from .daemon import Daemon
 
     config = _load(args)
@@ -160,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dryrun import dry_run
 
         return dry_run(config, paths=None)
-    daemon = Daemon(config, once=args.once, new_ledger=args.new_ledger)
+    daemon = Daemon(compose.build(config, new_ledger=args.new_ledger), once=args.once)
     started = time.time()
     result = daemon.run()
     if not result.finished:
@@ -213,14 +214,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return ExitStatus.OK if args.offline else ExitStatus.AUTH
     if args.offline:
         return ExitStatus.OK
-    import threading
+    from . import compose
 
-    from .daemon import build_client
-    from .ratelimit import RateLimiter
-
-    client = build_client(
-        config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
-    )
+    client = compose.command_client(config)
     assert client is not None
     result = client.check_key()
     if result.verdict in ("rejected", "blocked"):
@@ -530,11 +526,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Show (``--dry-run``) or add a watch's new targets to its done jobs' projects."""
-    import threading
-
-    from .daemon import build_client
-    from .pipeline import Pipeline
-    from .ratelimit import RateLimiter
+    from . import compose
 
     config = _load(args)
     try:
@@ -546,15 +538,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         ) from None
     client = None
     if not args.dry_run:
-        client = build_client(
-            config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
-        )
+        client = compose.command_client(config)
         if client is None:
             raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
     with Ledger(config.ledger) as ledger:
-        pipeline = Pipeline(
-            ledger=ledger, config=config, client=client, uploader=None, stop=threading.Event()
-        )
+        pipeline = compose.engine(config, ledger, client)
         todo = pipeline.backfill_candidates(watch)
         langs = sum(len(m) for _, m in todo)
         for job, missing in todo:

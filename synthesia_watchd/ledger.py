@@ -133,6 +133,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (endpoint, bucket, node)
         )""",
     ),
+    # 6: why a job is where it is, as a typed code (reasons.Reason) beside the message for
+    # people: lifecycle rules and caps count codes, never message text.
+    (
+        "ALTER TABLE jobs ADD COLUMN reason_code TEXT",
+        "ALTER TABLE events ADD COLUMN reason_code TEXT",
+        "CREATE INDEX events_job_reason ON events (job_id, reason_code)",
+        # What older versions said in words only, coded once so rules and caps carry over.
+        "UPDATE jobs SET reason_code = 'vanished'"
+        " WHERE state = 'cancelled' AND last_error = 'source file vanished'",
+        "UPDATE jobs SET reason_code = 'project_failed'"
+        " WHERE last_error LIKE 'Synthesia failed the dubbing project%'",
+        "DROP TRIGGER events_append_only_update",
+        "UPDATE events SET reason_code = 'fresh_asset'"
+        " WHERE why LIKE 'upload credentials expired; creating a fresh asset%'",
+        "UPDATE events SET reason_code = 'internal_error'"
+        " WHERE why LIKE 'retry: internal error: %'",
+        """CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -161,6 +180,7 @@ _JOB_COLUMNS = (
     "updated_at",
     "state_changed_at",
     "duration_s",
+    "reason_code",
 )
 _JOB_SELECT = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs"  # noqa: S608 - fixed column names
 
@@ -220,6 +240,8 @@ class Job:
     state_changed_at: float
     #: Seconds of video, parsed from the file's container (None: not parsed or unknown).
     duration_s: float | None = None
+    #: The typed code (``reasons.Reason`` value) of the last transition that gave a reason.
+    reason_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +270,7 @@ class Event:
     from_state: str | None
     to_state: str | None
     why: str
+    reason_code: str | None = None
 
 
 def _states(states: JobState | str | Iterable[JobState | str]) -> tuple[JobState, ...]:
@@ -465,10 +488,12 @@ class Ledger:
         dst: str | None,
         why: str,
         at: float | None = None,
+        code: str | None = None,
     ) -> None:
         c.execute(
-            "INSERT INTO events (job_id, at, from_state, to_state, why) VALUES (?, ?, ?, ?, ?)",
-            (job_id, self._now() if at is None else at, src, dst, printable(why)),
+            "INSERT INTO events (job_id, at, from_state, to_state, why, reason_code)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, self._now() if at is None else at, src, dst, printable(why), code),
         )
 
     @staticmethod
@@ -512,6 +537,7 @@ class Ledger:
         why: str = "discovered",
         last_error: str | None = None,
         duration_s: float | None = None,
+        reason_code: str | None = None,
     ) -> Job:
         """Record a new job with a pending output per (target, kind) and its first event.
 
@@ -530,8 +556,8 @@ class Ledger:
             cur = c.execute(
                 "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
                 " targets, state, next_attempt_at, output_dir, settings, created_at, updated_at,"
-                " state_changed_at, last_error, duration_s)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state_changed_at, last_error, duration_s, reason_code)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     watch,
                     to_db(source_path),
@@ -549,6 +575,7 @@ class Ledger:
                     now,
                     _text(last_error),
                     duration_s,
+                    reason_code,
                 ),
             )
             job_id = int(cur.lastrowid or 0)
@@ -561,7 +588,7 @@ class Ledger:
                     for kind in kinds
                 ],
             )
-            self._event(c, job_id, None, state.value, why, now)
+            self._event(c, job_id, None, state.value, why, now, reason_code)
             return self._fetch(c, job_id)
 
     def transition(
@@ -598,7 +625,7 @@ class Ledger:
                 f"UPDATE jobs SET {', '.join(cols)} WHERE id = ?",  # noqa: S608 - names checked against UPDATABLE
                 (*values, new.value, now, now, job_id),
             )
-            self._event(c, job_id, old.value, new.value, why, now)
+            self._event(c, job_id, old.value, new.value, why, now, fields.get("reason_code"))
             return self._fetch(c, job_id)
 
     def update(
@@ -628,14 +655,14 @@ class Ledger:
                 (*values, now, job_id),
             )
             if why is not None:
-                self._event(c, job_id, old.value, old.value, why, now)
+                self._event(c, job_id, old.value, old.value, why, now, fields.get("reason_code"))
             return self._fetch(c, job_id)
 
-    def note(self, job_id: int, why: str) -> None:
+    def note(self, job_id: int, why: str, code: str | None = None) -> None:
         """Append an event without a state change (from and to are the current state)."""
         with self._tx() as c:
             state = self._state_of(c, job_id)
-            self._event(c, job_id, state.value, state.value, why)
+            self._event(c, job_id, state.value, state.value, why, code=code)
 
     def set_output(
         self,
@@ -875,11 +902,21 @@ class Ledger:
         """The job's history in the order it happened."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, job_id, at, from_state, to_state, why FROM events"
+                "SELECT id, job_id, at, from_state, to_state, why, reason_code FROM events"
                 " WHERE job_id = ? ORDER BY id",
                 (job_id,),
             ).fetchall()
         return [Event(**dict(r)) for r in rows]
+
+    def count_reasons(self, job_id: int, codes: Collection[str]) -> int:
+        """How many of the job's events carry one of ``codes`` (the lifecycle caps)."""
+        marks = ", ".join("?" * len(codes))
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT count(*) FROM events WHERE job_id = ? AND reason_code IN ({marks})",  # noqa: S608 - placeholders only
+                (job_id, *codes),
+            ).fetchone()
+        return int(row[0])
 
     def state_changes_after(
         self, event_id: int, to_states: Iterable[JobState], limit: int = 100
@@ -888,7 +925,7 @@ class Ledger:
         oldest first: the notifier's feed, resumable from the last id it handled."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, job_id, at, from_state, to_state, why FROM events"
+                "SELECT id, job_id, at, from_state, to_state, why, reason_code FROM events"
                 " WHERE id > ? AND to_state IN (SELECT value FROM json_each(?))"
                 " AND (from_state IS NULL OR from_state != to_state)"
                 " ORDER BY id LIMIT ?",
