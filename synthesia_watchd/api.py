@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -29,7 +28,15 @@ import requests
 
 from . import contract
 from .apireplies import KEY_CHECK_CALL, KeyCheck, auth_message, excerpt, unprefixed
-from .atomic import AtomicWriter
+from .apitypes import (
+    AddLocalesResult,
+    AssetInfo,
+    CreatedAsset,
+    DownloadResult,
+    DubbedAsset,
+    Project,
+    UploadCredentials,
+)
 from .diskspace import is_no_space
 from .errors import (
     AmbiguousSubmit,
@@ -45,6 +52,7 @@ from .errors import (
     UnsafeUrlError,
 )
 from .logsetup import get_logger
+from .outputs import OutputSink
 from .ratelimit import READ, WRITE, RateLimiter
 from .retry import RetryPolicy, server_wait
 from .urls import is_loopback_host
@@ -63,80 +71,7 @@ _MAX_REDIRECTS = 5
 log = get_logger()
 
 
-# --- answers -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UploadCredentials:
-    """Temporary S3 credentials for one asset; the secret parts stay out of repr."""
-
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str = field(repr=False)
-    bucket: str
-    key: str
-
-
-@dataclass(frozen=True)
-class CreatedAsset:
-    """POST /v2/assets: where to upload the bytes."""
-
-    id: str
-    credentials: UploadCredentials
-    upload_url: str | None
-
-
-@dataclass(frozen=True)
-class AssetInfo:
-    """GET /v2/assets/{id}: the asset's processing state."""
-
-    id: str
-    status: str
-    detected_language: str | None
-    error_code: str | None
-    title: str | None
-
-
-@dataclass(frozen=True)
-class DubbedAsset:
-    """One target language of a project; ``status`` is lowercase in_progress/complete/error."""
-
-    id: str
-    language: str
-    status: str
-    download: str | None
-    error_code: str | None
-    captions: Mapping[str, str | None]
-    thumbnail: Mapping[str, str | None]
-    title: str | None
-
-
-@dataclass(frozen=True)
-class Project:
-    """GET /v2/dubbing/{id}: project status (lowercase) and its dubbed assets."""
-
-    id: str
-    status: str
-    error_code: str | None
-    assets: tuple[DubbedAsset, ...]
-
-
-@dataclass(frozen=True)
-class AddLocalesResult:
-    """PUT /v2/dubbing/{id}: created assets, per-language errors; 204 means nothing added."""
-
-    created: tuple[DubbedAsset, ...]
-    errors: tuple[tuple[str | None, str | None], ...]
-    nothing_added: bool
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """A downloaded file, in place under its final name."""
-
-    path: Path
-    bytes: int
-    sha256: str
+# --- answers: plain types in apitypes.py (no requests needed to read them) -------------------
 
 
 # --- URL checks --------------------------------------------------------------------------------
@@ -832,7 +767,7 @@ class SynthesiaClient:
     def download(
         self,
         url: str,
-        dest: Path,
+        dest: Path | OutputSink,
         *,
         root: Path | None = None,
         progress: Callable[[int], None] | None = None,
@@ -847,7 +782,9 @@ class SynthesiaClient:
         ``dest`` counts as success; a different one raises OutputConflict unless
         ``replace_if(dest)`` says it may be replaced (see AtomicWriter.commit). With ``root``
         the file is written inside it without following symlinks (EscapingPath otherwise).
+        ``dest`` may be an ``outputs.OutputSink`` carrying its root and ``replace_if``.
         """
+        sink = dest if isinstance(dest, OutputSink) else OutputSink(dest, root, replace_if)
         op = OP_DOWNLOAD
         _check_url(url, allowed_hosts=self._allowed_hosts)
         policy = self._retry
@@ -855,7 +792,7 @@ class SynthesiaClient:
             if self._stop.is_set():
                 raise ShutdownRequested("stopping before a download")
             try:
-                return self._download_once(url, dest, root, progress, replace_if)
+                return self._download_once(url, sink, progress)
             except _RetryableDownload as exc:
                 policy = self._retry_or_raise(policy, op, exc.why, exc.status)
 
@@ -886,14 +823,10 @@ class SynthesiaClient:
         raise PermanentError(f"{op}: more than {_MAX_REDIRECTS} redirects", operation=op)
 
     def _download_once(
-        self,
-        url: str,
-        dest: Path,
-        root: Path | None,
-        progress: Callable[[int], None] | None,
-        replace_if: Callable[[Path], bool] | None = None,
+        self, url: str, sink: OutputSink, progress: Callable[[int], None] | None
     ) -> DownloadResult:
         op = OP_DOWNLOAD
+        dest = sink.dest
         resp = self._open(url)
         with resp:
             status = resp.status_code
@@ -913,7 +846,7 @@ class SynthesiaClient:
             expected = _content_length(resp)
             written = 0
             try:
-                with AtomicWriter(dest, root=root) as writer:
+                with sink.writer() as writer:
                     try:
                         for chunk in resp.iter_content(_CHUNK):
                             if self._stop.is_set():
@@ -932,7 +865,7 @@ class SynthesiaClient:
                         raise self._short(
                             dest, writer.bytes_written, expected, "body length mismatch"
                         )
-                    writer.commit(replace_if=replace_if)
+                    sink.commit(writer)
                     return DownloadResult(
                         path=dest, bytes=writer.bytes_written, sha256=writer.sha256
                     )

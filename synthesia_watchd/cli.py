@@ -155,6 +155,7 @@ def _print(text: str = "") -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import compose
     from .daemon import Daemon
 
     config = _load(args)
@@ -163,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dryrun import dry_run
 
         return dry_run(config, paths=None)
-    daemon = Daemon(config, once=args.once, new_ledger=args.new_ledger)
+    daemon = Daemon(compose.build(config, new_ledger=args.new_ledger), once=args.once)
     started = time.time()
     result = daemon.run()
     if not result.finished:
@@ -216,14 +217,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return ExitStatus.OK if args.offline else ExitStatus.AUTH
     if args.offline:
         return ExitStatus.OK
-    import threading
+    from . import compose
 
-    from .daemon import build_client
-    from .ratelimit import RateLimiter
-
-    client = build_client(
-        config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
-    )
+    client = compose.command_client(config)
     assert client is not None
     result = client.check_key()
     if result.verdict in ("rejected", "blocked"):
@@ -262,10 +258,24 @@ def _minutes(duration_s: float | None) -> float | None:
     return None if duration_s is None else round(duration_s / 60, 1)
 
 
+def _nodes_data(ledger: LedgerStore, now: float) -> dict[str, Any]:
+    """The nodes that share the ledger (heartbeats, claimed jobs), and whether it is shared."""
+    nodes = [
+        {
+            "name": n.name,
+            "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
+            "claimed": n.claimed,
+            "pid": n.pid,
+            "version": n.version,
+        }
+        for n in ledger.nodes(now)
+    ]
+    return {"nodes": nodes, "shared": is_shared(ledger.location)}
+
+
 def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
-    counts = ledger.counts()
     record = _daemon_record(ledger) or {}
     beat_age = now - record["time"] if "time" in record else None
     running = beat_age is not None and beat_age < 60 and not record.get("stopping")
@@ -316,22 +326,12 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
         "fs_stuck_seconds": record.get("fs_stuck_seconds") if running else None,
-        "counts": counts,
+        "counts": ledger.counts(),
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
         "active": active,
         "needs_attention": attention,
         "failed": unhappy,
-        "nodes": [
-            {
-                "name": n.name,
-                "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
-                "claimed": n.claimed,
-                "pid": n.pid,
-                "version": n.version,
-            }
-            for n in ledger.nodes(now)
-        ],
-        "shared": is_shared(ledger.location),
+        **_nodes_data(ledger, now),
     }
 
 
@@ -550,11 +550,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Show (``--dry-run``) or add a watch's new targets to its done jobs' projects."""
-    import threading
-
-    from .daemon import build_client
-    from .pipeline import Pipeline
-    from .ratelimit import RateLimiter
+    from . import compose
 
     config = _load(args)
     try:
@@ -566,15 +562,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         ) from None
     client = None
     if not args.dry_run:
-        client = build_client(
-            config, RateLimiter.from_rate_limits(config.rate_limits), threading.Event(), None
-        )
+        client = compose.command_client(config)
         if client is None:
             raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
     with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
-        pipeline = Pipeline(
-            ledger=ledger, config=config, client=client, uploader=None, stop=threading.Event()
-        )
+        pipeline = compose.engine(config, ledger, client)
         todo = pipeline.backfill_candidates(watch)
         langs = sum(len(m) for _, m in todo)
         for job, missing in todo:

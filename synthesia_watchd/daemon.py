@@ -1,4 +1,4 @@
-"""The composition root: builds every part, owns signals, startup and shutdown order.
+"""One running daemon over the parts ``compose.build`` made: signals, startup, shutdown order.
 
 Startup: open the ledger, recover jobs interrupted by a crash, start the watchers (catch-up
 scan), tell systemd READY. Then one loop: take what the watchers found, dispatch due jobs,
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import signal
@@ -24,30 +23,20 @@ from types import FrameType
 from typing import Any
 
 from . import __version__, lifecycle, outputs, runtime
-from .api import SynthesiaClient, UploadCredentials
-from .claims import Claims
+from .api import SynthesiaClient
+from .compose import Parts
 from .config import Config, load_config
 from .control import Control, Gate, gate
-from .errors import AuthError, ConfigError, LedgerError, WatchdError
+from .errors import AuthError, ConfigError, WatchdError
 from .jobspec import output_root
-from .ledger import Job, LedgerStore
-from .ledgerguard import ID_KEY, open_checked
-from .logsetup import add_secret, get_logger
-from .metrics import Heartbeat, Metrics, MetricsServer
+from .ledger import Job
+from .logsetup import get_logger
+from .metrics import Heartbeat, MetricsServer
 from .notify import Notifications
-from .pipeline import Pauses, Pipeline
-from .pollplan import Poller
-from .ratelimit import RateLimiter
-from .readbudget import ReadBudget
 from .retry import RetryPolicy
-from .scheduler import Scheduler
-from .sdnotify import Notifier
-from .sharedledger import SharedLedgerLock, open_shared
 from .spending import spending, spending_text
 from .states import ACTIVE, JobState, OutputState
-from .upload import upload_file
-from .watcher import StableFile, Vanished, WatchSet
-from .watchrunner import WatchRunner
+from .watcher import StableFile, Vanished
 
 log = get_logger(component="daemon")
 
@@ -73,167 +62,33 @@ class RunResult:
     finished: bool = True
 
 
-def build_client(
-    config: Config,
-    limiter: RateLimiter,
-    stop: threading.Event,
-    metrics: Metrics | None,
-    reads: ReadBudget | None = None,
-) -> SynthesiaClient | None:
-    """The API client for a config, or None when no key is configured.
-
-    ``reads``: every request is counted there too (the status endpoint's day budget).
-    """
-    if config.api_key is None or not config.api_key.reveal():
-        return None
-    add_secret(config.api_key.reveal())
-    on_response: Callable[[str, int | None], None] | None = None
-    if metrics is not None or reads is not None:
-
-        def on_response(operation: str, status: int | None) -> None:
-            if metrics is not None:
-                metrics.observe_api(operation, status)
-            if reads is not None:
-                reads.record(operation)
-
-    return SynthesiaClient(
-        config.api_key.reveal(),
-        api_url=config.api_url,
-        limiter=limiter,
-        retry=RetryPolicy(),
-        timeout=(config.connect_timeout, config.read_timeout),
-        allowed_download_hosts=config.allowed_download_hosts,
-        stop=stop,
-        on_response=on_response,
-        send_content_md5=config.send_content_md5,
-    )
-
-
-def read_budget(config: Config, ledger: LedgerStore, now: Callable[[], float]) -> ReadBudget:
-    """The status endpoint's read budget from ``api.rate_limits.reads``, kept in the ledger."""
-    spec = config.rate_limits.get("reads")
-    return ReadBudget(
-        per_minute=spec.per_minute if spec is not None else None,
-        per_day=spec.per_day if spec is not None else None,
-        store=ledger,
-        node=config.node_name,
-        clock=now,
-    )
-
-
-def upload_with_redaction(path: Path, credentials: UploadCredentials, **kw: Any) -> None:
-    """upload_file, after registering the temporary secrets with the log redactor."""
-    add_secret(credentials.secret_access_key)
-    add_secret(credentials.session_token)
-    upload_file(path, credentials, **kw)
-
-
-class InstanceLock:
-    """One daemon per ledger: an exclusive ``flock`` beside the ledger file.
-
-    Compare-and-set on job state alone would let two daemons on one ledger both submit the
-    same uploaded job, and pay twice. The kernel drops the lock when the process dies, even
-    by SIGKILL, so a crash never leaves a stale lock behind.
-    """
-
-    def __init__(self, ledger_path: Path) -> None:
-        self.path = ledger_path.with_name(ledger_path.name + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
-            os.close(self._fd)
-            raise LedgerError(
-                f"another synthesia-watchd (pid {other or '?'}) is already running on "
-                f"{ledger_path}; stop it first, or give this one its own `ledger`"
-            ) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-
-
 class Daemon:
     """One running synthesia-watchd: ``run()`` until stopped, or ``once``: until drained."""
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        once: bool = False,
-        watch: bool = True,
-        client: SynthesiaClient | None = None,
-        now: Callable[[], float] = time.time,
-        notifier: Notifier | None = None,
-        new_ledger: bool = False,
-    ) -> None:
-        self.config = config
+    def __init__(self, parts: Parts, *, once: bool = False) -> None:
+        self.parts = parts
+        self.config = parts.config
         self.once = once
-        self.use_watchers = watch
-        self.now = now
-        self.stop = threading.Event()
-        self.notifier = notifier or Notifier()
-        self.metrics = Metrics()
-        self.metrics.set_node(config.node_name)
-        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.lock: InstanceLock | SharedLedgerLock
-        self.ledger: LedgerStore
-        if config.ledger_url is not None:
-            self.ledger, self.lock = open_shared(config, now)
-        else:
-            self.lock = InstanceLock(config.ledger)
-            try:
-                self.ledger = open_checked(config.ledger, new_ledger=new_ledger, now=now)
-            except BaseException:
-                self.lock.release()
-                raise
-        # Windows in the ledger (wall clock): every node together, and across restarts.
-        self.limiter = RateLimiter.from_rate_limits(
-            config.rate_limits, clock=time.time, shared=self.ledger, node=config.node_name
-        )
-        self.pauses = Pauses()
-        self.reads = read_budget(config, self.ledger, now)
-        self.client = client or build_client(
-            config, self.limiter, self.stop, self.metrics, self.reads
-        )
-        self.pipeline = Pipeline(
-            ledger=self.ledger,
-            config=config,
-            client=self.client,
-            uploader=upload_with_redaction,
-            stop=self.stop,
-            pauses=self.pauses,
-            metrics=self.metrics,
-            now=now,
-            poller=Poller(self.ledger, self.reads, now=now),
-        )
-        self.claims = Claims(self.ledger.get_meta(ID_KEY) or "", log=log)
-        self.watchset = WatchSet(
-            config.watches if watch else (), log=log, claim=self.claims.problem
-        )
+        #: Whether this run watches folders (``dub`` hands its files in directly).
+        self.use_watchers = parts.watching
+        self.now = parts.now
+        self.stop = parts.stop
+        self.notifier = parts.notifier
+        self.metrics = parts.metrics
+        self.lock = parts.lock
+        self.ledger = parts.ledger
+        self.limiter = parts.limiter
+        self.pauses = parts.pauses
+        self.client = parts.client
+        self.reads = parts.reads
+        self.pipeline = parts.pipeline
+        self.claims = parts.claims
+        self.watchset = parts.watchset
         #: The watchers' folder scans run on a worker: a hung mount must not stop the loop.
-        self.watchers = WatchRunner(
-            self.watchset, enabled=watch, log=log, chores=self.claims.refresh
-        )
-        self.wake = self.watchset.wakeup
-        self.pipeline.release_source = self.watchset.release
-        self.pipeline.root_available = self.watchset.check_root
-        self.scheduler = Scheduler(
-            self.pipeline,
-            self.ledger,
-            max_uploads=config.max_uploads,
-            max_downloads=config.max_downloads,
-            max_active_jobs=config.max_active_jobs,
-            wake=self.wake,
-            node=config.node_name,
-            lease_seconds=config.lease_duration,
-        )
-        self.heartbeat = Heartbeat(config.state_dir / "heartbeat")
+        self.watchers = parts.watchers
+        self.wake = parts.watchset.wakeup
+        self.scheduler = parts.scheduler
+        self.heartbeat = parts.heartbeat
         self.metrics_server: MetricsServer | None = None
         self.web: Any = None
         self.notifications: Notifications | None = None
@@ -292,7 +147,7 @@ class Daemon:
             new = load_config(self.config.source)
             # The limiter is kept: pacing state survives a reload on purpose (and the reads
             # counted today, whatever the new limits).
-            client = build_client(new, self.limiter, self.stop, self.metrics, self.reads)
+            client = self.parts.make_client(new)
         except ConfigError as exc:
             log.error("reload failed; keeping the running config", errors=str(exc))
             self.notifier.ready(self.status_line())
@@ -373,7 +228,7 @@ class Daemon:
                 continue
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
-                    self.ledger.update(job.id, expected=job.state, next_attempt_at=now)
+                    lifecycle.wait(self.ledger, job, now)
 
     def console(self) -> Any:
         """What the web console sees of this daemon (imported only when web.listen is set)."""

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import build_config, default_state_dir
+from . import outputs
+from .config import Config, build_config, default_state_dir
 from .media import sample_video
 from .states import TERMINAL
 
@@ -61,6 +62,7 @@ def demo(args: argparse.Namespace) -> int:
             "the demo needs the simulator extra: pip install 'synthesia-watchd[simulator]'\n"
         )
         return 2
+    from . import compose
     from .daemon import Daemon
     from .logsetup import configure_logging
 
@@ -73,26 +75,8 @@ def demo(args: argparse.Namespace) -> int:
     configure_logging(level="info", fmt="auto")
     with Simulator(dub_seconds=args.dub_seconds) as sim:
         os.environ["AWS_ENDPOINT_URL_S3"] = sim.s3_url
-        config = build_config(
-            {
-                "synthesia": {"api_url": sim.url},
-                "state_dir": str(state),
-                "watches": [
-                    {
-                        "name": "demo",
-                        "input": str(drop),
-                        "output": str(dubbed),
-                        "targets": TARGETS,
-                        "source_language": "en",
-                        "stable_seconds": 1,
-                        "poll_interval": 1,
-                    }
-                ],
-            },
-            filename="<demo>",
-            environ={"SYNTHESIA_API_KEY": sim.api_key},
-        )
-        daemon = Daemon(config)
+        config = _config(sim.url, sim.api_key, drop, dubbed, state)
+        daemon = Daemon(compose.build(config))
         source = drop / "welcome video.mp4"
         outcome: dict[str, Job] = {}
 
@@ -112,15 +96,44 @@ def demo(args: argparse.Namespace) -> int:
         threading.Thread(target=scenario, name="demo-scenario", daemon=True).start()
         daemon.run()
         requests = sim.count("POST /v2/dubbing")
-    job = outcome.get("job")
+    return _report(outcome.get("job"), source, dubbed, requests, config.ledger)
+
+
+def _config(api_url: str, api_key: str, drop: Path, dubbed: Path, state: Path) -> Config:
+    """The demo's config: one watch over its own folders, talking to the local simulator."""
+    return build_config(
+        {
+            "synthesia": {"api_url": api_url},
+            "state_dir": str(state),
+            "watches": [
+                {
+                    "name": "demo",
+                    "input": str(drop),
+                    "output": str(dubbed),
+                    "targets": TARGETS,
+                    "source_language": "en",
+                    "stable_seconds": 1,
+                    "poll_interval": 1,
+                }
+            ],
+        },
+        filename="<demo>",
+        environ={"SYNTHESIA_API_KEY": api_key},
+    )
+
+
+def _report(job: Job | None, source: Path, dubbed: Path, requests: int, ledger: Path) -> int:
+    """What the demo did, with the outputs it made (named by outputs.py, as the daemon names
+    them) and the command to see the job's history."""
     out = sys.stdout
     if job is None:
         out.write("\ndemo did not finish in time; see the log above\n")
         return 1
-    outs = sorted(dubbed.glob("*.dubbed-*.mp4"))
+    names = [outputs.output_name(source.stem, t, "video") for t in TARGETS]
+    outs = [dubbed / n for n in names if (dubbed / n).is_file()]
     out.write(f"\ndemo: '{source.name}' -> {job.state.value} with {requests} dubbing request(s)\n")
     for p in outs:
         out.write(f"  {p}  ({p.stat().st_size} bytes)\n")
-    out.write(f"ledger: {config.ledger}\n")
-    out.write(f"try: {own_command()} show {job.id} --ledger {shlex.quote(str(config.ledger))}\n")
+    out.write(f"ledger: {ledger}\n")
+    out.write(f"try: {own_command()} show {job.id} --ledger {shlex.quote(str(ledger))}\n")
     return 0 if len(outs) == len(TARGETS) else 1

@@ -1,23 +1,26 @@
 """``--dry-run``: what would be sent and billed, with no API call and no ledger write.
 
-Discovers files the way the watcher does (same name filters), checks each one's content
-(magic bytes) and settling state, hashes it, and asks the ledger (read-only) whether the work
-is already done or would be satisfied from identical earlier outputs.
+Discovers files with the watcher's own walk (``folderwalk.py``), checks each one's content
+(magic bytes) and settling state, hashes it, and asks the engine's own decision
+(``engine/decide.py``, read-only) whether the work is already done or paid for: identical
+earlier outputs of the same kinds, or every output already on disk (adopted).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TypedDict
 
-from . import atomic, completeness, filters, media
+from . import atomic, completeness, media, outputs
 from .config import Config, WatchConfig
+from .engine import decide
 from .errors import ContentError, LedgerError
+from .folderwalk import FolderWalk
+from .jobspec import job_settings, output_kinds
 from .ledger import LedgerStore, open_ledger
 from .names import printable
 from .states import JobState
@@ -46,25 +49,12 @@ class _Base(TypedDict):
 
 
 def discover(watch: WatchConfig) -> Iterable[Path]:
-    """Every file under a watch's input that the watcher would consider."""
-    root = watch.input
-    if not root.is_dir():
-        return
-    for folder, dirs, files in os.walk(root):
-        rel_dir = PurePath(folder).relative_to(root)
-        dirs[:] = (
-            [
-                d
-                for d in dirs
-                if not filters.is_ignored_dir(rel_dir / d, exclude=watch.exclude)
-                and (Path(folder) / d) != watch.output_root
-            ]
-            if watch.recursive
-            else []
-        )
-        for name in sorted(files):
-            if not filters.is_ignored(rel_dir / name, include=watch.include, exclude=watch.exclude):
-                yield Path(folder) / name
+    """Every file under a watch's input that the watcher would consider (its very walk)."""
+    try:
+        found = FolderWalk(watch).walk()
+    except OSError:
+        return []
+    return sorted(found)
 
 
 def plan_file(
@@ -101,16 +91,33 @@ def plan_file(
                 detail=f"job #{job.id} is {job.state.value}",
                 **base,
             )
-        sha, _, _ = atomic.file_digests(path)
-        twin = ledger.find_reusable(sha, watch.source_language, targets)
-        if twin is not None:
-            return PlanItem(
-                action="reuse", detail=f"identical to job #{twin.id}: no charge", **base
-            )
+    free = _paid_already(watch, path, st.st_mtime_ns, ledger)
+    if free is not None:
+        return PlanItem(action="reuse", detail=free, **base)
     video = f", {minutes / 60:.1f} video min" if minutes is not None else ""
     return PlanItem(
         action="dub", detail=f"{len(targets)} language(s){video}", duration_s=minutes, **base
     )
+
+
+def _paid_already(
+    watch: WatchConfig, path: Path, mtime_ns: int, ledger: LedgerStore | None
+) -> str | None:
+    """Why the run would settle this file with no charge (the engine's own decision: identical
+    earlier outputs with the same kinds, or every output already on disk), else None."""
+    kinds = output_kinds(job_settings(watch))
+    if ledger is not None:
+        sha, _, _ = atomic.file_digests(path)
+        twin = decide.reusable_twin(ledger, sha, watch.source_language, watch.targets, kinds)
+        if twin is not None:
+            return f"identical to job #{twin[0].id}: no charge"
+    folder = outputs.output_dir(watch, path)
+    wanted = {
+        (t, k): folder / outputs.output_name(path.stem, t, k) for t in watch.targets for k in kinds
+    }
+    if decide.adoptable(ledger, wanted, mtime_ns) is not None:
+        return "its outputs are already on disk: adopted, no charge"
+    return None
 
 
 def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) -> int:

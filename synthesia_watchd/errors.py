@@ -148,6 +148,10 @@ class PermanentError(ApiError):
     """Raised on 400/404/415/501 and malformed answers: this job fails with the API's reason."""
 
 
+class ProjectFailed(PermanentError):
+    """Raised when Synthesia reports that the dubbing project itself failed."""
+
+
 class AmbiguousSubmit(ApiError):
     """Raised when POST /v2/dubbing was sent but no answer came back.
 

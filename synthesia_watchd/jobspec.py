@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import outputs
-from .api import DubbedAsset, Project
+from .apitypes import DubbedAsset, Project
 from .config import PostAction, WatchConfig
 from .contract import MAX_TITLE_LENGTH
 from .ledger import Job

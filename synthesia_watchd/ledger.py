@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import DuplicateJob, LedgerError, ShutdownRequested, StaleTransition
-from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, Lease, LedgerStore, Node, Output
+from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, Lease, Node, Output
+from .stores.protocol import LedgerStore
 from .stores.sqlite import MIGRATIONS, SCHEMA_VERSION
 from .stores.sqlite import SqliteLedger as Ledger
 

@@ -36,7 +36,7 @@ PREFIX = "synthesia_watchd"
 class Metrics:
     """Every metric the daemon exports, on a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs_by_state = Gauge(
@@ -82,6 +82,8 @@ class Metrics:
             ["node"],
             registry=r,
         )
+        if node is not None:
+            self.set_node(node)
         # Every state exported from the start, so dashboards see 0 rather than no data.
         for state in JobState:
             self.jobs_by_state.labels(state=state.value).set(0)

@@ -103,6 +103,7 @@ def _progress(daemon: Any, job_ids: list[int]) -> None:
 
 def dub(args: argparse.Namespace) -> int:
     """Run the one-shot dub; exit 0 when every file ended done."""
+    from . import compose
     from .daemon import Daemon
     from .logsetup import configure_logging
 
@@ -114,7 +115,7 @@ def dub(args: argparse.Namespace) -> int:
     if not files:
         sys.stderr.write("no video files found\n")
         return 1
-    daemon = Daemon(config, once=True, watch=False)
+    daemon = Daemon(compose.build(config, watch=False), once=True)
     job_ids: list[int] = []
     for f in files:
         st = f.stat()

@@ -26,6 +26,7 @@ import re
 import shutil
 import stat as stat_mod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Protocol
@@ -162,6 +163,22 @@ def output_path(watch: WatchPaths, source: Path, language: str, kind: str = "vid
     if not _inside(path, Path(watch.output_root)):
         raise UnsafePathError(f"{path.name}: the output would land outside the output folder")
     return path
+
+
+@dataclass(frozen=True)
+class OutputSink:
+    """Where one download is written: its final name inside its root, and which file already
+    there it may replace; the API client streams into ``writer()`` and calls ``commit``."""
+
+    dest: Path
+    root: Path | None = None
+    replace_if: Callable[[Path], bool] | None = None
+
+    def writer(self) -> AtomicWriter:
+        return AtomicWriter(self.dest, root=self.root)
+
+    def commit(self, writer: AtomicWriter) -> None:
+        writer.commit(replace_if=self.replace_if)
 
 
 def verify_outputs(paths: Sequence[Path]) -> list[str]:

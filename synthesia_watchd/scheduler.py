@@ -13,7 +13,7 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .control import Gate
 from .errors import ShutdownRequested, WatchdError
@@ -23,6 +23,50 @@ from .pipeline import SLOT_STATES, Pipeline
 from .states import ACTIVE, JobState
 
 log = get_logger(component="scheduler")
+
+T = TypeVar("T")
+
+
+class Executor(Protocol):
+    """What the scheduler needs of a pool (``concurrent.futures.Executor`` fits)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+class InlineExecutor:
+    """Runs each task at once in the caller's thread and hands back its finished future.
+
+    With it, ``Daemon.loop_once(now)`` carries every due job through its stage before it
+    returns: tests step the engine on their own clock, with no threads and no waiting.
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        fut: Future[T] = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the future, as a pool would
+            fut.set_exception(exc)
+        return fut
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing runs in the background: nothing to stop."""
+
+
+#: Makes the pool named ``name`` with ``threads`` workers.
+ExecutorFactory = Callable[[str, int], Executor]
+
+
+def threaded(name: str, threads: int) -> Executor:
+    """A real thread pool (the daemon's)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix=name)
+
+
+def inline(name: str, threads: int) -> Executor:
+    """An inline executor whatever the pool (deterministic tests)."""
+    return InlineExecutor()
+
 
 #: Short API calls run on their own pools, each holding a thread for one request only. Submits
 #: (writes) and polls (reads) are paced by different limits, so they get separate pools: a
@@ -52,6 +96,7 @@ class Scheduler:
         max_downloads: int,
         max_active_jobs: int,
         wake: threading.Event | None = None,
+        executor: ExecutorFactory = threaded,
         node: str = "local",
         lease_seconds: float = 60.0,
     ) -> None:
@@ -69,11 +114,8 @@ class Scheduler:
         }
         self.max_active_jobs = max_active_jobs
         self.pools = {
-            "upload": ThreadPoolExecutor(max_uploads, thread_name_prefix="upload"),
-            "submit": ThreadPoolExecutor(SUBMIT_THREADS, thread_name_prefix="submit"),
-            "poll": ThreadPoolExecutor(POLL_THREADS, thread_name_prefix="poll"),
-            "download": ThreadPoolExecutor(max_downloads, thread_name_prefix="download"),
-            "intake": ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake"),
+            name: executor(name, n)
+            for name, n in (*self.limits.items(), ("intake", INTAKE_THREADS))
         }
         self.wake = wake or threading.Event()
         self._lock = threading.Lock()
@@ -223,8 +265,12 @@ class Scheduler:
         with self._lock:
             if job_id in self._running:
                 return 0
-            fut = self.pools[pool].submit(self.pipeline.step, job_id)
-            self._running[job_id] = (pool, fut)
+            # Reserved before the stage starts: an inline executor runs it right here.
+            self._running[job_id] = (pool, Future())
+        fut = self.pools[pool].submit(self.pipeline.step, job_id)
+        with self._lock:
+            if job_id in self._running:
+                self._running[job_id] = (pool, fut)
         fut.add_done_callback(functools.partial(self._done, job_id))
         return 1
 

@@ -32,7 +32,7 @@ from boto3.s3.transfer import (  # type: ignore[attr-defined]
     create_transfer_manager,
 )
 
-from .api import UploadCredentials
+from .apitypes import UploadCredentials
 from .errors import (
     PermanentError,
     ShutdownRequested,

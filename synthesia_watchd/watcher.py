@@ -25,14 +25,15 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Protocol
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from . import filters, fsinfo
+from . import fsinfo
+from .folderwalk import FolderWalk
 from .incomplete import Decision, Held, IncompleteFiles
 from .stability import StabilityTracker
 
@@ -182,14 +183,14 @@ def _relevant(cfg: WatchLike) -> tuple[Any, ...]:
     )
 
 
-class _Watch:
+class _Watch(FolderWalk):
     """Bookkeeping for one configured watch; only touched under WatchSet's lock."""
 
     def __init__(
         self, cfg: WatchLike, stat: Callable[[Path], os.stat_result], now: Callable[[], float]
     ) -> None:
+        super().__init__(cfg)
         self.cfg = cfg
-        self.root = Path(os.path.abspath(cfg.input))
         self.tracker = StabilityTracker(
             cfg.stable_seconds, stat=stat, now=now, open_grace=cfg.incomplete_timeout
         )
@@ -208,19 +209,6 @@ class _Watch:
         self.was_mount = False
         self.next_health = 0.0
         self.next_safety = 0.0
-        self.excluded = self._excluded_dirs()
-
-    def _excluded_dirs(self) -> list[PurePath]:
-        """Output and move-target folders inside the input: never scanned, never watched."""
-        cfg = self.cfg
-        dirs = [Path(cfg.output_root)]
-        dirs += [a.path for a in (cfg.on_success, cfg.on_failure) if a.kind == "move" and a.path]
-        out: list[PurePath] = []
-        for d in dirs:
-            rel = os.path.relpath(os.path.abspath(d), self.root)
-            if rel != os.curdir and not rel.startswith(os.pardir):
-                out.append(PurePath(rel))
-        return out
 
     @property
     def safety_interval(self) -> float:
@@ -231,65 +219,6 @@ class _Watch:
         # A deletion is acted on only once it is quiet too: a root removed or unmounted file
         # by file must be recognised as such before any Vanished is reported.
         return max(self.cfg.stable_seconds, self.cfg.scan_interval)
-
-    def rel(self, path: Path) -> PurePath | None:
-        """``path`` relative to the root, or None when outside it."""
-        rel = os.path.relpath(os.path.abspath(path), self.root)
-        if rel == os.curdir or rel.startswith(os.pardir + os.sep) or rel == os.pardir:
-            return None
-        return PurePath(rel)
-
-    def in_excluded(self, rel: PurePath) -> bool:
-        return any(rel.parts[: len(ex.parts)] == ex.parts for ex in self.excluded)
-
-    def dir_wanted(self, rel: PurePath) -> bool:
-        """Whether a subfolder is scanned."""
-        if not self.cfg.recursive or self.in_excluded(rel):
-            return False
-        return not filters.is_ignored_dir(rel, exclude=self.cfg.exclude)
-
-    def is_candidate(self, path: Path) -> bool:
-        """Whether a file path is a candidate of this watch (by name and place only)."""
-        rel = self.rel(path)
-        if rel is None or (not self.cfg.recursive and len(rel.parts) != 1):
-            return False
-        if self.in_excluded(rel):
-            return False
-        return not filters.is_ignored(rel, include=self.cfg.include, exclude=self.cfg.exclude)
-
-    def walk(self, top: Path | None = None) -> dict[Path, tuple[int, int]]:
-        """Stat-only scan: candidate files under ``top`` (default: the root) -> (size, mtime_ns).
-
-        Raises OSError when ``top`` itself cannot be listed; unreadable subfolders are skipped.
-        """
-        found: dict[Path, tuple[int, int]] = {}
-        stack = [top or self.root]
-        first = True
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                if first:
-                    raise
-                continue
-            first = False
-            for entry in entries:
-                path = Path(entry.path)
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        rel = self.rel(path)
-                        if rel is not None and self.dir_wanted(rel):
-                            stack.append(path)
-                        continue
-                    if not self.is_candidate(path):
-                        continue
-                    st = entry.stat()  # a symlinked file is followed: the daemon reads through it
-                except OSError:
-                    continue
-                if stat_mod.S_ISREG(st.st_mode):
-                    found[path] = (st.st_size, st.st_mtime_ns)
-        return found
 
 
 class _Handler(FileSystemEventHandler):

@@ -17,6 +17,7 @@ import pytest
 import requests
 from enginefixtures import Engine, ScaledClock
 
+from synthesia_watchd import compose
 from synthesia_watchd.config import load_config
 from synthesia_watchd.daemon import Daemon
 from synthesia_watchd.ledger import Job, Ledger
@@ -30,7 +31,7 @@ class LiveDaemon:
         self.engine = engine
         # From a file, as in production, so that a reload re-reads it.
         config = load_config(engine.write_config(**watch), environ=engine.environ)
-        self.daemon = Daemon(config, now=ScaledClock(1.0))
+        self.daemon = Daemon(compose.build(config, now=ScaledClock(1.0)))
         self.daemon.start()
         self._thread = threading.Thread(target=self._loop, name="test-daemon", daemon=True)
         self._thread.start()

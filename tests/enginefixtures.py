@@ -17,10 +17,13 @@ from typing import Any
 
 import pytest
 
+from synthesia_watchd import compose
 from synthesia_watchd.config import Config, build_config
 from synthesia_watchd.daemon import Daemon, RunResult
+from synthesia_watchd.dryrun import discover
 from synthesia_watchd.ledger import Job, Ledger, LedgerStore, Output, open_ledger
 from synthesia_watchd.media import sample_video
+from synthesia_watchd.scheduler import inline
 from synthesia_watchd.simulator import Recorded, Simulator
 from synthesia_watchd.states import JobState
 
@@ -34,6 +37,8 @@ WATCH = "drop"
 SPEED = 5.0
 #: Longest a `run --once` may take before the test fails instead of hanging.
 RUN_TIMEOUT = 30.0
+#: Most loop passes a stepped run may take before the test fails instead of looping.
+MAX_STEPS = 10_000
 
 
 class ScaledClock:
@@ -49,6 +54,20 @@ class ScaledClock:
 
     def __call__(self) -> float:
         return self._wall + (time.monotonic() - self._mono) * self.speed
+
+
+class ManualClock:
+    """A clock that moves only when told: shared by a stepped daemon and its simulator, so
+    Synthesia's dub time and the engine's waits pass in one step, deterministically."""
+
+    def __init__(self, t: float = 1_750_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
 
 
 class Engine:
@@ -112,7 +131,38 @@ class Engine:
 
     def daemon(self, *, speed: float = SPEED, **watch: Any) -> Daemon:
         """A `--once` daemon over this engine's config (not started), on a ScaledClock."""
-        return Daemon(self.config(**watch), once=True, now=ScaledClock(speed))
+        return Daemon(compose.build(self.config(**watch), now=ScaledClock(speed)), once=True)
+
+    def step(self, **watch: Any) -> dict[str, int]:
+        """A run stepped by hand on the simulator's ManualClock: the input's files (found
+        as the watcher finds them) are taken in directly, then ``loop_once(now)`` carries
+        every job through its stages on an inline executor until nothing is active; the
+        clock jumps to the next due time in between. No threads, no waiting; returns the
+        ledger's counts."""
+        clock = self.sim.clock
+        assert isinstance(clock, ManualClock), "step() needs the stepped_engine fixture"
+        config = self.config(**watch)
+        daemon = Daemon(compose.build(config, watch=False, now=clock, executor=inline), once=True)
+        try:
+            daemon.start()
+            for w in config.watches:
+                for path in discover(w):
+                    st = path.stat()
+                    daemon.pipeline.intake(w, path, st.st_size, st.st_mtime_ns)
+            for _ in range(MAX_STEPS):
+                daemon.loop_once(clock())
+                if daemon.drained():
+                    break
+                due = daemon.scheduler.next_due(after=clock())
+                clock.advance(max((due or clock()) - clock(), 0.0) + 0.5)
+            else:
+                raise AssertionError(f"stepped run did not drain: {self.states()}")
+        finally:
+            daemon.shutdown()
+            counts = dict(daemon.ledger.counts())
+            daemon.ledger.close()
+            daemon.lock.release()
+        return counts
 
     def run(
         self,
@@ -240,3 +290,10 @@ def engine_factory(
 def engine(engine_factory: Callable[..., Engine]) -> Engine:
     """An Engine over a simulator that dubs in 0.2 s."""
     return engine_factory()
+
+
+@pytest.fixture
+def stepped_engine(engine_factory: Callable[..., Engine]) -> Engine:
+    """An Engine whose simulator runs on a ManualClock, for ``step()`` runs (its simulator
+    dubs in 20 s of that clock: one jump)."""
+    return engine_factory(clock=ManualClock(), dub_seconds=20.0)

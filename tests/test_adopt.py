@@ -26,11 +26,12 @@ def _whys(engine: Engine, source: Path) -> list[str]:
         return [e.why for e in ledger.events(job.id)]
 
 
-def test_outputs_left_by_a_script_are_adopted_without_an_api_call(engine: Engine) -> None:
+def test_outputs_left_by_a_script_are_adopted_without_an_api_call(stepped_engine: Engine) -> None:
     """Every output present and newer than the source: done, adopted, nothing sent."""
+    engine = stepped_engine
     source = engine.put("talk.mp4")
     _script_outputs(engine, source)
-    engine.run()
+    engine.step()
     engine.assert_all_done()
     assert any(ADOPTED in why for why in _whys(engine, source))
     assert engine.sim.count("POST /v2/assets") == 0
@@ -38,34 +39,37 @@ def test_outputs_left_by_a_script_are_adopted_without_an_api_call(engine: Engine
     assert {o.language for o in outs if o.path and o.sha256} == set(TARGETS)
 
 
-def test_a_missing_language_means_no_adoption(engine: Engine) -> None:
+def test_a_missing_language_means_no_adoption(stepped_engine: Engine) -> None:
     """One requested output absent: the file is dubbed as usual (all or nothing)."""
+    engine = stepped_engine
     source = engine.put("talk.mp4")
     _script_outputs(engine, source, TARGETS[:1])
-    engine.run()
+    engine.step()
     assert not any(ADOPTED in why for why in _whys(engine, source))
     assert engine.dub_posts() == 1
 
 
-def test_outputs_older_than_the_source_are_not_adopted(engine: Engine) -> None:
+def test_outputs_older_than_the_source_are_not_adopted(stepped_engine: Engine) -> None:
     """A source saved after its outputs is a new version: it is dubbed, not adopted."""
+    engine = stepped_engine
     source = engine.put("talk.mp4")
     _script_outputs(engine, source)
     for out in engine.output.iterdir():
         st = source.stat()
         os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns - 1_000_000_000))
-    engine.run()
+    engine.step()
     assert not any(ADOPTED in why for why in _whys(engine, source))
     assert engine.dub_posts() == 1
 
 
-def test_outputs_the_ledger_gave_another_source_are_not_adopted(engine: Engine) -> None:
+def test_outputs_the_ledger_gave_another_source_are_not_adopted(stepped_engine: Engine) -> None:
     """talk.mov with an old mtime does not take over the outputs dubbed for talk.mp4."""
+    engine = stepped_engine
     first = engine.put("talk.mp4")
-    engine.run()
+    engine.step()
     engine.assert_all_done()
     second = engine.put("talk.mov", seed="another video")
     os.utime(second, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns))
-    engine.run()
+    engine.step()
     assert not any(ADOPTED in why for why in _whys(engine, second))
     assert engine.job_for(second).state is not JobState.DONE or engine.dub_posts() == 2

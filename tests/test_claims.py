@@ -167,6 +167,7 @@ def test_a_claim_left_by_a_dead_daemon_is_taken_over(
 
 def test_a_watch_removed_by_reload_gives_its_folder_up(tmp_path: Path) -> None:
     """SIGHUP without a watch: its claim is released, not refreshed forever."""
+    from synthesia_watchd import compose
     from synthesia_watchd.config import load_config
     from synthesia_watchd.daemon import Daemon
 
@@ -183,7 +184,7 @@ def test_a_watch_removed_by_reload_gives_its_folder_up(tmp_path: Path) -> None:
         path.write_text(f"state_dir: {tmp_path / 'state'}\nwatches:\n{watches}")
         return path
 
-    daemon = Daemon(load_config(write("a", "b")), once=True)
+    daemon = Daemon(compose.build(load_config(write("a", "b"))), once=True)
     try:
         daemon.start()
         assert claim_path(folders["a"]).exists() and claim_path(folders["b"]).exists()

@@ -238,7 +238,7 @@ def test_content_md5_config_key_reaches_the_client(tmp_path: Any) -> None:
 
     from test_config import parse
 
-    from synthesia_watchd.daemon import build_client
+    from synthesia_watchd.compose import build_client
     from synthesia_watchd.ratelimit import RateLimiter
 
     base = "synthesia: {api_key: k-123456}\nwatches: [{name: w, input: in, targets: [fr-FR]}]\n"

@@ -21,13 +21,14 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
 
 
-def test_symlinked_output_subfolder_is_refused(engine: Engine, tmp_path: Path) -> None:
+def test_symlinked_output_subfolder_is_refused(stepped_engine: Engine, tmp_path: Path) -> None:
     """out/sub as a symlink to another folder: no output lands there; the job says why."""
+    engine = stepped_engine
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (engine.output / "sub").symlink_to(elsewhere, target_is_directory=True)
     engine.put("sub/v.mp4")
-    engine.run()
+    engine.step()
     assert _files(elsewhere) == []
     job = engine.jobs()[0]
     assert job.state in (JobState.FAILED, JobState.NEEDS_ATTENTION), job.state
@@ -35,15 +36,16 @@ def test_symlinked_output_subfolder_is_refused(engine: Engine, tmp_path: Path) -
     assert "outside" in (job.last_error or ""), job.last_error
 
 
-def test_symlinked_move_target_is_refused(engine: Engine, tmp_path: Path) -> None:
+def test_symlinked_move_target_is_refused(stepped_engine: Engine, tmp_path: Path) -> None:
     """on_success move into a target whose subfolder is a symlink leaves the source in place."""
+    engine = stepped_engine
     done_dir = tmp_path / "done"
     done_dir.mkdir()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (done_dir / "sub").symlink_to(elsewhere, target_is_directory=True)
     src = engine.put("sub/v.mp4")
-    engine.run(on_success={"move": str(done_dir)})
+    engine.step(on_success={"move": str(done_dir)})
     assert _files(elsewhere) == []
     assert src.exists()
     job = engine.jobs()[0]
@@ -53,8 +55,11 @@ def test_symlinked_move_target_is_refused(engine: Engine, tmp_path: Path) -> Non
     assert any("on_success move skipped" in n and "symlink" in n for n in notes), notes
 
 
-def test_symlinked_failure_target_gets_no_reason_file(engine: Engine, tmp_path: Path) -> None:
+def test_symlinked_failure_target_gets_no_reason_file(
+    stepped_engine: Engine, tmp_path: Path
+) -> None:
     """on_failure move into a symlinked subfolder writes neither the file nor its reason."""
+    engine = stepped_engine
     failed_dir = tmp_path / "failed"
     failed_dir.mkdir()
     elsewhere = tmp_path / "elsewhere"
@@ -63,7 +68,7 @@ def test_symlinked_failure_target_gets_no_reason_file(engine: Engine, tmp_path: 
     src = engine.input / "sub" / "bad.mp4"
     src.parent.mkdir(parents=True)
     src.write_bytes(b"this is not a video at all" * 100)
-    engine.run(on_failure={"move": str(failed_dir)})
+    engine.step(on_failure={"move": str(failed_dir)})
     assert _files(elsewhere) == []
     assert src.exists()
     assert engine.jobs()[0].state is JobState.FAILED

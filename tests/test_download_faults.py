@@ -20,12 +20,12 @@ from synthesia_watchd.ledger import Job
 from synthesia_watchd.states import JobState, OutputState
 
 
-def test_unsafe_url_fails_only_its_language(engine_factory: Callable[..., Engine]) -> None:
+def test_unsafe_url_fails_only_its_language(stepped_engine: Engine) -> None:
     """A plain-http metadata URL for es-ES fails es-ES only; fr-FR is written; job partial."""
-    engine = engine_factory()
+    engine = stepped_engine
     engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="es-ES")
     engine.put("talk.mp4")
-    engine.run()
+    engine.step()
     job = engine.jobs()[0]
     assert job.state is JobState.PARTIAL, (job.state, job.last_error)
     outs = {o.language: o for o in engine.outputs(job)}
@@ -108,30 +108,30 @@ def test_full_disk_holds_downloads_until_space_returns(
 
 
 def test_retry_of_refused_downloads_polls_the_project_again(
-    engine_factory: Callable[..., Engine],
+    stepped_engine: Engine,
 ) -> None:
     """retry of a job whose only failures are unsafe URLs fetches them again, no new dub."""
-    engine = engine_factory()
+    engine = stepped_engine
     fault = engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="es-ES")
     engine.put("talk.mp4")
-    engine.run()
+    engine.step()
     assert engine.jobs()[0].state is JobState.PARTIAL
     fault.remaining = 0  # the answer is safe again
     assert cli.main(["retry", "--failed", "--ledger", str(engine.ledger_path)]) == 0
-    engine.run()
+    engine.step()
     engine.assert_all_done()
     assert len(engine.jobs()) == 1
     assert engine.dub_posts() == 1
     assert (engine.output / "talk.dubbed-es-ES.mp4").stat().st_size > 0
 
 
-def test_every_url_unsafe_fails_the_job(engine_factory: Callable[..., Engine]) -> None:
+def test_every_url_unsafe_fails_the_job(stepped_engine: Engine) -> None:
     """When no language came back usable the job fails with the refusals as its reason."""
-    engine = engine_factory()
+    engine = stepped_engine
     engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="es-ES")
     engine.sim.faults.add("GET /v2/dubbing/{id}", "unsafe_url", language="fr-FR")
     engine.put("talk.mp4")
-    engine.run()
+    engine.step()
     job = engine.jobs()[0]
     assert job.state is JobState.FAILED
     assert "refused as unsafe" in (job.last_error or "")

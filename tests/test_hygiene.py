@@ -11,7 +11,7 @@ import pytest
 import structlog
 import yaml
 
-from synthesia_watchd import cli
+from synthesia_watchd import cli, compose
 from synthesia_watchd.config import load_config
 from synthesia_watchd.daemon import Daemon
 
@@ -95,7 +95,7 @@ def test_the_daemon_logs_the_warnings_at_start(tmp_path: Path) -> None:
     """The same warnings reach the daemon's log when it starts."""
     path = _config(tmp_path, 0o644, synthesia={"api_key": "sk-inline-secret"})
     (tmp_path / "in").mkdir()
-    daemon = Daemon(load_config(path), once=True)
+    daemon = Daemon(compose.build(load_config(path)), once=True)
     try:
         with structlog.testing.capture_logs() as logs:
             daemon.start()

@@ -57,6 +57,9 @@ PURE = {
     "incomplete",
     "offload",
     "hygiene",
+    "reasons",
+    "apitypes",
+    "folderwalk",
     "readbudget",
 }
 
@@ -129,3 +132,94 @@ def test_only_the_daemon_and_the_console_import_the_console() -> None:
             continue
         text = path.read_text(encoding="utf-8")
         assert "from .web" not in text and "synthesia_watchd.web" not in text, path.name
+
+
+#: The layers, lowest first: a module may import its own layer and the ones below, never one
+#: above (docs/ARCHITECTURE.md draws them). A new module must be given a layer here.
+LAYERS: dict[str, set[str]] = {
+    "domain": {
+        "errors", "states", "reasons", "contract", "control", "names", "sourcefile", "media",
+        "completeness", "incomplete", "fsinfo", "saferoot", "atomic", "retry", "ratelimit",
+        "urls", "diskspace", "outputs", "filters", "folderwalk", "stability", "estimate",
+        "hygiene", "apitypes", "apireplies", "readbudget", "offload", "adopt",
+    },
+    "config": {
+        "yamlmarks", "languages", "configchecks", "configschema", "config", "starter",
+        "ledgersecret",
+    },
+    "adapters": {
+        "logsetup", "api", "upload", "watcher", "watchrunner", "metrics", "sdnotify",
+        "simulator",
+    },
+    "stores": {
+        "stores", "ledger", "ledgerguard", "sharedledger", "runtime", "claims",
+    },
+    "engine": {
+        "jobspec", "lifecycle", "holds", "operatorops", "restore", "progress", "spending",
+        "pollplan", "engine", "pipeline", "scheduler", "dryrun", "notify",
+    },
+    "service": {"compose", "daemon", "cli", "oneshot", "demo", "web", "__main__", "__init__"},
+}  # fmt: skip
+_RANK = {m: i for i, layer in enumerate(LAYERS.values()) for m in layer}
+
+
+def _internal_imports(path: Path) -> set[str]:
+    """The package's own top-level modules (or sub-packages) a file imports."""
+    rel = path.relative_to(PKG).with_suffix("")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            parts = (node.module or "").split(".")
+            if parts[0] != "synthesia_watchd":
+                continue
+            parts = parts[1:]
+        elif node.level == len(rel.parts):  # relative to the package root
+            parts = (node.module or "").split(".") if node.module else []
+        else:
+            continue  # inside its own sub-package
+        if parts and parts[0]:
+            names.add(parts[0])
+        else:
+            names.update(a.name for a in node.names)
+    names.discard("__version__")
+    return names
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that points from a lower layer to a higher one."""
+    return sorted(
+        f"{mod} ({_layer(mod)}) imports {dep} ({_layer(dep)})"
+        for mod, deps in graph.items()
+        for dep in deps
+        if dep in _RANK and mod in _RANK and _RANK[dep] > _RANK[mod]
+    )
+
+
+def _layer(mod: str) -> str:
+    return next(name for name, mods in LAYERS.items() if mod in mods)
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for owner, path in _modules():
+        graph.setdefault(owner, set()).update(_internal_imports(path) - {owner})
+    return graph
+
+
+def test_every_module_has_a_layer() -> None:
+    """A new module is placed in a layer (and so in the drawing) before it can land."""
+    assert sorted(set(_graph()) - set(_RANK)) == []
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    """Dependencies point downward: domain <- config <- adapters <- stores <- engine <- service."""
+    assert _upward(_graph()) == []
+
+
+def test_an_upward_import_is_caught() -> None:
+    """The check itself: the ledger importing the CLI would be reported."""
+    graph = _graph()
+    graph["ledger"] = graph["ledger"] | {"cli"}
+    assert _upward(graph) == ["ledger (stores) imports cli (service)"]

@@ -245,3 +245,41 @@ def test_transition_survives_sigkill_right_after(db: Path) -> None:
         assert (after.state, after.asset_id) == (S.ASSET_CREATED, "as-9")
         assert led.events(job.id)[-1].why == "child"
         assert led.integrity_check() == "ok"
+
+
+def test_version_four_ledger_gets_codes_for_what_it_said_in_words(db: Path) -> None:
+    """Migration 6 codes old vanished/project-failed jobs and fresh-asset/internal-error
+    events, so the rules and caps carry over; events stay append-only."""
+    db.parent.mkdir()
+    raw = sqlite3.connect(db)
+    for step in MIGRATIONS[:4]:
+        for statement in step:
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 4")
+    for name, state, err in (
+        ("gone.mp4", "cancelled", "source file vanished"),
+        ("bad.mp4", "failed", "Synthesia failed the dubbing project: tts_error"),
+    ):
+        raw.execute(
+            "INSERT INTO jobs (watch, source_path, size, mtime_ns, source_language, targets,"
+            " state, next_attempt_at, output_dir, created_at, updated_at, state_changed_at,"
+            " last_error) VALUES ('inbox', ?, 5, 1, 'en', '[\"de\"]', ?, 0, 'out', 1, 1, 1, ?)",
+            (name, state, err),
+        )
+    for why in (
+        "upload credentials expired; creating a fresh asset (403)",
+        "retry: internal error: KeyError: 'x'",
+        "retry: 503",
+    ):
+        raw.execute("INSERT INTO events (job_id, at, why) VALUES (1, 1, ?)", (why,))
+    raw.commit()
+    raw.close()
+    with Ledger(db) as led:
+        assert (led.get(1).reason_code, led.get(2).reason_code) == ("vanished", "project_failed")
+        assert [e.reason_code for e in led.events(1)] == ["fresh_asset", "internal_error", None]
+    raw = sqlite3.connect(db)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            raw.execute("UPDATE events SET why = 'x'")
+    finally:
+        raw.close()

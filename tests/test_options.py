@@ -26,10 +26,11 @@ def only_project(engine: Engine) -> Any:
 # --- outputs: captions and thumbnail ---------------------------------------------------------
 
 
-def test_captions_and_thumbnail_written_beside_the_video(engine: Engine) -> None:
+def test_captions_and_thumbnail_written_beside_the_video(stepped_engine: Engine) -> None:
     """outputs [video, captions, thumbnail]: .mp4, .vtt, .srt and .jpg per language."""
+    engine = stepped_engine
     src = engine.put("clip.mp4")
-    engine.run(outputs=["video", "captions", "thumbnail"], targets=["fr-FR"])
+    engine.step(outputs=["video", "captions", "thumbnail"], targets=["fr-FR"])
     engine.assert_all_done()
     job = engine.job_for(src)
     assert job.project_id is not None
@@ -41,11 +42,12 @@ def test_captions_and_thumbnail_written_beside_the_video(engine: Engine) -> None
     assert kinds == {(k, OutputState.DONE) for k in ("video", "vtt", "srt", "thumbnail")}
 
 
-def test_expired_caption_url_is_refreshed(engine: Engine) -> None:
+def test_expired_caption_url_is_refreshed(stepped_engine: Engine) -> None:
     """A caption download answered 'expired' is fetched again with a fresh URL and written."""
+    engine = stepped_engine
     engine.sim.faults.add("DOWNLOAD", "expired_url", count=1)
     src = engine.put("clip.mp4")
-    engine.run(outputs=["captions"], targets=["fr-FR"])
+    engine.step(outputs=["captions"], targets=["fr-FR"])
     engine.assert_all_done()
     expired = [r for r in engine.sim.requests if r.fault == "expired_url"]
     assert len(expired) == 1 and expired[0].path.endswith((".srt", ".vtt"))
@@ -84,11 +86,12 @@ def test_auto_language_detected_recorded_and_submitted(
     assert "detected_language: de" in capsys.readouterr().out
 
 
-def test_language_detection_failure_fails_the_job(engine: Engine) -> None:
+def test_language_detection_failure_fails_the_job(stepped_engine: Engine) -> None:
     """The asset ends in error language_detect: failed with that code, nothing submitted."""
+    engine = stepped_engine
     engine.sim.faults.add("POST /v2/assets", "asset_error", count=1, error_code="language_detect")
     src = engine.put("clip.mp4")
-    engine.run(source_language="auto")
+    engine.step(source_language="auto")
     job = engine.job_for(src)
     assert job.state is JobState.FAILED
     assert job.last_error is not None and "language_detect" in job.last_error
@@ -112,10 +115,11 @@ def test_undetermined_language_fails_with_a_clear_reason(
 # --- options sent with POST /v2/dubbing ------------------------------------------------------
 
 
-def test_project_options_reach_the_dubbing_request(engine: Engine) -> None:
+def test_project_options_reach_the_dubbing_request(stepped_engine: Engine) -> None:
     """lipsync, video_duration, visibility and the title template arrive at Synthesia."""
+    engine = stepped_engine
     engine.put("clip.mp4")
-    engine.run(
+    engine.step(
         lipsync=True,
         video_duration="original",
         visibility="public",
@@ -128,10 +132,11 @@ def test_project_options_reach_the_dubbing_request(engine: Engine) -> None:
     assert project.title == "drop: clip (fr-FR, es-ES)"
 
 
-def test_default_options_leave_synthesia_defaults(engine: Engine) -> None:
+def test_default_options_leave_synthesia_defaults(stepped_engine: Engine) -> None:
     """Unset options: no lipsync, adaptive, private, title = stem; a named language as is."""
+    engine = stepped_engine
     src = engine.put("clip.mp4")
-    engine.run(source_language="en")
+    engine.step(source_language="en")
     job = engine.job_for(src)
     assert job.asset_id is not None and not engine.sim.assets[job.asset_id].detect_language
     project = only_project(engine)
@@ -144,21 +149,23 @@ def test_default_options_leave_synthesia_defaults(engine: Engine) -> None:
     assert project.title == "clip"
 
 
-def test_long_title_is_capped_at_256(engine: Engine) -> None:
+def test_long_title_is_capped_at_256(stepped_engine: Engine) -> None:
     """A template that renders past 256 characters is cut, not refused by Synthesia."""
+    engine = stepped_engine
     stem = "x" * 100
     engine.put(f"{stem}.mp4")
-    engine.run(title="{stem} / {name} / {stem} / {watch} / {lang_list}")
+    engine.step(title="{stem} / {name} / {stem} / {watch} / {lang_list}")
     engine.assert_all_done()
     full = f"{stem} / {stem}.mp4 / {stem} / drop / fr-FR, es-ES"
     assert len(full) > 256
     assert only_project(engine).title == full[:256]
 
 
-def test_name_too_long_for_its_outputs_fails_before_paying(engine: Engine) -> None:
+def test_name_too_long_for_its_outputs_fails_before_paying(stepped_engine: Engine) -> None:
     """A source whose output names would not fit on disk fails at intake, with no API call."""
+    engine = stepped_engine
     src = engine.put("x" * 236 + ".mp4")
-    engine.run()
+    engine.step()
     job = engine.job_for(src)
     assert job.state is JobState.FAILED
     assert job.last_error is not None and "file name too long" in job.last_error

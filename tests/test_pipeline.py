@@ -56,13 +56,14 @@ def test_every_file_done_with_exact_outputs_one_submit_each(engine: Engine) -> N
     assert leftovers == []
 
 
-def test_identical_content_under_new_name_reuses_outputs_for_free(engine: Engine) -> None:
+def test_identical_content_under_new_name_reuses_outputs_for_free(stepped_engine: Engine) -> None:
     """The same bytes under another name later (and the old file again): zero API requests."""
+    engine = stepped_engine
     first = engine.put("a.mp4", seed="same")
-    engine.run()
+    engine.step()
     before = len(engine.work_requests())
     second = engine.put("copy.mp4", seed="same")
-    engine.run()
+    engine.step()
     assert len(engine.work_requests()) == before
     assert len(engine.jobs()) == 2
     engine.assert_all_done()
@@ -76,11 +77,12 @@ def test_identical_content_under_new_name_reuses_outputs_for_free(engine: Engine
     assert any(f"job {a_job.id}" in w and "no API call" in w for w in whys), whys
 
 
-def test_two_identical_files_at_once_submit_once(engine: Engine) -> None:
+def test_two_identical_files_at_once_submit_once(stepped_engine: Engine) -> None:
     """Two copies dropped together: one asset, one POST /v2/dubbing; the twin reuses."""
+    engine = stepped_engine
     engine.put("a.mp4", seed="same")
     engine.put("b.mp4", seed="same")
-    engine.run()
+    engine.step()
     engine.assert_all_done()
     assert engine.dub_posts() == 1
     assert engine.sim.count("POST /v2/assets") == 1
@@ -90,13 +92,14 @@ def test_two_identical_files_at_once_submit_once(engine: Engine) -> None:
         assert a[lang].read_bytes() == b[lang].read_bytes()
 
 
-def test_changed_file_under_same_name_is_a_new_job(engine: Engine) -> None:
+def test_changed_file_under_same_name_is_a_new_job(stepped_engine: Engine) -> None:
     """New bytes under a known name are dubbed again, and the outputs follow the new version."""
+    engine = stepped_engine
     src = engine.put("a.mp4", seed="v1")
-    engine.run()
+    engine.step()
     src.write_bytes(engine_bytes("v2"))
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
-    engine.run()
+    engine.step()
     jobs = [j for j in engine.jobs() if j.source_path == str(src)]
     assert len(jobs) == 2
     assert jobs[0].sha256 != jobs[1].sha256
@@ -136,15 +139,15 @@ def test_daily_job_limit_holds_the_rest_back(engine: Engine) -> None:
     assert "daily job limit" in seen["status"]["paused"]["budget"]
 
 
-def test_bad_file_fails_alone_and_moves_with_reason(engine: Engine) -> None:
+def test_bad_file_fails_alone_and_moves_with_reason(stepped_engine: Engine) -> None:
     """A non-video .mp4 fails with a content reason and no API call; others finish."""
+    engine = stepped_engine
     failed_dir = engine.base / "failed"
     engine.watch["on_failure"] = {"move": str(failed_dir)}
     bad = engine.input / "bad.mp4"
     bad.write_bytes(b"this is a text file, not a video\n" * 200)
     good = engine.put("good.mp4")
-    result = engine.run()
-    assert result.exit_code == 0
+    engine.step()
     bad_job, good_job = engine.job_for(bad), engine.job_for(good)
     assert bad_job.state is JobState.FAILED
     assert bad_job.asset_id is None and bad_job.project_id is None
@@ -158,30 +161,33 @@ def test_bad_file_fails_alone_and_moves_with_reason(engine: Engine) -> None:
     assert (failed_dir / "bad.mp4").read_bytes().startswith(b"this is a text file")
 
 
-def test_on_success_delete_after_outputs_written(engine: Engine) -> None:
+def test_on_success_delete_after_outputs_written(stepped_engine: Engine) -> None:
     """on_success delete removes the source only once every output is on disk."""
+    engine = stepped_engine
     src = engine.put("a.mp4")
-    engine.run(on_success="delete")
+    engine.step(on_success="delete")
     engine.assert_all_done()
     assert not src.exists()
     assert all(p.stat().st_size > 0 for p in video_outputs(engine, src).values())
 
 
-def test_on_success_move_keeps_subfolders(engine: Engine) -> None:
+def test_on_success_move_keeps_subfolders(stepped_engine: Engine) -> None:
     """on_success move puts the source under the target folder with its subfolder."""
+    engine = stepped_engine
     done_dir = engine.base / "done"
     src = engine.put("sub/a.mp4", seed="a")
-    engine.run(on_success={"move": str(done_dir)})
+    engine.step(on_success={"move": str(done_dir)})
     engine.assert_all_done()
     assert not src.exists()
     assert (done_dir / "sub" / "a.mp4").read_bytes() == engine_bytes("a")
 
 
-def test_on_success_never_runs_for_a_partial_job(engine: Engine) -> None:
+def test_on_success_never_runs_for_a_partial_job(stepped_engine: Engine) -> None:
     """A language failing at Synthesia leaves the job partial and the source in place."""
+    engine = stepped_engine
     engine.sim.faults.add("POST /v2/dubbing", "language_error", count=1, language="es-ES")
     src = engine.put("a.mp4")
-    engine.run(on_success="delete")
+    engine.step(on_success="delete")
     job = engine.job_for(src)
     assert job.state is JobState.PARTIAL
     assert src.exists()

@@ -1,0 +1,164 @@
+"""Stage ``downloading``: fetch every pending output, verify them, and end the job."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from synthesia_watchd import atomic, diskspace, outputs
+from synthesia_watchd.apitypes import DubbedAsset
+from synthesia_watchd.errors import (
+    DownloadUrlExpired,
+    ShutdownRequested,
+    TransientError,
+    UnsafeUrlError,
+)
+from synthesia_watchd.jobspec import asset_url, match_assets, output_file, output_root
+from synthesia_watchd.ledger import Job, Output
+from synthesia_watchd.lifecycle import UNSAFE_URL_CODE
+from synthesia_watchd.logsetup import get_logger
+from synthesia_watchd.reasons import Reason
+from synthesia_watchd.states import JobState, OutputState
+
+from . import outcome as o
+from .apply import write_outputs
+from .context import StageContext
+from .settings import JobSettings
+
+log = get_logger(component="pipeline")
+
+
+def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
+    held = space_held(ctx, job)
+    if held is not None:
+        return held
+    client = ctx.require_client()
+    todo = [out for out in ctx.ledger.outputs(job.id) if out.state is OutputState.PENDING]
+    languages = sorted({out.language for out in todo})
+    # Fresh signed URLs: the ones seen while polling may have expired meanwhile.
+    project = client.get_project(job.project_id or "", languages) if todo else None
+    refreshed = False
+    for out in todo:
+        if ctx.stop.is_set():
+            raise ShutdownRequested
+        assert project is not None
+        asset = match_assets(project, [out.language]).get(out.language)
+        url = asset_url(asset, out.kind) if asset else None
+        if asset is None or asset.status != "complete" or url is None:
+            write_outputs(ctx, job.id, (_unavailable(out, asset),))
+            continue
+        try:
+            try:
+                row = _fetch(ctx, job, out, asset, url)
+            except DownloadUrlExpired:
+                if refreshed:
+                    raise
+                # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
+                refreshed = True
+                project = client.get_project(job.project_id or "", languages)
+                asset = match_assets(project, [out.language]).get(out.language)
+                url = asset_url(asset, out.kind) if asset else None
+                if asset is None or url is None:
+                    raise
+                row = _fetch(ctx, job, out, asset, url)
+        except UnsafeUrlError as exc:
+            # The answer is untrusted: this output fails, the others are still written.
+            _refuse(ctx, job, out, str(exc))
+            continue
+        write_outputs(ctx, job.id, (row,))
+    return finish(ctx, ctx.ledger.get(job.id))
+
+
+def _unavailable(out: Output, asset: DubbedAsset | None) -> o.OutputRow:
+    """The failed row of an output Synthesia did not deliver (or gave no URL for)."""
+    if asset is None or asset.status != "complete":
+        code = (asset.error_code if asset else None) or "missing_from_project"
+        return o.OutputRow(out.language, out.kind, OutputState.FAILED, {"error_code": code})
+    fields = {"error_code": f"no_{out.kind}_url", "dubbed_asset_id": asset.id}
+    return o.OutputRow(out.language, out.kind, OutputState.FAILED, fields)
+
+
+def _fetch(ctx: StageContext, job: Job, out: Output, asset: DubbedAsset, url: str) -> o.OutputRow:
+    """Download one output into its place; the done row to record."""
+    dest = output_file(job, out.language, out.kind)
+    sink = outputs.OutputSink(dest, output_root(job), functools.partial(_ours_to_replace, ctx, job))
+    result = ctx.require_client().download(
+        url, sink, progress=ctx.progress.download(job, out.language, out.kind)
+    )
+    log.info(
+        "output written", language=out.language, kind=out.kind, bytes=result.bytes, path=str(dest)
+    )
+    fields = {
+        "path": str(dest),
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "dubbed_asset_id": asset.id,
+    }
+    return o.OutputRow(out.language, out.kind, OutputState.DONE, fields)
+
+
+def _refuse(ctx: StageContext, job: Job, out: Output, reason: str) -> None:
+    """Fail one output whose download URL is unsafe (never contacted), with the reason."""
+    row = o.OutputRow(out.language, out.kind, OutputState.FAILED, {"error_code": UNSAFE_URL_CODE})
+    write_outputs(ctx, job.id, (row,))
+    ctx.ledger.note(job.id, f"{out.language}/{out.kind} not downloaded: {reason}")
+    log.error("unsafe download URL refused", language=out.language, kind=out.kind, reason=reason)
+
+
+def _ours_to_replace(ctx: StageContext, job: Job, dest: Path) -> bool:
+    """An existing output may be replaced only if we wrote it for an earlier version of
+    this same source; another source's output (``talk.mp4`` vs ``talk.m4v``) never."""
+    owner_id = ctx.ledger.output_written_by(str(dest), atomic.file_sha256(dest))
+    if owner_id is None or owner_id == job.id:
+        return False
+    owner = ctx.ledger.get(owner_id)
+    if (owner.watch, owner.source_path) != (job.watch, job.source_path):
+        return False
+    log.info("replacing the output of an earlier version", path=str(dest), job=owner_id)
+    return True
+
+
+def finish(ctx: StageContext, job: Job) -> o.Outcome:
+    """Every output settled: done, partial or failed; a lost output is fetched again."""
+    outs = ctx.ledger.outputs(job.id)
+    if any(out.state is OutputState.PENDING for out in outs):
+        return None
+    failed = [out for out in outs if out.state is OutputState.FAILED]
+    done = [out for out in outs if out.state is OutputState.DONE and out.path]
+    problems = {out: outputs.verify_outputs([Path(out.path)]) for out in done if out.path}
+    lost = [out for out, found in problems.items() if found]
+    if lost:
+        # An output vanished or was emptied before the job finished: fetch it again.
+        pending = tuple(o.OutputRow(out.language, out.kind, OutputState.PENDING) for out in lost)
+        write_outputs(ctx, job.id, pending)
+        raise TransientError(
+            "outputs failed verification: " + "; ".join(p for out in lost for p in problems[out])
+        )
+    if not failed:
+        log.info("job done", outputs=len(done))
+        return o.Finished(f"{len(done)} output(s) written and verified")
+    reasons = ", ".join(f"{out.language}/{out.kind}: {out.error_code}" for out in failed)
+    if not done and all(out.error_code == UNSAFE_URL_CODE for out in failed):
+        # Nothing usable came back, through no fault of the dub: `retry` re-polls the
+        # project (no new charge) once allowed_download_hosts or the API is fixed.
+        why = f"every download URL was refused as unsafe ({reasons})"
+        return o.Fail(Reason.UNSAFE_URLS, why)
+    log.warning("job partial", failed=reasons, written=len(done))
+    return o.Move(
+        JobState.PARTIAL,
+        f"some languages failed at Synthesia ({reasons}); `retry` dubs them again as a new job",
+        Reason.LANGUAGES_FAILED,
+        {"last_error": f"languages failed: {reasons}"},
+    )
+
+
+def space_held(ctx: StageContext, job: Job) -> o.Hold | None:
+    """Whether the job's output root is still full (then the job waits, spending nothing)."""
+    root = output_root(job)
+    reason, resumed = ctx.space.blocked(root)
+    if resumed:
+        ctx.pauses.clear(f"space:{root}")
+        log.info("space is back: downloads resume", output_root=str(root))
+    if reason is None:
+        return None
+    return o.Hold(ctx.now() + diskspace.RECHECK_SECONDS, Reason.NO_SPACE, reason)
