@@ -33,7 +33,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from . import fsinfo
-from .folderwalk import FolderWalk
+from .folderwalk import FolderWalk, WalkLike
 from .incomplete import Decision, Held, IncompleteFiles
 from .stability import StabilityTracker
 
@@ -49,40 +49,17 @@ STATUS_LOCK_WAIT = 0.2
 # --- what the watcher needs from config (the real frozen dataclasses fit) ---------------------
 
 
-class PostActionLike(Protocol):
-    """config.PostAction as seen here."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def path(self) -> Path | None: ...
-
-
-class WatchLike(Protocol):
-    """config.WatchConfig as seen by the watcher."""
+class WatchLike(WalkLike, Protocol):
+    """config.WatchConfig as seen by the watcher (the walk's part comes from folderwalk)."""
 
     @property
     def name(self) -> str: ...
-    @property
-    def input(self) -> Path: ...
-    @property
-    def recursive(self) -> bool: ...
     @property
     def stable_seconds(self) -> float: ...
     @property
     def mode(self) -> str: ...
     @property
     def scan_interval(self) -> float: ...
-    @property
-    def on_success(self) -> PostActionLike: ...
-    @property
-    def on_failure(self) -> PostActionLike: ...
-    @property
-    def include(self) -> tuple[str, ...]: ...
-    @property
-    def exclude(self) -> tuple[str, ...]: ...
-    @property
-    def output_root(self) -> Path: ...
     @property
     def incomplete_timeout(self) -> float: ...
 
