@@ -35,10 +35,11 @@ RUN groupadd --gid 1000 watchd \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY synthesia_watchd ./synthesia_watchd
-# With the console (web) and notification (notify) extras: both stay off until configured.
+# With the console (web), notification (notify) and PostgreSQL ledger (postgres) extras: all
+# stay off until configured.
 # DL3013 reads ".[extras]" as an unpinned registry package; it is this source tree.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[web,notify]" \
+RUN pip install --no-cache-dir ".[web,notify,postgres]" \
     && rm -rf /src
 WORKDIR /
 

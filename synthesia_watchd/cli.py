@@ -36,7 +36,7 @@ from .errors import (
     UsageError,
     WatchdError,
 )
-from .ledger import Event, Job, Ledger, Output
+from .ledger import Event, Job, Ledger, LedgerStore, Output, is_shared, open_ledger
 from .logsetup import configure_logging
 from .names import printable
 from .progress import duration_text as _age
@@ -90,28 +90,31 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     return load_config(path)
 
 
-def _ledger_path(args: argparse.Namespace) -> Path:
-    """The ledger a command means: --ledger, the config's, or the one running daemon's."""
+def _ledger_path(args: argparse.Namespace) -> tuple[Path | str, str | None]:
+    """The ledger a command means: --ledger (a file or a PostgreSQL URL), the config's, or the
+    one running daemon's; with the shared ledger's password when the config names its file."""
     if getattr(args, "ledger", None):
-        return Path(args.ledger)
+        given = str(args.ledger)
+        return (given if is_shared(given) else Path(given)), None
     path = _find_config(getattr(args, "config", None))
     if path is not None:
-        return load_config(path).ledger
+        config = load_config(path)
+        return config.ledger_location, config.ledger_password_text()
     found = runtime.ledger_without_config(default=build_config({}).ledger)
     if not found.running:
         sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
-    return found.ledger
+    return found.ledger, None
 
 
-def _open_ledger(args: argparse.Namespace) -> Ledger:
+def _open_ledger(args: argparse.Namespace) -> LedgerStore:
     """Open an existing ledger; never create one (a typo must not start an empty history)."""
-    path = _ledger_path(args)
-    if not path.exists():
+    location, password = _ledger_path(args)
+    if isinstance(location, Path) and not location.exists():
         raise WatchdError(
-            f"no ledger at {path}: synthesia-watchd has not run with this config yet "
+            f"no ledger at {location}: synthesia-watchd has not run with this config yet "
             "(or -c/--ledger names another one)"
         )
-    return Ledger(path)
+    return open_ledger(location, password=password)
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         os._exit(result.exit_code)
     if args.once:
         # Only what this run did counts: last month's failure must not fail every cron run.
-        with Ledger(config.ledger) as ledger:
+        with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
             touched = [
                 j for j in ledger.list_jobs(limit=1_000_000) if j.state_changed_at >= started
             ]
@@ -236,13 +239,13 @@ def _spending_line(config: Config) -> str:
     """The daily limits and today's use from the config's ledger (never creating it)."""
     from .spending import spending, spending_text
 
-    if not config.ledger.exists():
+    if config.ledger_url is None and not config.ledger.exists():
         return spending_text(spending(config, None, time.time()))
-    with Ledger(config.ledger) as ledger:
+    with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         return spending_text(spending(config, ledger, time.time()))
 
 
-def _daemon_record(ledger: Ledger) -> dict[str, Any] | None:
+def _daemon_record(ledger: LedgerStore) -> dict[str, Any] | None:
     raw = ledger.get_meta("daemon")
     try:
         return json.loads(raw) if raw else None
@@ -255,10 +258,24 @@ def _minutes(duration_s: float | None) -> float | None:
     return None if duration_s is None else round(duration_s / 60, 1)
 
 
-def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
+def _nodes_data(ledger: LedgerStore, now: float) -> dict[str, Any]:
+    """The nodes that share the ledger (heartbeats, claimed jobs), and whether it is shared."""
+    nodes = [
+        {
+            "name": n.name,
+            "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
+            "claimed": n.claimed,
+            "pid": n.pid,
+            "version": n.version,
+        }
+        for n in ledger.nodes(now)
+    ]
+    return {"nodes": nodes, "shared": is_shared(ledger.location)}
+
+
+def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
-    counts = ledger.counts()
     record = _daemon_record(ledger) or {}
     beat_age = now - record["time"] if "time" in record else None
     running = beat_age is not None and beat_age < 60 and not record.get("stopping")
@@ -309,11 +326,12 @@ def status_data(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
         "fs_stuck_seconds": record.get("fs_stuck_seconds") if running else None,
-        "counts": counts,
+        "counts": ledger.counts(),
         "oldest_queued_age_seconds": round(now - oldest, 1) if oldest else None,
         "active": active,
         "needs_attention": attention,
         "failed": unhappy,
+        **_nodes_data(ledger, now),
     }
 
 
@@ -337,6 +355,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+    if data["shared"] or len(data["nodes"]) > 1:
+        for n in data["nodes"]:
+            _print(
+                f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
+                f"{n['claimed']} job(s) claimed"
+            )
     for kind, reason in data["paused"].items():
         _print(f"PAUSED ({kind}): {reason}")
     reads = data.get("reads")
@@ -541,7 +565,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         client = compose.command_client(config)
         if client is None:
             raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
-    with Ledger(config.ledger) as ledger:
+    with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         pipeline = compose.engine(config, ledger, client)
         todo = pipeline.backfill_candidates(watch)
         langs = sum(len(m) for _, m in todo)
@@ -564,6 +588,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from .ledgerguard import backup
 
     with _open_ledger(args) as ledger:
+        if not isinstance(ledger, Ledger):
+            raise WatchdError(
+                f"backup copies a SQLite ledger; {ledger.location} is a PostgreSQL database: "
+                "back it up with pg_dump (or the server's own backups)"
+            )
         dest = backup(ledger, Path(args.dest), folder=args.dest.endswith(os.sep))
     _print(f"ledger backed up to {dest}")
     return ExitStatus.OK

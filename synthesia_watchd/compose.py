@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from .apitypes import UploadCredentials
 from .claims import Claims
 from .config import Config
 from .errors import LedgerError
-from .ledger import Ledger
+from .ledger import LedgerStore
 from .ledgerguard import ID_KEY, open_checked
 from .logsetup import add_secret, get_logger
 from .metrics import Heartbeat, Metrics
@@ -36,6 +35,7 @@ from .readbudget import ReadBudget
 from .retry import RetryPolicy
 from .scheduler import ExecutorFactory, Scheduler, threaded
 from .sdnotify import Notifier
+from .sharedledger import SharedLedgerLock, open_shared
 from .upload import upload_file
 from .watcher import WatchSet
 from .watchrunner import WatchRunner
@@ -81,14 +81,14 @@ def build_client(
     )
 
 
-def read_budget(config: Config, ledger: Ledger, now: Clock) -> ReadBudget:
+def read_budget(config: Config, ledger: LedgerStore, now: Clock) -> ReadBudget:
     """The status endpoint's read budget from ``api.rate_limits.reads``, kept in the ledger."""
     spec = config.rate_limits.get("reads")
     return ReadBudget(
         per_minute=spec.per_minute if spec is not None else None,
         per_day=spec.per_day if spec is not None else None,
         store=ledger,
-        node=socket.gethostname(),
+        node=config.node_name,
         clock=now,
     )
 
@@ -137,8 +137,8 @@ class Parts:
     config: Config
     now: Clock
     stop: threading.Event
-    lock: InstanceLock
-    ledger: Ledger
+    lock: InstanceLock | SharedLedgerLock
+    ledger: LedgerStore
     metrics: Metrics
     notifier: Notifier
     limiter: RateLimiter
@@ -170,9 +170,9 @@ def build(
 ) -> Parts:
     """Every part of one run over ``config``; holds the ledger's instance lock."""
     stop = threading.Event()
-    metrics = Metrics()
+    metrics = Metrics(node=config.node_name)
     lock, ledger = locked_ledger(config, new_ledger=new_ledger, now=now)
-    limiter = RateLimiter.from_rate_limits(config.rate_limits)
+    limiter = shared_limiter(config, ledger)
     reads = read_budget(config, ledger, now)
 
     def make_client(cfg: Config) -> SynthesiaClient | None:
@@ -192,6 +192,7 @@ def build(
     scheduler = Scheduler(
         pipeline, ledger, max_uploads=config.max_uploads, max_downloads=config.max_downloads,
         max_active_jobs=config.max_active_jobs, wake=watchset.wakeup, executor=executor,
+        node=config.node_name, lease_seconds=config.lease_duration,
     )  # fmt: skip
     return Parts(
         config=config,
@@ -216,11 +217,22 @@ def build(
     )
 
 
+def shared_limiter(config: Config, ledger: LedgerStore) -> RateLimiter:
+    """Rate windows kept in the ledger (wall clock): every node together, across restarts."""
+    return RateLimiter.from_rate_limits(
+        config.rate_limits, clock=time.time, shared=ledger, node=config.node_name
+    )
+
+
 def locked_ledger(
     config: Config, *, new_ledger: bool = False, now: Clock = time.time
-) -> tuple[InstanceLock, Ledger]:
-    """The run's ledger, checked at start, with this process's instance lock on it."""
+) -> tuple[InstanceLock | SharedLedgerLock, LedgerStore]:
+    """The run's ledger, checked at start, with this process's instance lock on it (a
+    shared ledger: this node name's lock, see sharedledger)."""
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if config.ledger_url is not None:
+        shared, node_lock = open_shared(config, now)
+        return node_lock, shared
     lock = InstanceLock(config.ledger)
     try:
         return lock, open_checked(config.ledger, new_ledger=new_ledger, now=now)
@@ -231,7 +243,7 @@ def locked_ledger(
 
 def engine(
     config: Config,
-    ledger: Ledger,
+    ledger: LedgerStore,
     client: SynthesiaClient | None,
     *,
     stop: threading.Event | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from .configschema import (
 )
 from .errors import ConfigError, ConfigIssue
 from .hygiene import secret_warnings
+from .ledgersecret import resolve_ledger_password
 from .urls import is_loopback_host
 from .yamlmarks import MAX_CONFIG_BYTES, Doc, KeyPath, dump_block, too_large
 
@@ -155,6 +157,23 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
     #: Send contentMD5 on POST /v2/assets (opt-in; see configschema).
     send_content_md5: bool = False
+    #: A shared PostgreSQL ledger's URL (no password); None: the SQLite file ``ledger``.
+    ledger_url: str | None = None
+    #: That ledger's password when read from a file or credential (else libpq finds it).
+    ledger_password: Secret | None = None
+    #: This host's name in a shared ledger.
+    node_name: str = field(default_factory=socket.gethostname)
+    #: Seconds a claimed job stays this node's without a renewing heartbeat.
+    lease_duration: float = 60.0
+
+    @property
+    def ledger_location(self) -> Path | str:
+        """The ledger as ``open_ledger`` takes it: the PostgreSQL URL, else the SQLite file."""
+        return self.ledger_url or self.ledger
+
+    def ledger_password_text(self) -> str | None:
+        """The shared ledger's password as read from a file or credential (None: libpq's)."""
+        return None if self.ledger_password is None else self.ledger_password.reveal()
 
     def watch(self, name: str) -> WatchConfig:
         """The watch called ``name``; KeyError when there is none."""
@@ -397,6 +416,15 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         limits[cls] = RateLimitSpec(
             *(top.get(f"api.rate_limits.{cls}.{w}", preset[n]) for n, w in enumerate(windows))
         )
+    location = get("ledger")
+    ledger_url = location if isinstance(location, str) else None
+    ledger_password = None
+    if ledger_url is not None:
+        ledger_password, problem = resolve_ledger_password(
+            top.get("ledger_password_file"), ctx.environ
+        )
+        if problem:
+            ctx.error(("ledger_password_file",), problem)
     web_listen = get("web.listen")
     if web_listen and not get("web.token_file"):
         host = web_listen.rsplit(":", 1)[0].strip("[]")
@@ -426,7 +454,11 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         api_key=key,
         api_key_source=key_source,
         state_dir=state_dir,
-        ledger=get("ledger") or state_dir / "ledger.sqlite3",
+        ledger=location if isinstance(location, Path) else state_dir / "ledger.sqlite3",
+        ledger_url=ledger_url,
+        ledger_password=ledger_password,
+        node_name=get("node_name") or socket.gethostname(),
+        lease_duration=get("lease_duration"),
         max_uploads=get("workers.max_uploads"),
         max_active_jobs=get("workers.max_active_jobs"),
         max_downloads=get("workers.max_downloads"),
@@ -571,7 +603,9 @@ def effective_config(cfg: Config) -> dict[str, Any]:
             "api_key_source": cfg.api_key_source,
         },
         "state_dir": str(cfg.state_dir),
-        "ledger": str(cfg.ledger),
+        "ledger": cfg.ledger_url or str(cfg.ledger),
+        "node_name": cfg.node_name,
+        "lease_duration": cfg.lease_duration,
         "workers": {
             "max_uploads": cfg.max_uploads,
             "max_active_jobs": cfg.max_active_jobs,

@@ -345,6 +345,22 @@ def filepath(value: Any, path: KeyPath, ctx: Context) -> Path:
     return ctx.path(text)
 
 
+def ledger_location(value: Any, path: KeyPath, ctx: Context) -> Path | str:
+    """A SQLite file path, or a PostgreSQL URL (``postgresql://user@host:port/db``) kept as is."""
+    text = nonempty_text(value, path, ctx).strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(text)
+        if parts.password:
+            raise Invalid(
+                "the URL carries a password; leave it out and use ledger_password_file, "
+                "PGPASSWORD, ~/.pgpass or a systemd/Docker credential"
+            )
+        if not parts.hostname and "host=" not in parts.query:
+            raise Invalid("a PostgreSQL URL needs a host: postgresql://user@host:5432/dbname")
+        return text
+    return filepath(value, path, ctx)
+
+
 def url(value: Any, path: KeyPath, ctx: Context) -> str:
     text = nonempty_text(value, path, ctx).strip()
     try:

@@ -32,6 +32,7 @@ from .configchecks import (
     integer,
     kind_of,
     language,
+    ledger_location,
     list_of,
     listen_address,
     nonempty_text,
@@ -145,11 +146,24 @@ TOP_KEYS: tuple[_Key, ...] = (
         default_doc="$STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/synthesia-watchd, "
         "else ~/.local/state/synthesia-watchd",
     ),
-    _Key("ledger", "path", None, nullable(filepath)).about(
-        "SQLite job ledger: what was seen, sent, paid for and written. Must be on a local "
-        "disk (SQLite locking is unsafe on NFS/SMB).",
+    _Key("ledger", "path or PostgreSQL URL", None, nullable(ledger_location)).about(
+        "The job ledger: what was seen, sent, paid for and written. A SQLite file on a "
+        "local disk (SQLite locking is unsafe on NFS/SMB), or a PostgreSQL database "
+        "(postgresql://user@host:port/db, libpq URL: sslmode and the other parameters are "
+        "honoured; no password in it) shared by several hosts.",
         "/var/lib/synthesia-watchd/ledger.sqlite3",
         default_doc="<state_dir>/ledger.sqlite3",
+    ),
+    _Key("ledger_password_file", "path", None, nullable(filepath)).about(
+        "File holding the PostgreSQL ledger's password. Without it: "
+        "$CREDENTIALS_DIRECTORY/ledger_password (systemd LoadCredential=), "
+        "/run/secrets/ledger_password (Docker), then libpq's PGPASSWORD and ~/.pgpass.",
+        "/run/secrets/ledger_password",
+    ),
+    _Key("node_name", "string", None, nullable(nonempty_text)).about(
+        "This host's name in a shared ledger (status, metrics). Unique per host.",
+        "nas-office-2",
+        default_doc="the host name",
     ),
     _Key("workers.max_uploads", "integer >= 1", 2, integer(1)).about(
         "Uploads to S3 running at once (each one reads a whole video)."
@@ -223,6 +237,10 @@ TOP_KEYS: tuple[_Key, ...] = (
     ),
     _Key("poll_interval_max", _DURATION_T, 300.0, duration(1)).about(
         "Cap of the gap between two status polls of a job (a dub running long, a spent budget)."
+    ),
+    _Key("lease_duration", _DURATION_T, 60.0, duration(15)).about(
+        "How long a job this node works on stays its own without a heartbeat renewing it. "
+        "In a shared ledger, another node takes over a dead node's jobs once it expires."
     ),
     _Key("metrics.listen", "host:port or null", None, nullable(listen_address)).about(
         "Address of the Prometheus /metrics and /healthz listener; null disables it. An "

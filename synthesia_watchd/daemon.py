@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -202,11 +201,21 @@ class Daemon:
         name); due times are reset so resumed work starts at once.
         """
         for job in self.ledger.list_jobs(states=(JobState.DOWNLOADING,), limit=1_000_000):
+            if self._held_elsewhere(job):
+                continue  # another node of a shared ledger is downloading it right now
             if any(o.state is OutputState.PENDING for o in self.ledger.outputs(job.id)):
                 outputs.remove_temp_files(
                     output_root(job), Path(job.output_dir), Path(job.source_path).stem
                 )
         self.resume_now()
+
+    def _held_elsewhere(self, job: Job) -> bool:
+        """Whether another node holds a live lease on the job (a shared ledger)."""
+        return (
+            job.lease_node is not None
+            and job.lease_node != self.config.node_name
+            and (job.lease_until or 0.0) >= self.now()
+        )
 
     def resume_now(self) -> None:
         """Make every active job due at once (after a restart, or when a pause lifts).
@@ -215,6 +224,8 @@ class Daemon:
         """
         now = self.now()
         for job in self.ledger.list_jobs(states=ACTIVE, limit=1_000_000):
+            if self._held_elsewhere(job):
+                continue
             if job.next_attempt_at > now and job.state is not JobState.DUBBING:
                 with contextlib.suppress(WatchdError):
                     lifecycle.wait(self.ledger, job, now)
@@ -273,7 +284,8 @@ class Daemon:
             "started",
             version=__version__,
             watches=[w.name for w in self.config.watches],
-            ledger=str(self.config.ledger),
+            ledger=self.ledger.location,
+            node=self.config.node_name,
             pid=os.getpid(),
         )
         figures = spending(self.config, self.ledger, self.now())
@@ -467,7 +479,7 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     sleep = self.loop_once()
-                except (WatchdError, sqlite3.Error, OSError) as exc:
+                except (WatchdError, OSError) as exc:
                     # The one loop boundary: a busy ledger or a full disk must not kill the
                     # daemon; the ledger is consistent, so log, wait a moment, carry on.
                     log.exception("main loop error; retrying", error=str(exc))
@@ -519,7 +531,7 @@ class Daemon:
     def poll_notifications_once(self) -> None:
         """Queue what finished since the last pass (at shutdown: the last jobs' messages)."""
         if self.notifications is not None:
-            with contextlib.suppress(WatchdError, sqlite3.Error):
+            with contextlib.suppress(WatchdError):
                 self.notifications.poll_ledger(self.ledger)
 
     # --- health and status -------------------------------------------------------------------
@@ -535,12 +547,19 @@ class Daemon:
             parts.append("PAUSED: " + "; ".join(paused.values()))
         return ", ".join(parts)
 
+    def renew_leases(self) -> None:
+        """Keep the jobs this node works on its own, and say the node is alive."""
+        now, node = self.now(), self.config.node_name
+        self.ledger.renew(node, self.scheduler.running_ids(), now + self.config.lease_duration)
+        self.ledger.beat(node, now, pid=os.getpid(), version=__version__)
+
     def beat(self, *, force: bool = False, stopping: bool = False) -> None:
         """Heartbeat file, systemd STATUS/WATCHDOG, metrics and the status record."""
         mono = time.monotonic()
         if not force and mono - self._last_beat < HEARTBEAT_SECONDS:
             return
         self._last_beat = mono
+        self.renew_leases()
         self.reads.flush()
         counts = self.ledger.counts()
         self.metrics.set_job_counts(counts)

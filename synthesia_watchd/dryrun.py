@@ -21,7 +21,7 @@ from .engine import decide
 from .errors import ContentError, LedgerError
 from .folderwalk import FolderWalk
 from .jobspec import job_settings, output_kinds
-from .ledger import Ledger
+from .ledger import LedgerStore, open_ledger
 from .names import printable
 from .states import JobState
 
@@ -58,7 +58,7 @@ def discover(watch: WatchConfig) -> Iterable[Path]:
 
 
 def plan_file(
-    watch: WatchConfig, path: Path, ledger: Ledger | None, now: float, *, settled: bool = False
+    watch: WatchConfig, path: Path, ledger: LedgerStore | None, now: float, *, settled: bool = False
 ) -> PlanItem:
     """Decide what a run would do with one file (``settled``: named by the operator, as `dub`)."""
     st = path.stat()
@@ -101,7 +101,7 @@ def plan_file(
 
 
 def _paid_already(
-    watch: WatchConfig, path: Path, mtime_ns: int, ledger: Ledger | None
+    watch: WatchConfig, path: Path, mtime_ns: int, ledger: LedgerStore | None
 ) -> str | None:
     """Why the run would settle this file with no charge (the engine's own decision: identical
     earlier outputs with the same kinds, or every output already on disk), else None."""
@@ -124,9 +124,9 @@ def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) ->
     """Print the plan for every watch (or the given files); returns an exit code."""
     now = time.time()
     ledger = None
-    if config.ledger.exists():
+    if config.ledger_url is not None or config.ledger.exists():
         try:
-            ledger = Ledger(config.ledger)
+            ledger = open_ledger(config.ledger_location, password=config.ledger_password_text())
         except LedgerError as exc:
             sys.stderr.write(f"ledger not consulted: {exc}\n")
     items: list[PlanItem] = []

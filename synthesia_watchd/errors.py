@@ -55,6 +55,19 @@ class StaleTransition(LedgerError):
     """Raised when a compare-and-set transition finds the job in another state than expected."""
 
 
+class DuplicateJob(LedgerError):
+    """Raised when the same content at the same path already has an active job (another
+    node, or another worker, recorded it first): one job per file, never two payments."""
+
+    def __init__(self, message: str, existing_id: int) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class DuplicateKey(LedgerError):
+    """Raised by a backend when an insert hits a unique constraint."""
+
+
 # --- files -------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .control import CONTROL_KEY, DRAIN, PAUSE, Control, Hold
 from .errors import WatchdError
-from .ledger import Ledger
+from .ledger import LedgerStore
 
 Clock = Callable[[], float]
 
@@ -21,17 +21,17 @@ class NotAllowed(WatchdError):
     """Raised when an operation does not apply to the job as it stands (the message says why)."""
 
 
-def read_control(ledger: Ledger) -> Control:
+def read_control(ledger: LedgerStore) -> Control:
     """The operator holds as stored in the ledger."""
     return Control.from_json(ledger.get_meta(CONTROL_KEY))
 
 
-def _write(ledger: Ledger, control: Control) -> None:
+def _write(ledger: LedgerStore, control: Control) -> None:
     ledger.set_meta(CONTROL_KEY, control.to_json())
 
 
 def pause(
-    ledger: Ledger,
+    ledger: LedgerStore,
     *,
     watch: str | None = None,
     drain: bool = False,
@@ -58,7 +58,7 @@ def pause(
     return f"{'all watches' if watch is None else f'watch {watch}'}: {what}"
 
 
-def resume(ledger: Ledger, *, watch: str | None = None) -> str:
+def resume(ledger: LedgerStore, *, watch: str | None = None) -> str:
     """Lift the hold (globally: the global one; for a watch: that watch's own)."""
     control = read_control(ledger)
     if watch is None:
@@ -76,12 +76,12 @@ def resume(ledger: Ledger, *, watch: str | None = None) -> str:
     return f"watch {watch}: resumed"
 
 
-def drain(ledger: Ledger, *, watch: str | None = None, now: Clock = time.time) -> str:
+def drain(ledger: LedgerStore, *, watch: str | None = None, now: Clock = time.time) -> str:
     """``pause(drain=True)``: finish what was started, start nothing new."""
     return pause(ledger, watch=watch, drain=True, now=now)
 
 
-def holds_data(ledger: Ledger) -> dict[str, Any]:
+def holds_data(ledger: LedgerStore) -> dict[str, Any]:
     """The holds as plain data (``status --json``, the page, the API)."""
     control = read_control(ledger)
     return {

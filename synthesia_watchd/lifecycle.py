@@ -16,7 +16,7 @@ from typing import Any
 from . import operatorops
 from .errors import StaleTransition
 from .holds import NotAllowed, drain, holds_data, pause, read_control, resume
-from .ledger import Job, Ledger
+from .ledger import Job, Lease, LedgerStore
 from .logsetup import get_logger
 from .operatorops import NeedsConfirmation, can_cancel, cancel, poll_again, resubmit, retry
 from .reasons import Reason
@@ -55,7 +55,7 @@ _WARN = (JobState.FAILED, JobState.NEEDS_ATTENTION, JobState.PARTIAL)
 
 
 def move(
-    ledger: Ledger,
+    ledger: LedgerStore,
     job_id: int,
     expected: JobState,
     new: JobState,
@@ -73,12 +73,12 @@ def move(
     return job
 
 
-def count(ledger: Ledger, job: Job, code: Reason) -> int:
+def count(ledger: LedgerStore, job: Job, code: Reason) -> int:
     """How often the job's history holds a step of one kind (each cap counts its own)."""
     return ledger.count_reasons(job.id, [code.value])
 
 
-def hold(ledger: Ledger, job: Job, until: float, code: Reason, message: str) -> None:
+def hold(ledger: LedgerStore, job: Job, until: float, code: Reason, message: str) -> None:
     """Wait until ``until`` without using a retry (rate limit, key, space, budget, mount)."""
     with contextlib.suppress(StaleTransition):
         ledger.update(
@@ -90,12 +90,12 @@ def hold(ledger: Ledger, job: Job, until: float, code: Reason, message: str) -> 
         )
 
 
-def wait(ledger: Ledger, job: Job, until: float) -> None:
+def wait(ledger: LedgerStore, job: Job, until: float) -> None:
     """Come back at ``until``, nothing wrong (a slot, a twin, Synthesia still working)."""
     ledger.update(job.id, expected=job.state, next_attempt_at=until)
 
 
-def retry_later(ledger: Ledger, job: Job, until: float, code: Reason, message: str) -> None:
+def retry_later(ledger: LedgerStore, job: Job, until: float, code: Reason, message: str) -> None:
     """Try the step again at ``until``, counting one attempt (and a ``code`` event)."""
     with contextlib.suppress(StaleTransition):
         ledger.update(
@@ -109,7 +109,9 @@ def retry_later(ledger: Ledger, job: Job, until: float, code: Reason, message: s
         )
 
 
-def fail(ledger: Ledger, job: Job, code: Reason, message: str, context: str | None = None) -> Job:
+def fail(
+    ledger: LedgerStore, job: Job, code: Reason, message: str, context: str | None = None
+) -> Job:
     """The job ends failed with its reason (the on_failure post-action is the engine's)."""
     return move(
         ledger,
@@ -124,7 +126,7 @@ def fail(ledger: Ledger, job: Job, code: Reason, message: str, context: str | No
 
 
 def needs_attention(
-    ledger: Ledger, job: Job, code: Reason, message: str, context: str | None = None
+    ledger: LedgerStore, job: Job, code: Reason, message: str, context: str | None = None
 ) -> Job:
     """The job waits for a person; ``context`` tells them what to do."""
     return move(
@@ -139,7 +141,7 @@ def needs_attention(
     )
 
 
-def fresh_asset(ledger: Ledger, job: Job, message: str, now: float) -> Job | None:
+def fresh_asset(ledger: LedgerStore, job: Job, message: str, now: float) -> Job | None:
     """Start the upload over with a new asset (credentials expired); counted against
     MAX_FRESH_ASSETS, after which the job fails (returns None then)."""
     if count(ledger, job, Reason.FRESH_ASSET) + 1 >= MAX_FRESH_ASSETS:
@@ -162,7 +164,7 @@ def fresh_asset(ledger: Ledger, job: Job, message: str, now: float) -> Job | Non
     )
 
 
-def internal_error(ledger: Ledger, job: Job, until: float, message: str) -> bool:
+def internal_error(ledger: LedgerStore, job: Job, until: float, message: str) -> bool:
     """Retry after a bug or an odd error, at most MAX_INTERNAL_ERRORS times; returns whether
     the job failed instead."""
     if count(ledger, job, Reason.INTERNAL_ERROR) + 1 >= MAX_INTERNAL_ERRORS:
@@ -172,7 +174,7 @@ def internal_error(ledger: Ledger, job: Job, until: float, message: str) -> bool
     return False
 
 
-def vanished(ledger: Ledger, job: Job, *, during: str = "") -> Job:
+def vanished(ledger: LedgerStore, job: Job, *, during: str = "") -> Job:
     """The source disappeared before it was uploaded: cancelled, and back by itself if the
     same file returns (``source_back``)."""
     return move(
@@ -186,7 +188,7 @@ def vanished(ledger: Ledger, job: Job, *, during: str = "") -> Job:
     )
 
 
-def resubmit_automatically(ledger: Ledger, job: Job, now: float) -> None:
+def resubmit_automatically(ledger: LedgerStore, job: Job, now: float) -> None:
     """``on_ambiguous_submit: retry``: send the submit again (Synthesia may charge twice)."""
     ledger.update(
         job.id,
@@ -198,18 +200,21 @@ def resubmit_automatically(ledger: Ledger, job: Job, now: float) -> None:
     )
 
 
-def submit_sending(ledger: Ledger, job: Job, now: float) -> None:
+def submit_sending(ledger: LedgerStore, job: Job, now: float, *, node: str | None = None) -> None:
     """The durable marker right before POST /v2/dubbing goes out: if we die before the
-    project id is recorded, the submit is known to be ambiguous."""
-    ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=now)
+    project id is recorded, the submit is known to be ambiguous. Under the job's lease
+    (``node``): a node that stalled past it (another node took the job over) gets
+    StaleTransition here and sends nothing."""
+    lease = Lease(node, 0.0) if node is not None and job.lease_node else None
+    ledger.update(job.id, expected=JobState.UPLOADED, lease=lease, submit_started_at=now)
 
 
-def submit_refused(ledger: Ledger, job: Job) -> None:
+def submit_refused(ledger: LedgerStore, job: Job) -> None:
     """The server answered that it did not act (429, 5xx, 4xx) or was never reached."""
     ledger.update(job.id, expected=JobState.UPLOADED, submit_started_at=None)
 
 
-def orphan_project(ledger: Ledger, job: Job, project_id: str) -> None:
+def orphan_project(ledger: LedgerStore, job: Job, project_id: str) -> None:
     """Keep the id of a project started for a job that moved on meanwhile (`retry` polls it)."""
     ledger.update(
         job.id,
@@ -222,7 +227,7 @@ def orphan_project(ledger: Ledger, job: Job, project_id: str) -> None:
     )
 
 
-def detected(ledger: Ledger, job: Job, language: str) -> None:
+def detected(ledger: LedgerStore, job: Job, language: str) -> None:
     """Record the language Synthesia detected for a ``source_language: auto`` job."""
     ledger.update(
         job.id,
@@ -237,7 +242,7 @@ def came_back(job: Job) -> bool:
     return job.state is JobState.CANCELLED and job.reason_code == Reason.VANISHED.value
 
 
-def source_back(ledger: Ledger, job: Job, now: float) -> Job:
+def source_back(ledger: LedgerStore, job: Job, now: float) -> Job:
     """A vanished source is back unchanged: its job is queued again."""
     return move(
         ledger,
@@ -250,7 +255,7 @@ def source_back(ledger: Ledger, job: Job, now: float) -> Job:
     )
 
 
-def settled(ledger: Ledger, job: Job, code: Reason, why: str) -> Job:
+def settled(ledger: LedgerStore, job: Job, code: Reason, why: str) -> Job:
     """Done without an API call (``REUSED`` earlier outputs or ``ADOPTED`` files on disk)."""
     return move(ledger, job.id, JobState.QUEUED, JobState.DONE, why=why, code=code)
 

@@ -36,7 +36,7 @@ PREFIX = "synthesia_watchd"
 class Metrics:
     """Every metric the daemon exports, on a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs_by_state = Gauge(
@@ -76,9 +76,22 @@ class Metrics:
             "Unix time of the main loop's last heartbeat.",
             registry=r,
         )
+        self.node_info = Gauge(
+            f"{PREFIX}_node_info",
+            "1, labelled with this daemon's node name (joins the other series to the node).",
+            ["node"],
+            registry=r,
+        )
+        if node is not None:
+            self.set_node(node)
         # Every state exported from the start, so dashboards see 0 rather than no data.
         for state in JobState:
             self.jobs_by_state.labels(state=state.value).set(0)
+
+    def set_node(self, name: str) -> None:
+        """Name the node these metrics come from (several hosts on one shared ledger)."""
+        self.node_info.clear()
+        self.node_info.labels(node=name).set(1)
 
     def observe_api(self, operation: str, status: int | None) -> None:
         """Count one API answer; ``status`` None means no answer (timeout, reset)."""

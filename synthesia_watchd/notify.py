@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from .config import Config
 from .errors import ConfigError, ConfigIssue
-from .ledger import Ledger
+from .ledger import LedgerStore
 from .logsetup import Redactor, get_logger
 from .states import JobState
 
@@ -260,7 +260,7 @@ class Notifications:
 
     # --- sources -------------------------------------------------------------------------------
 
-    def poll_ledger(self, ledger: Ledger) -> None:
+    def poll_ledger(self, ledger: LedgerStore) -> None:
         """Queue a message for each job that reached done/partial/failed/needs_attention."""
         if self._cursor is None:
             stored = ledger.get_meta(CURSOR_KEY)

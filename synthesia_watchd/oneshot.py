@@ -131,9 +131,9 @@ def dub(args: argparse.Namespace) -> int:
     if bar:
         sys.stderr.write("\n")
     ok = True
-    from .ledger import Ledger
+    from .ledger import open_ledger
 
-    with Ledger(config.ledger) as ledger:
+    with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         for jid in job_ids:
             job = ledger.get(jid)
             ok &= job.state is JobState.DONE

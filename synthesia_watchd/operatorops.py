@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from .holds import NotAllowed
-from .ledger import Job, Ledger, Output
+from .ledger import Job, LedgerStore, Output
 from .reasons import Reason
 from .restore import bring_back
 from .states import ACTIVE, TERMINAL, JobState, OutputState
@@ -30,7 +30,7 @@ def project_failed(job: Job) -> bool:
 
 
 def retry(
-    ledger: Ledger,
+    ledger: LedgerStore,
     job: Job,
     *,
     resubmit: bool = False,
@@ -67,7 +67,7 @@ def retry(
 
 
 def _start_again(
-    ledger: Ledger, job: Job, refused: list[Output], *, resubmit: bool, fresh: bool, t: float
+    ledger: LedgerStore, job: Job, refused: list[Output], *, resubmit: bool, fresh: bool, t: float
 ) -> str:
     """Retry of a stopped job: poll what was paid for, resubmit if confirmed, else start over."""
     if job.project_id and not project_failed(job) and not fresh:
@@ -107,7 +107,7 @@ def _start_again(
     return f"job #{job.id}: queued again{moved_back}"
 
 
-def poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str, t: float) -> str:
+def poll_again(ledger: LedgerStore, job: Job, reopen: list[Output], why: str, t: float) -> str:
     """Back to polling the job's existing project (no new charge); ``reopen`` outputs are
     fetched again."""
     for o in reopen:
@@ -124,12 +124,12 @@ def poll_again(ledger: Ledger, job: Job, reopen: list[Output], why: str, t: floa
     return f"job #{job.id}: polling project {job.project_id} again (no new charge)"
 
 
-def resubmit(ledger: Ledger, job: Job, *, now: Clock = time.time) -> str:
+def resubmit(ledger: LedgerStore, job: Job, *, now: Clock = time.time) -> str:
     """Retry a job whose submit was ambiguous, accepting that Synthesia may charge twice."""
     return retry(ledger, job, resubmit=True, now=now)
 
 
-def _retry_failed_languages(ledger: Ledger, job: Job) -> str:
+def _retry_failed_languages(ledger: LedgerStore, job: Job) -> str:
     outputs = ledger.outputs(job.id)
     failed = sorted({o.language for o in outputs if o.state is OutputState.FAILED})
     new = ledger.add_job(
@@ -155,7 +155,7 @@ def can_cancel(job: Job) -> bool:
     return job.state not in TERMINAL or job.state is JobState.NEEDS_ATTENTION
 
 
-def cancel(ledger: Ledger, job: Job) -> str:
+def cancel(ledger: LedgerStore, job: Job) -> str:
     """Stop a job for good; Synthesia keeps any project it already started."""
     if not can_cancel(job):
         raise NotAllowed(f"job #{job.id} is already {job.state.value}")

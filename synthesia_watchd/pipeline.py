@@ -30,8 +30,8 @@ from .engine.outcome import Outcome
 from .engine.poll import PROJECT_FAILED
 from .engine.postactions import after_done
 from .engine.settings import JobSettings
-from .errors import ShutdownRequested, StaleTransition
-from .ledger import Job, Ledger
+from .errors import DuplicateJob, ShutdownRequested, StaleTransition
+from .ledger import Job, LedgerStore
 from .logsetup import get_logger, job_context
 from .pollplan import Poller
 from .progress import Progress
@@ -74,7 +74,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         config: Config,
         client: SynthesiaClient | None,
         uploader: Uploader | None,
@@ -164,7 +164,10 @@ class Pipeline:
     ) -> Job | None:
         """Record a stable file as a job, or recognise it as already known (engine.intake).
         ``incomplete``: the watcher gave up waiting for this file to become whole."""
-        return intake.intake(self.ctx, watch, path, size, mtime_ns, incomplete=incomplete)
+        try:
+            return intake.intake(self.ctx, watch, path, size, mtime_ns, incomplete=incomplete)
+        except DuplicateJob:
+            return None  # another node (or worker) recorded this very file first
 
     def source_vanished(self, watch: str, path: Path) -> list[int]:
         """Cancel jobs that have not uploaded yet whose source file disappeared."""

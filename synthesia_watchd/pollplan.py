@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from .errors import StaleTransition
 from .estimate import Prediction, predict
-from .ledger import Job, Ledger
+from .ledger import Job, LedgerStore
 from .readbudget import RESERVE_PER_JOB, ReadBudget
 from .states import JobState
 
@@ -84,7 +84,7 @@ class Poller:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerStore,
         budget: ReadBudget | None = None,
         *,
         now: Callable[[], float],

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .estimate import expected_dub_seconds
-from .ledger import Job, Ledger
+from .ledger import Job, LedgerStore
 from .logsetup import get_logger
 from .states import JobState
 
@@ -125,7 +125,7 @@ class Transfer:
         return rate_text(self.done, self.clock() - self.started)
 
 
-def dubbing_figures(ledger: Ledger, job: Job, now: float) -> dict[str, Any]:
+def dubbing_figures(ledger: LedgerStore, job: Job, now: float) -> dict[str, Any]:
     """Time dubbing so far and the expected total from earlier dubs of similar length."""
     elapsed = max(0.0, now - job.state_changed_at)
     expected = expected_dub_seconds(ledger.dub_history(), job.duration_s)
@@ -142,7 +142,7 @@ class Progress:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerStore,
         metrics: Any = None,
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
@@ -191,7 +191,7 @@ class Progress:
 # --- what `status` shows ----------------------------------------------------------------------
 
 
-def error_is_current(ledger: Ledger, job: Job) -> bool:
+def error_is_current(ledger: LedgerStore, job: Job) -> bool:
     """Whether the job's last error still holds: it is retrying (attempts) and nothing moved
     it on since (its newest event is the in-state retry, not a transition). An old 403 from
     before the job got past that step would only mislead."""
@@ -202,7 +202,7 @@ def error_is_current(ledger: Ledger, job: Job) -> bool:
 
 
 def job_progress(
-    ledger: Ledger, job: Job, live: dict[str, Any] | None, now: float
+    ledger: LedgerStore, job: Job, live: dict[str, Any] | None, now: float
 ) -> dict[str, Any] | None:
     """What an active job is doing: the daemon's latest figures for its current step, or
     for a dub (no daemon needed) the time so far and the estimate from earlier dubs."""

@@ -12,18 +12,24 @@ limited API from other threads would only extend the penalty.
 
 The core (``reserve``) is pure over an injected clock; threading appears only in ``acquire``,
 which blocks on a stop event so a shutdown never waits for a window to open.
+
+With ``shared`` (the ledger), the windows and the 429 gate live in the database instead: every
+node sharing the ledger counts against the same windows, and a restart remembers the hour and
+day. The clock is then wall time. While the ledger cannot be reached nothing is sent: a request
+without its durable record would escape the shared count.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .errors import ShutdownRequested
+from .errors import LedgerError, ShutdownRequested
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -59,6 +65,26 @@ DOCUMENTED_WINDOWS: dict[int, float] = {
     **dict.fromkeys((1000, 2000, 3000, 20_000, 40_000, 80_000), DAY),
 }
 
+#: Longest wait between attempts to reach an unreachable shared ledger.
+LEDGER_RETRY_MAX = 30.0
+
+
+class SharedWindows(Protocol):
+    """Request windows and the 429 gate kept where every node sees them (the ledger)."""
+
+    def reserve_request(
+        self,
+        limit_class: str,
+        endpoint: str,
+        now: float,
+        windows: Sequence[tuple[int, float]],
+        *,
+        node: str | None = None,
+        margin: float = 0.0,
+    ) -> float: ...
+    def hold_requests_until(self, until: float) -> None: ...
+
+
 _CONFIG_CLASSES = {"writes": WRITE, "reads": READ}
 _CONFIG_WINDOWS = {"per_minute": MINUTE, "per_hour": HOUR, "per_day": DAY}
 
@@ -85,6 +111,8 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         margin: float = 0.05,
+        shared: SharedWindows | None = None,
+        node: str | None = None,
     ) -> None:
         if margin < 0:
             raise ValueError("margin must be >= 0")
@@ -94,6 +122,8 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._logs: dict[tuple[str, str], list[float]] = {}
         self._gate = float("-inf")
+        self._shared = shared
+        self._node = node
 
     def __repr__(self) -> str:
         return f"RateLimiter(classes={self._classes!r}, margin={self._margin})"
@@ -134,6 +164,32 @@ class RateLimiter:
             windows = self._classes[limit_class]
         except KeyError:
             raise ValueError(f"unknown limit class {limit_class!r}") from None
+        if self._shared is not None:
+            current = self._clock() if now is None else now
+            with self._lock:
+                held = self._gate - current
+            if held > 0:  # this node's own 429 hold: ask nothing, record nothing
+                return held
+            shared = self._shared.reserve_request(
+                limit_class,
+                endpoint,
+                current,
+                [(w.limit, w.seconds) for w in windows],
+                node=self._node,
+                margin=self._margin,
+            )
+            with self._lock:
+                # A 429 may have arrived while the ledger was asked: it wins (the recorded
+                # request only over-counts by one, the safe side).
+                held = self._gate - self._clock()
+                if shared <= 0 and held > 0:
+                    return held
+                if shared <= 0 and windows:
+                    # This node's own view for usage() (the windows themselves are shared).
+                    log = self._logs.setdefault((limit_class, endpoint), [])
+                    del log[: bisect.bisect_right(log, current - max(w.seconds for w in windows))]
+                    bisect.insort(log, current)
+            return max(shared, 0.0)
         with self._lock:
             current = self._clock() if now is None else now
             wait = max(0.0, self._gate - current)
@@ -163,10 +219,17 @@ class RateLimiter:
         """
         event = stop if stop is not None else threading.Event()
         waited = 0.0
+        unreachable = 0
         while True:
             if event.is_set():
                 raise ShutdownRequested("stopping while waiting for the rate limiter")
-            wait = self.reserve(limit_class, endpoint)
+            try:
+                wait = self.reserve(limit_class, endpoint)
+                unreachable = 0
+            except LedgerError:
+                # No durable record, no request: wait for the ledger, backing off.
+                unreachable += 1
+                wait = min(2.0 ** (unreachable - 1), LEDGER_RETRY_MAX)
             if wait <= 0:
                 return waited
             if event.wait(wait):
@@ -191,9 +254,13 @@ class RateLimiter:
         return self._clock()
 
     def block_until(self, until: float) -> None:
-        """Hold every request of every class until ``until`` (clock time); never shortens."""
+        """Hold every request of every class until ``until`` (clock time); never shortens.
+        With a shared ledger every node is held (best effort: the local hold stands anyway)."""
         with self._lock:
             self._gate = max(self._gate, until)
+        if self._shared is not None:
+            with contextlib.suppress(LedgerError):
+                self._shared.hold_requests_until(until)
 
     def blocked_for(self, now: float | None = None) -> float:
         """Seconds the shared 429 gate still holds (0.0 when open)."""

@@ -8,6 +8,7 @@ is only a row with a time in it, so a thousand dubbing projects hold no thread.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -15,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
 from .control import Gate
-from .errors import ShutdownRequested
-from .ledger import Ledger
+from .errors import ShutdownRequested, WatchdError
+from .ledger import LedgerStore
 from .logsetup import get_logger
 from .pipeline import SLOT_STATES, Pipeline
 from .states import ACTIVE, JobState
@@ -89,16 +90,22 @@ class Scheduler:
     def __init__(
         self,
         pipeline: Pipeline,
-        ledger: Ledger,
+        ledger: LedgerStore,
         *,
         max_uploads: int,
         max_downloads: int,
         max_active_jobs: int,
         wake: threading.Event | None = None,
         executor: ExecutorFactory = threaded,
+        node: str = "local",
+        lease_seconds: float = 60.0,
     ) -> None:
         self.pipeline = pipeline
         self.ledger = ledger
+        #: Jobs are claimed for this node with a lease (a shared ledger's other nodes skip
+        #: them until it expires); a finished step gives its job's lease back.
+        self.node = node
+        self.lease_seconds = lease_seconds
         self.limits = {
             "upload": max_uploads,
             "submit": SUBMIT_THREADS,
@@ -140,6 +147,8 @@ class Scheduler:
     def _done(self, job_id: int, fut: Future[None]) -> None:
         with self._lock:
             self._running.pop(job_id, None)
+        with contextlib.suppress(WatchdError):  # unreachable ledger: the lease just expires
+            self.ledger.release(self.node, [job_id])
         exc = fut.exception() if not fut.cancelled() else None
         if exc is not None and not isinstance(exc, ShutdownRequested):
             log.error("stage crashed", job_id=job_id, error=repr(exc))
@@ -193,10 +202,11 @@ class Scheduler:
         gate = self.gate
         if free_upload > 0:
             # Resumed uploads first (their asset exists), then new work.
-            jobs = self._due((JobState.ASSET_CREATED,), now, free_upload, running)
-            jobs += self._due((JobState.QUEUED,), now, max(n - len(jobs), 0), running)
+            jobs = self._due((JobState.ASSET_CREATED,), now, free_upload, running, claim=True)
+            jobs += self._due((JobState.QUEUED,), now, max(n - len(jobs), 0), running, claim=True)
             for job in jobs[:free_upload]:
                 started += self._start("upload", job.id)
+            self.ledger.release(self.node, [j.id for j in jobs[free_upload:]])
         for pool in ("submit", "poll", "download"):
             free = self.limits[pool] - self.running_in(pool)
             if pool == "submit":
@@ -207,7 +217,7 @@ class Scheduler:
                 free = min(free, slots - self.running_in(pool))
             if free > 0:
                 states = tuple(s for s, p in _POOL_OF.items() if p == pool)
-                for job in self._due(states, now, free, running, gate):
+                for job in self._due(states, now, free, running, gate, claim=True):
                     started += self._start(pool, job.id)
         return started
 
@@ -218,8 +228,11 @@ class Scheduler:
         limit: int,
         running: set[int],
         gate: Gate | None = None,
+        *,
+        claim: bool = False,
     ) -> list[Any]:
-        """Due jobs of ``states`` that the gate lets take their next step."""
+        """Due jobs of ``states`` that the gate lets take their next step; with ``claim``,
+        leased to this node (a shared ledger's other nodes skip them)."""
         gate = gate or self.gate
         if JobState.QUEUED in states:
             held_all, held = gate.all_new, gate.new
@@ -229,6 +242,11 @@ class Scheduler:
             held_all, held = False, frozenset()
         if held_all or limit <= 0:
             return []
+        if claim:
+            until = now + self.lease_seconds
+            return self.ledger.claim(
+                states, now, self.node, until, limit, running, exclude_watches=held
+            )
         return self.ledger.due(states, now, limit, running, exclude_watches=held)
 
     def runnable(self) -> bool:

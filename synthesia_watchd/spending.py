@@ -11,10 +11,10 @@ from typing import Any
 
 from .config import Config
 from .jobspec import local_midnight
-from .ledger import Ledger
+from .ledger import LedgerStore
 
 
-def spending(config: Config, ledger: Ledger | None, now: float) -> dict[str, Any]:
+def spending(config: Config, ledger: LedgerStore | None, now: float) -> dict[str, Any]:
     """The limits and today's submits (jobs and source bytes; zero without a ledger)."""
     jobs, nbytes = ledger.usage_since(local_midnight(now)) if ledger is not None else (0, 0)
     return {

@@ -8,7 +8,14 @@ import pytest
 
 from synthesia_watchd.logsetup import clear_secrets, reset_logging
 
-pytest_plugins = ["simfixtures", "e2efixtures", "enginefixtures", "consolefixtures"]
+pytest_plugins = [
+    "simfixtures",
+    "e2efixtures",
+    "enginefixtures",
+    "consolefixtures",
+    "pgcluster",
+    "ledgerbackends",
+]
 
 
 @pytest.fixture(autouse=True)

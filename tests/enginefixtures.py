@@ -21,7 +21,7 @@ from synthesia_watchd import compose
 from synthesia_watchd.config import Config, build_config
 from synthesia_watchd.daemon import Daemon, RunResult
 from synthesia_watchd.dryrun import discover
-from synthesia_watchd.ledger import Job, Ledger, Output
+from synthesia_watchd.ledger import Job, Ledger, LedgerStore, Output, open_ledger
 from synthesia_watchd.media import sample_video
 from synthesia_watchd.scheduler import inline
 from synthesia_watchd.simulator import Recorded, Simulator
@@ -89,6 +89,7 @@ class Engine:
         self.settings: dict[str, Any] = {}
         self.environ: dict[str, str] = {"SYNTHESIA_API_KEY": sim.api_key}
         self.last: RunResult | None = None
+        self.shared: tuple[str, str] | None = None
 
     # --- config and runs ---------------------------------------------------------------------
 
@@ -212,8 +213,17 @@ class Engine:
         (GET /v2/videos): what "nothing was sent again" is about."""
         return [r for r in self.sim.requests if r.endpoint != "GET /v2/videos"]
 
-    def ledger(self) -> Ledger:
+    def use_shared_ledger(self, url: str, password: str) -> None:
+        """Run on a PostgreSQL ledger (the password in a file, as ledger_password_file)."""
+        secret = self.base / "ledger_password"
+        secret.write_text(password + "\n")
+        self.settings.update({"ledger": url, "ledger_password_file": str(secret)})
+        self.shared = (url, password)
+
+    def ledger(self) -> LedgerStore:
         """The ledger (use as a context manager); fine to open while no daemon runs."""
+        if self.shared is not None:
+            return open_ledger(self.shared[0], password=self.shared[1])
         return Ledger(self.ledger_path)
 
     def jobs(self) -> list[Job]:

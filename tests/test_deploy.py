@@ -207,7 +207,7 @@ def test_dockerfile_essentials() -> None:
     assert by["STOPSIGNAL"] == ["SIGTERM"]
     health = by["HEALTHCHECK"][-1]
     assert json.loads(health.split("CMD", 1)[1]) == ["synthesia-watchd", "health"]
-    assert any('pip install --no-cache-dir ".[web,notify]"' in r for r in by["RUN"])
+    assert any('pip install --no-cache-dir ".[web,notify,postgres]"' in r for r in by["RUN"])
     env = " ".join(by["ENV"])
     for setting in ("PYTHONUNBUFFERED=1", "STATE_DIRECTORY=/data"):
         assert setting in env
@@ -436,3 +436,28 @@ def test_entrypoint_shellcheck() -> None:
         check=False,
     )
     assert (proc.returncode, proc.stdout) == (0, "")
+
+
+MULTIHOST = ROOT / "docker-compose.multihost.example.yml"
+
+
+def test_multihost_compose_example() -> None:
+    """The multi-host example: PostgreSQL and two nodes with their own names, one password
+    secret read by both sides, the same share paths, no password in any environment."""
+    doc = yaml.safe_load(MULTIHOST.read_text())
+    services = doc["services"]
+    pg = services["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/ledger_password"
+    nodes = [s for name, s in services.items() if name.startswith("node-")]
+    assert len(nodes) == 2
+    assert len({n["hostname"] for n in nodes}) == 2
+    for node in nodes:
+        assert node["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert set(node["secrets"]) == {"synthesia_api_key", "ledger_password"}
+        assert not any("PASSWORD" in k for k in node.get("environment", {}))
+        shares = sorted(v for v in node["volumes"] if v.split(":")[1] in ("/drop", "/dubbed"))
+        assert shares == sorted(
+            v for v in nodes[0]["volumes"] if v.split(":")[1] in ("/drop", "/dubbed")
+        )
+        assert _seconds(node["stop_grace_period"]) > _default_shutdown_timeout()
+    assert {"synthesia_api_key", "ledger_password"} <= set(doc["secrets"])

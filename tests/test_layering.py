@@ -27,6 +27,10 @@ OWNERS = {
     "apprise": {"notify"},
     "langcodes": {"languages"},
     "language_data": {"languages"},
+    # The ledger's drivers stay in their backends (ledgerguard: SQLite's start-up checks).
+    "sqlite3": {"stores", "ledgerguard"},
+    "psycopg": {"stores"},
+    "psycopg_pool": {"stores"},
 }
 #: Pure leaves: standard library (and each other) only.
 PURE = {
@@ -139,12 +143,17 @@ LAYERS: dict[str, set[str]] = {
         "urls", "diskspace", "outputs", "filters", "folderwalk", "stability", "estimate",
         "hygiene", "apitypes", "apireplies", "readbudget", "offload", "adopt",
     },
-    "config": {"yamlmarks", "languages", "configchecks", "configschema", "config", "starter"},
+    "config": {
+        "yamlmarks", "languages", "configchecks", "configschema", "config", "starter",
+        "ledgersecret",
+    },
     "adapters": {
         "logsetup", "api", "upload", "watcher", "watchrunner", "metrics", "sdnotify",
         "simulator",
     },
-    "stores": {"ledger", "ledgerguard", "runtime", "claims"},
+    "stores": {
+        "stores", "ledger", "ledgerguard", "sharedledger", "runtime", "claims",
+    },
     "engine": {
         "jobspec", "lifecycle", "holds", "operatorops", "restore", "progress", "spending",
         "pollplan", "engine", "pipeline", "scheduler", "dryrun", "notify",

@@ -8,33 +8,19 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ledgerbackends import Clock, add, walk
 
-from synthesia_watchd.errors import LedgerError, NetworkFilesystemError, StaleTransition
+from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
 from synthesia_watchd.fsinfo import Mount
-from synthesia_watchd.ledger import MIGRATIONS, SCHEMA_VERSION, Job, Ledger
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
+from synthesia_watchd.states import JobState
 
 S = JobState
-T0 = 1_750_000_000.0
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Clock:
-    """A hand-stepped clock for the ledger's ``now``."""
-
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture
@@ -51,30 +37,6 @@ def db(tmp_path: Path) -> Path:
 def ledger(db: Path, clock: Clock) -> Iterator[Ledger]:
     with Ledger(db, now=clock) as led:
         yield led
-
-
-def add(led: Ledger, name: str = "a.mp4", **kw: object) -> Job:
-    """A job with sensible defaults; keyword arguments override them."""
-    args: dict[str, object] = {
-        "watch": "inbox",
-        "source_path": name,
-        "size": 1000,
-        "mtime_ns": 1,
-        "sha256": "h-" + name,
-        "source_language": "en",
-        "targets": ["de", "fr"],
-        "output_dir": "out",
-    }
-    args.update(kw)
-    return led.add_job(**args)  # type: ignore[arg-type]
-
-
-def walk(led: Ledger, job_id: int, *states: JobState) -> Job:
-    """Move a job through ``states`` in order."""
-    job = led.get(job_id)
-    for new in states:
-        job = led.transition(job_id, job.state, new, why=f"to {new.value}")
-    return job
 
 
 # --- opening, pragmas, files ---------------------------------------------------------------------
@@ -183,131 +145,14 @@ def test_local_filesystem_is_accepted(tmp_path: Path) -> None:
         assert add(led).state is S.QUEUED
 
 
-# --- jobs, outputs, events -----------------------------------------------------------------------
-
-
-def test_add_job_creates_outputs_and_first_event(ledger: Ledger) -> None:
-    """One call records the job, a pending output per (target, kind) and None -> queued."""
-    job = add(ledger, targets=["de", "fr", "de"], kinds=("video", "srt"), settings={"lip": 1})
-    assert job.targets == ("de", "fr")
-    assert dict(job.settings) == {"lip": 1}
-    assert job.created_at == job.next_attempt_at == T0
-    outs = ledger.outputs(job.id)
-    assert [(o.language, o.kind, o.state) for o in outs] == [
-        ("de", "srt", OutputState.PENDING),
-        ("de", "video", OutputState.PENDING),
-        ("fr", "srt", OutputState.PENDING),
-        ("fr", "video", OutputState.PENDING),
-    ]
-    [event] = ledger.events(job.id)
-    assert (event.from_state, event.to_state, event.why, event.at) == (
-        None,
-        "queued",
-        "discovered",
-        T0,
-    )
-
-
-def test_add_job_validates_before_writing(ledger: Ledger) -> None:
-    """Bad kinds, empty targets or a secret in settings are refused and nothing is stored."""
-    with pytest.raises(ValueError, match="kinds"):
-        add(ledger, kinds=("video", "gif"))
-    with pytest.raises(ValueError, match="targets"):
-        add(ledger, targets=[])
-    with pytest.raises(ValueError, match="secrets"):
-        add(ledger, settings={"s3": {"Session-Token": "x"}})
-    assert sum(ledger.counts().values()) == 0
-
-
-def test_get_missing_job_raises_key_error(ledger: Ledger) -> None:
-    """get, transition and set_output on an unknown id raise KeyError."""
-    with pytest.raises(KeyError):
-        ledger.get(42)
-    with pytest.raises(KeyError):
-        ledger.transition(42, S.QUEUED, S.ASSET_CREATED, why="x")
-    with pytest.raises(KeyError):
-        ledger.set_output(42, "de", state=OutputState.DONE)
-
-
-def test_transition_writes_fields_and_appends_events_in_order(ledger: Ledger, clock: Clock) -> None:
-    """A transition sets state, fields and timestamps and appends from -> to, in order."""
-    job = add(ledger)
-    clock.advance(5)
-    job = ledger.transition(
-        job.id, S.QUEUED, S.ASSET_CREATED, why="asset created", asset_id="as-1", attempts=0
-    )
-    clock.advance(5)
-    job = ledger.transition(
-        job.id, [S.ASSET_CREATED, S.QUEUED], S.UPLOADED, why="uploaded", targets=["it"]
-    )
-    assert job.state is S.UPLOADED
-    assert job.asset_id == "as-1"
-    assert job.targets == ("it",)
-    assert job.state_changed_at == job.updated_at == T0 + 10
-    assert job.created_at == T0
-    assert [(e.from_state, e.to_state, e.at) for e in ledger.events(job.id)] == [
-        (None, "queued", T0),
-        ("queued", "asset_created", T0 + 5),
-        ("asset_created", "uploaded", T0 + 10),
-    ]
-
-
-def test_transition_from_stale_state_is_refused(ledger: Ledger) -> None:
-    """Compare-and-set: expecting a state the job has left raises and writes nothing."""
-    job = walk(ledger, add(ledger).id, S.ASSET_CREATED)
-    with pytest.raises(StaleTransition, match="is asset_created, not queued"):
-        ledger.transition(job.id, S.QUEUED, S.ASSET_CREATED, why="again", asset_id="as-2")
-    assert ledger.get(job.id).asset_id is None
-    assert len(ledger.events(job.id)) == 2
-
-
-def test_disallowed_transition_is_refused(ledger: Ledger) -> None:
-    """A move the state machine forbids (queued -> dubbing) raises StaleTransition."""
-    job = add(ledger)
-    with pytest.raises(StaleTransition, match="queued -> dubbing is not an allowed"):
-        ledger.transition(job.id, S.QUEUED, S.DUBBING, why="skip ahead")
-    assert ledger.get(job.id).state is S.QUEUED
-
-
-def test_unknown_or_identity_fields_are_refused(ledger: Ledger) -> None:
-    """Only mutable job columns may be written; state and identity belong to the ledger."""
-    job = add(ledger)
-    for bad in ({"api_key": "k"}, {"state": "done"}, {"source_path": "b.mp4"}):
-        with pytest.raises(ValueError, match="not updatable"):
-            ledger.update(job.id, expected=S.QUEUED, **bad)
-    assert ledger.get(job.id) == job
-
-
-def test_update_is_compare_and_set_and_may_log(ledger: Ledger, clock: Clock) -> None:
-    """update writes fields on the expected state; with why it logs a same-state event."""
-    job = add(ledger)
-    clock.advance(1)
-    job = ledger.update(
-        job.id,
-        expected=S.QUEUED,
-        why="retry in 8s: 503",
-        attempts=1,
-        next_attempt_at=T0 + 9,
-        last_error="503",
-    )
-    assert (job.attempts, job.next_attempt_at, job.last_error) == (1, T0 + 9, "503")
-    assert job.updated_at == T0 + 1
-    assert job.state_changed_at == T0
-    ledger.update(job.id, expected=S.QUEUED, attempts=2)
-    assert [(e.from_state, e.to_state, e.why) for e in ledger.events(job.id)][1:] == [
-        ("queued", "queued", "retry in 8s: 503")
-    ]
-    with pytest.raises(StaleTransition):
-        ledger.update(job.id, expected=[S.DUBBING, S.DOWNLOADING], attempts=9)
-    assert ledger.get(job.id).attempts == 2
-
-
-def test_note_appends_an_event(ledger: Ledger) -> None:
-    """note records a line of history without changing the state."""
-    job = add(ledger)
-    ledger.note(job.id, "source renamed by the operator")
-    assert ledger.events(job.id)[-1].why == "source renamed by the operator"
-    assert ledger.get(job.id).state is S.QUEUED
+def test_driver_errors_surface_as_ledger_errors(db: Path) -> None:
+    """A sqlite3 error inside an operation reaches callers as LedgerError, not sqlite3.Error."""
+    led = Ledger(db)
+    job = add(led)
+    led.close()
+    with pytest.raises(LedgerError) as caught:
+        led.get(job.id)
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
 
 
 def test_events_are_append_only(ledger: Ledger, db: Path) -> None:
@@ -323,160 +168,6 @@ def test_events_are_append_only(ledger: Ledger, db: Path) -> None:
     finally:
         raw.close()
     assert [e.why for e in ledger.events(1)] == ["discovered"]
-
-
-def test_set_output_upserts_and_keeps_what_is_not_given(ledger: Ledger) -> None:
-    """set_output updates a row, keeps columns passed as None and clears stale error codes."""
-    job = add(ledger, targets=["de"])
-    ledger.set_output(job.id, "de", state=OutputState.PENDING, dubbed_asset_id="d-1")
-    ledger.set_output(job.id, "de", state=OutputState.FAILED, error_code="TTS_FAILED")
-    assert ledger.outputs(job.id)[0].error_code == "TTS_FAILED"
-    ledger.set_output(
-        job.id, "de", state=OutputState.DONE, path="out/a.de.mp4", bytes=9, sha256="s"
-    )
-    ledger.set_output(job.id, "de", "vtt", state=OutputState.DONE, path="out/a.de.vtt")
-    by_kind = {o.kind: o for o in ledger.outputs(job.id)}
-    video, vtt = by_kind["video"], by_kind["vtt"]
-    assert (video.state, video.path, video.bytes) == (OutputState.DONE, "out/a.de.mp4", 9)
-    assert (video.dubbed_asset_id, video.error_code) == ("d-1", None)
-    assert (vtt.state, vtt.path) == (OutputState.DONE, "out/a.de.vtt")
-
-
-# --- queries -------------------------------------------------------------------------------------
-
-
-def test_due_orders_oldest_first_and_excludes_running(ledger: Ledger) -> None:
-    """due returns only due jobs of the given states, oldest due first, minus exclude_ids."""
-    a, b, c, d = (add(ledger, f"{n}.mp4") for n in "abcd")
-    ledger.update(a.id, expected=S.QUEUED, next_attempt_at=T0 + 30)
-    ledger.update(b.id, expected=S.QUEUED, next_attempt_at=T0 + 10)
-    ledger.update(c.id, expected=S.QUEUED, next_attempt_at=T0 + 99)
-    walk(ledger, d.id, S.ASSET_CREATED)
-    ledger.update(d.id, expected=S.ASSET_CREATED, next_attempt_at=T0 + 20)
-
-    assert [j.id for j in ledger.due([S.QUEUED], T0 + 50)] == [b.id, a.id]
-    both = [S.QUEUED, S.ASSET_CREATED]
-    assert [j.id for j in ledger.due(both, T0 + 50)] == [b.id, d.id, a.id]
-    assert [j.id for j in ledger.due(both, T0 + 50, exclude_ids={b.id})] == [d.id, a.id]
-    assert [j.id for j in ledger.due(both, T0 + 50, limit=1)] == [b.id]
-    assert ledger.due([S.QUEUED], T0) == []
-    assert ledger.next_due_at([S.QUEUED]) == T0 + 10
-    assert ledger.next_due_at([S.DUBBING]) is None
-
-
-def test_find_job_and_jobs_for_path(ledger: Ledger) -> None:
-    """find_job matches the exact file version, newest first; jobs_for_path filters by state."""
-    old = add(ledger, mtime_ns=1)
-    walk(ledger, old.id, S.CANCELLED)
-    new = add(ledger, mtime_ns=2)
-    again = add(ledger, mtime_ns=2)
-    assert ledger.find_job("inbox", "a.mp4", 1000, 1) == ledger.get(old.id)
-    assert ledger.find_job("inbox", "a.mp4", 1000, 2) == again
-    assert ledger.find_job("inbox", "a.mp4", 999, 2) is None
-    assert ledger.find_job("other", "a.mp4", 1000, 2) is None
-    assert [j.id for j in ledger.jobs_for_path("inbox", "a.mp4")] == [again.id, new.id, old.id]
-    assert [j.id for j in ledger.jobs_for_path("inbox", "a.mp4", [S.CANCELLED])] == [old.id]
-
-
-def test_jobs_with_hash_oldest_first(ledger: Ledger) -> None:
-    """jobs_with_hash lists every job of that content, oldest first, optionally by state."""
-    a = add(ledger, "a.mp4", sha256="same")
-    add(ledger, "other.mp4", sha256="different")
-    b = add(ledger, "b.mp4", sha256="same")
-    walk(ledger, a.id, S.CANCELLED)
-    assert [j.id for j in ledger.jobs_with_hash("same")] == [a.id, b.id]
-    assert [j.id for j in ledger.jobs_with_hash("same", [S.QUEUED])] == [b.id]
-
-
-def test_find_reusable_needs_done_same_target_set_and_done_outputs(ledger: Ledger) -> None:
-    """Reuse only a done job with the same hash, language and target set, outputs all done."""
-    done = add(ledger, "a.mp4", sha256="same", targets=["de", "fr"])
-    walk(ledger, done.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING, S.DOWNLOADING)
-    ledger.set_output(done.id, "de", state=OutputState.DONE, path="out/a.de.mp4")
-    walk(ledger, done.id, S.DONE)
-    assert ledger.find_reusable("same", "en", ["fr", "de"]) is None  # fr not written yet
-    ledger.set_output(done.id, "fr", state=OutputState.DONE, path="out/a.fr.mp4")
-
-    assert ledger.find_reusable("same", "en", ["fr", "de"]) == ledger.get(done.id)
-    assert ledger.find_reusable("same", "en", ["de"]) is None
-    assert ledger.find_reusable("same", "en", ["de", "fr", "it"]) is None
-    assert ledger.find_reusable("same", "es", ["de", "fr"]) is None
-    assert ledger.find_reusable("other", "en", ["de", "fr"]) is None
-    assert ledger.find_reusable("same", "en", ["de", "fr"], kinds=("video", "srt")) is None
-    busy = add(ledger, "b.mp4", sha256="same", targets=["de", "fr"])
-    walk(ledger, busy.id, S.ASSET_CREATED)
-    assert ledger.find_reusable("same", "en", ["de", "fr"]) == ledger.get(done.id)
-
-
-def test_counts_count_in_and_list_jobs(ledger: Ledger) -> None:
-    """counts has every state; count_in sums states; list_jobs is newest first and filters."""
-    a = add(ledger, "a.mp4")
-    b = add(ledger, "b.mp4", watch="other")
-    c = add(ledger, "c.mp4")
-    walk(ledger, b.id, S.FAILED)
-    counts = ledger.counts()
-    assert set(counts) == {s.value for s in JobState}
-    assert (counts["queued"], counts["failed"], counts["done"]) == (2, 1, 0)
-    assert ledger.count_in([S.QUEUED, S.FAILED]) == 3
-    assert ledger.count_in([S.DONE]) == 0
-    assert [j.id for j in ledger.list_jobs()] == [c.id, b.id, a.id]
-    assert [j.id for j in ledger.list_jobs(limit=1, offset=1)] == [b.id]
-    assert [j.id for j in ledger.list_jobs(watch="inbox")] == [c.id, a.id]
-    assert [j.id for j in ledger.list_jobs(states=[S.FAILED])] == [b.id]
-
-
-def test_usage_since_counts_submissions(ledger: Ledger, clock: Clock) -> None:
-    """usage_since counts uploaded -> dubbing events after the cut-off and sums source bytes."""
-    early = add(ledger, "early.mp4", size=100)
-    walk(ledger, early.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
-    clock.advance(3600)
-    late = add(ledger, "late.mp4", size=250)
-    walk(ledger, late.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
-    never = add(ledger, "never.mp4", size=999)
-    walk(ledger, never.id, S.ASSET_CREATED, S.UPLOADED)
-    assert ledger.usage_since(T0 - 1) == (2, 350)
-    assert ledger.usage_since(T0 + 60) == (1, 250)
-    assert ledger.usage_since(T0 + 7200) == (0, 0)
-
-
-def test_dub_history_pairs_video_length_with_time_in_dubbing(ledger: Ledger, clock: Clock) -> None:
-    """dub_history gives (video seconds, seconds in dubbing) of finished dubs, newest first."""
-    first = add(ledger, "first.mp4", duration_s=60.0)
-    walk(ledger, first.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
-    clock.advance(90)
-    walk(ledger, first.id, S.DOWNLOADING)
-    second = add(ledger, "second.mp4")
-    walk(ledger, second.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
-    clock.advance(30)
-    ledger.note(second.id, "a note is not leaving dubbing")
-    clock.advance(15)
-    walk(ledger, second.id, S.DOWNLOADING)
-    still = add(ledger, "still.mp4", duration_s=10.0)
-    walk(ledger, still.id, S.ASSET_CREATED, S.UPLOADED, S.DUBBING)
-    assert ledger.get(first.id).duration_s == 60.0
-    assert ledger.dub_history() == [(None, 45.0), (60.0, 90.0)]
-    assert ledger.dub_history(limit=1) == [(None, 45.0)]
-
-
-def test_oldest_queued_at(ledger: Ledger, clock: Clock) -> None:
-    """oldest_queued_at is when the longest-waiting queued job entered queued."""
-    assert ledger.oldest_queued_at() is None
-    first = add(ledger, "a.mp4")
-    clock.advance(10)
-    add(ledger, "b.mp4")
-    assert ledger.oldest_queued_at() == T0
-    walk(ledger, first.id, S.ASSET_CREATED)
-    assert ledger.oldest_queued_at() == T0 + 10
-
-
-def test_meta_set_get_delete(ledger: Ledger) -> None:
-    """meta stores daemon status values; None deletes."""
-    assert ledger.get_meta("paused") is None
-    ledger.set_meta("paused", "auth: 401")
-    ledger.set_meta("paused", "auth: 403")
-    assert ledger.get_meta("paused") == "auth: 403"
-    ledger.set_meta("paused", None)
-    assert ledger.get_meta("paused") is None
 
 
 def test_integrity_check_and_checkpoint(ledger: Ledger, db: Path) -> None:
@@ -526,55 +217,6 @@ def test_plain_sqlite3_reads_history(ledger: Ledger, db: Path) -> None:
 # --- concurrency and durability ------------------------------------------------------------------
 
 
-def test_threads_and_two_connections_never_lose_events(db: Path) -> None:
-    """8 threads on two connections write at once: no lock errors, every event kept, one CAS win."""
-    first, second = Ledger(db), Ledger(db)
-    try:
-        shared = add(first, "shared.mp4")
-        own = [add(first, f"{i}.mp4").id for i in range(8)]
-        path = (S.ASSET_CREATED, S.UPLOADED, S.DUBBING, S.DOWNLOADING, S.DONE)
-        barrier = threading.Barrier(8)
-        errors: list[BaseException] = []
-        wins: list[int] = []
-
-        def work(i: int) -> None:
-            led = first if i % 2 else second
-            try:
-                barrier.wait()
-                try:
-                    led.transition(shared.id, S.QUEUED, S.ASSET_CREATED, why=f"thread {i}")
-                    wins.append(i)
-                except StaleTransition:
-                    pass
-                state = S.QUEUED
-                for step, new in enumerate(path):
-                    led.update(own[i], expected=state, why=f"step {step}", attempts=step)
-                    led.transition(own[i], state, new, why=f"to {new.value}")
-                    state = new
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert errors == []
-        assert len(wins) == 1
-        assert len(first.events(shared.id)) == 2
-        for job_id in own:
-            events = second.events(job_id)
-            assert len(events) == 1 + 2 * len(path)
-            assert [e.to_state for e in events if e.from_state != e.to_state] == [
-                "queued",
-                *(s.value for s in path),
-            ]
-        assert first.count_in([S.DONE]) == 8
-    finally:
-        first.close()
-        second.close()
-
-
 CHILD = """
 import os, signal, sys
 from pathlib import Path
@@ -603,28 +245,6 @@ def test_transition_survives_sigkill_right_after(db: Path) -> None:
         assert (after.state, after.asset_id) == (S.ASSET_CREATED, "as-9")
         assert led.events(job.id)[-1].why == "child"
         assert led.integrity_check() == "ok"
-
-
-def test_reason_codes_are_stored_on_the_job_and_its_events_and_counted(ledger: Ledger) -> None:
-    """A transition's reason_code lands on the job and its event; count_reasons counts codes."""
-    job = add(ledger)
-    ledger.update(job.id, expected=S.QUEUED, why="any words", reason_code="fresh_asset")
-    ledger.note(job.id, "other words", code="fresh_asset")
-    job = ledger.transition(
-        job.id, S.QUEUED, S.CANCELLED, why="gone", last_error="gone", reason_code="vanished"
-    )
-    assert job.reason_code == "vanished"
-    assert [e.reason_code for e in ledger.events(job.id)] == [
-        None,
-        "fresh_asset",
-        "fresh_asset",
-        "vanished",
-    ]
-    assert ledger.count_reasons(job.id, ["fresh_asset"]) == 2
-    assert ledger.count_reasons(job.id, ["fresh_asset", "vanished"]) == 3
-    born = add(ledger, "b.mp4", state=S.FAILED, why="bad", reason_code="content_refused")
-    assert born.reason_code == "content_refused"
-    assert ledger.events(born.id)[0].reason_code == "content_refused"
 
 
 def test_version_four_ledger_gets_codes_for_what_it_said_in_words(db: Path) -> None:

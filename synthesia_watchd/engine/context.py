@@ -14,7 +14,7 @@ from synthesia_watchd.apitypes import CreatedAsset, UploadCredentials
 from synthesia_watchd.config import Config, WatchConfig
 from synthesia_watchd.errors import AuthError
 from synthesia_watchd.jobspec import local_midnight
-from synthesia_watchd.ledger import Job, Ledger
+from synthesia_watchd.ledger import Job, LedgerStore
 from synthesia_watchd.pollplan import Poller
 from synthesia_watchd.progress import Progress
 from synthesia_watchd.states import JobState
@@ -75,11 +75,11 @@ class SubmitSlots:
         #: Jobs whose submit is under way (job id -> source bytes), guarded by ``lock``.
         self.submitting: dict[int, int] = {}
 
-    def allowed(self, ledger: Ledger, config: Config) -> bool:
+    def allowed(self, ledger: LedgerStore, config: Config) -> bool:
         """Whether a slot is free. Call with ``lock`` held."""
         return ledger.count_in(SLOT_STATES) + len(self.submitting) < config.max_active_jobs
 
-    def budget_block(self, ledger: Ledger, config: Config, job: Job, now: float) -> str | None:
+    def budget_block(self, ledger: LedgerStore, config: Config, job: Job, now: float) -> str | None:
         """Why the daily limits hold this job back, or None. Call with ``lock`` held."""
         if config.max_jobs_per_day is None and config.max_bytes_per_day is None:
             return None
@@ -102,7 +102,7 @@ class SubmitSlots:
 class StageContext:
     """Everything a stage may read or hold; the pipeline owns one, shared by its workers."""
 
-    ledger: Ledger
+    ledger: LedgerStore
     config: Config
     client: SynthesiaClient | None
     uploader: Uploader | None

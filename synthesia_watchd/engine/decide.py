@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from synthesia_watchd import adopt, atomic
-from synthesia_watchd.ledger import Job, Ledger, Output
+from synthesia_watchd.ledger import Job, LedgerStore, Output
 
 
 def reusable_twin(
-    ledger: Ledger,
+    ledger: LedgerStore,
     sha256: str,
     source_language: str,
     targets: Sequence[str],
@@ -38,7 +38,7 @@ def reusable_twin(
 
 
 def adoptable(
-    ledger: Ledger | None,
+    ledger: LedgerStore | None,
     wanted: Mapping[tuple[str, str], Path],
     source_mtime_ns: int,
     *,

@@ -7,11 +7,12 @@ is written right before it goes out, so an answer lost to a crash is known to be
 from __future__ import annotations
 
 import contextlib
+import functools
 
 from synthesia_watchd import lifecycle
 from synthesia_watchd.errors import AmbiguousSubmit, PermanentError, StaleTransition
 from synthesia_watchd.jobspec import job_title
-from synthesia_watchd.ledger import Job
+from synthesia_watchd.ledger import Job, until_recorded
 from synthesia_watchd.logsetup import get_logger
 from synthesia_watchd.reasons import Reason
 from synthesia_watchd.states import JobState
@@ -50,20 +51,30 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
             source_language=job.detected_language or job.source_language,
             target_languages=list(job.targets),
             **settings.dub_options(),
-            on_send=lambda: lifecycle.submit_sending(ctx.ledger, job, ctx.now()),
+            on_send=lambda: lifecycle.submit_sending(
+                ctx.ledger, job, ctx.now(), node=ctx.config.node_name
+            ),
             on_refused=lambda: lifecycle.submit_refused(ctx.ledger, job),
         )
         try:
-            lifecycle.move(
-                ctx.ledger,
-                job.id,
-                JobState.UPLOADED,
-                JobState.DUBBING,
-                why=f"dubbing project {project_id} started",
-                project_id=project_id,
-                submit_started_at=None,
-                attempts=0,
-                next_attempt_at=ctx.polls.first_poll_at(job, ctx.now(), **poll_args(ctx, settings)),
+            # The project exists (and is paid for) from here: its id must reach the ledger
+            # even across a lost database connection.
+            until_recorded(
+                functools.partial(
+                    lifecycle.move,
+                    ctx.ledger,
+                    job.id,
+                    JobState.UPLOADED,
+                    JobState.DUBBING,
+                    why=f"dubbing project {project_id} started",
+                    project_id=project_id,
+                    submit_started_at=None,
+                    attempts=0,
+                    next_attempt_at=ctx.polls.first_poll_at(
+                        job, ctx.now(), **poll_args(ctx, settings)
+                    ),
+                ),
+                ctx.stop,
             )
         except StaleTransition:
             _keep_orphan_project(ctx, job.id, project_id)

@@ -18,7 +18,7 @@ from synthesia_watchd.config import Config
 from synthesia_watchd.control import Gate
 from synthesia_watchd.estimate import expected_dub_seconds
 from synthesia_watchd.jobspec import local_midnight
-from synthesia_watchd.ledger import Job, Ledger, Output
+from synthesia_watchd.ledger import Job, LedgerStore, Output
 from synthesia_watchd.states import ACTIVE, JobState, OutputState
 
 _WINDOW_NAMES = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
@@ -33,7 +33,7 @@ class Console:
     Built by the daemon; tests build one over a real ledger with plain callables.
     """
 
-    ledger: Ledger
+    ledger: LedgerStore
     config: Callable[[], Config]
     #: Each watch's live status (mode, root pause, settling files) as dicts.
     watches: Callable[[], list[dict[str, Any]]] = list
