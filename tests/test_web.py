@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -330,3 +331,11 @@ def test_rate_budget_usage_on_the_overview(live: LiveDaemon) -> None:
     wait_until(lambda: live.engine.states().get("a.mp4") == "done", timeout=30, what="dubbed")
     page = live.get("/").text
     assert "POST /v2/dubbing</td><td>minute</td><td>1 / 60" in page
+
+
+def test_overview_lists_the_nodes_sharing_the_ledger(live: LiveDaemon) -> None:
+    """With several nodes on the ledger, the overview names each with its heartbeat and claims."""
+    assert 'id="nodes"' not in live.get("/").text  # one node: nothing to list
+    live.daemon.ledger.beat("nas-west", time.time(), pid=4242, version="0.1.0")
+    page = live.get("/").text
+    assert 'id="nodes"' in page and "nas-west" in page

@@ -99,6 +99,14 @@ def overview(console: Console) -> dict[str, Any]:
         ],
         "tier": cfg.api_tier,
         "node": {"ledger": cfg.ledger.name},
+        "nodes": [
+            {
+                "name": n.name,
+                "heartbeat_age": round(console.now() - n.heartbeat_at),
+                "claimed": n.claimed,
+            }
+            for n in console.ledger.nodes(console.now())
+        ],
     }
 
 
