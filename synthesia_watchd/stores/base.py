@@ -99,6 +99,18 @@ _SECRET_KEYS = frozenset(
 )
 
 
+#: The first schema step's statements that read the same in every backend's SQL (the tables
+#: before them differ in their column types).
+FIRST_TABLES_AND_INDEXES: tuple[str, ...] = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE INDEX jobs_state_due ON jobs (state, next_attempt_at)",
+    "CREATE INDEX jobs_sha256 ON jobs (sha256)",
+    "CREATE INDEX jobs_watch_path ON jobs (watch, source_path)",
+    "CREATE INDEX events_job ON events (job_id, id)",
+    "CREATE INDEX events_to_state_at ON events (to_state, at)",
+)
+
+
 @dataclass(frozen=True)
 class Job:
     """One source file version and where its dub stands."""

@@ -7,6 +7,8 @@ transaction, under an advisory lock, and records each in ``schema_migrations``.
 
 from __future__ import annotations
 
+from .base import FIRST_TABLES_AND_INDEXES
+
 #: Key of the advisory lock the migrating node holds (any constant unique to this program).
 MIGRATION_LOCK = 0x5377_6174_6368_01
 
@@ -60,12 +62,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             to_state TEXT,
             why TEXT NOT NULL
         )""",
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE INDEX jobs_state_due ON jobs (state, next_attempt_at)",
-        "CREATE INDEX jobs_sha256 ON jobs (sha256)",
-        "CREATE INDEX jobs_watch_path ON jobs (watch, source_path)",
-        "CREATE INDEX events_job ON events (job_id, id)",
-        "CREATE INDEX events_to_state_at ON events (to_state, at)",
+        *FIRST_TABLES_AND_INDEXES,
         """CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'events are append-only'; END $$""",
         """CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events

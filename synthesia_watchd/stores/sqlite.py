@@ -28,6 +28,7 @@ from typing import Any
 from synthesia_watchd import fsinfo
 from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
 
+from .base import FIRST_TABLES_AND_INDEXES
 from .sqlshared import SqlLedgerStore
 
 BUSY_TIMEOUT_MS = 10_000
@@ -82,12 +83,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             to_state TEXT,
             why TEXT NOT NULL
         )""",
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE INDEX jobs_state_due ON jobs (state, next_attempt_at)",
-        "CREATE INDEX jobs_sha256 ON jobs (sha256)",
-        "CREATE INDEX jobs_watch_path ON jobs (watch, source_path)",
-        "CREATE INDEX events_job ON events (job_id, id)",
-        "CREATE INDEX events_to_state_at ON events (to_state, at)",
+        *FIRST_TABLES_AND_INDEXES,
     ),
     # 2: what operators rely on: history cannot be rewritten, and reads well from sqlite3.
     (
