@@ -61,6 +61,7 @@ PURE = {
     "apitypes",
     "folderwalk",
     "readbudget",
+    "pathmap",
 }
 
 

@@ -51,6 +51,7 @@ JOB_COLUMNS = (
     "reason_code",
     "lease_node",
     "lease_until",
+    "rel_path",
 )
 
 
@@ -145,6 +146,10 @@ class Job:
     #: The node working on the job, and until when (None: free to claim).
     lease_node: str | None = None
     lease_until: float | None = None
+    #: The source relative to its watch's input folder (``sub/talk.mp4``): with ``watch``,
+    #: what names the file on every node; None for a job recorded without one, which keeps
+    #: its absolute ``source_path``. ``source_path`` and ``output_dir`` are this node's.
+    rel_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
     """A Job from a row of JOB_COLUMNS."""
     d = dict(row)
     d["source_path"] = from_db(d["source_path"])
+    if d["rel_path"] is not None:
+        d["rel_path"] = from_db(d["rel_path"])
     d["output_dir"] = from_db(d["output_dir"])
     d["targets"] = tuple(json.loads(d["targets"]))
     d["settings"] = MappingProxyType(json.loads(d["settings"]))

@@ -8,11 +8,13 @@ transaction, under an advisory lock, and records each in ``schema_migrations``.
 from __future__ import annotations
 
 from .base import FIRST_TABLES_AND_INDEXES
+from .nodepaths import fill_relative_paths
+from .sqlbase import MigrationStep
 
 #: Key of the advisory lock the migrating node holds (any constant unique to this program).
 MIGRATION_LOCK = 0x5377_6174_6368_01
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
     # 1: the tables, their indexes, append-only events, the history view, the ledger's id
     # (SQLite's migrations 1-4 in one step).
     (
@@ -129,6 +131,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             count BIGINT NOT NULL,
             PRIMARY KEY (endpoint, bucket, node)
         )""",
+    ),
+    # 7: files named by watch and the path relative to its folders, so nodes may mount a
+    # share at different paths (SQLite's migration 9); one active job per (watch, relative
+    # path, content), by the absolute path for a job recorded without a relative one.
+    (
+        "ALTER TABLE jobs ADD COLUMN rel_path TEXT",
+        "ALTER TABLE outputs ADD COLUMN rel_path TEXT",
+        "CREATE INDEX jobs_watch_rel_path ON jobs (watch, rel_path)",
+        fill_relative_paths,
+        "DROP INDEX jobs_one_active_per_content",
+        "CREATE UNIQUE INDEX jobs_one_active_per_content"
+        " ON jobs (watch, COALESCE(rel_path, source_path), sha256)"
+        " WHERE state IN ('queued', 'asset_created', 'uploaded', 'dubbing', 'downloading')",
     ),
 )
 

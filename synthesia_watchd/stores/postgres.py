@@ -64,7 +64,7 @@ def _error(where: str, exc: BaseException) -> LedgerError:
 #: How a path that is not UTF-8 (bytes from ``names.to_db``) is kept in a TEXT column:
 #: this prefix, which no real path starts with, then its bytes in base64.
 _BYTES_PREFIX = "\x7fb64:"
-_PATH_COLUMNS = frozenset({"source_path", "output_dir", "path"})
+_PATH_COLUMNS = frozenset({"source_path", "output_dir", "path", "rel_path"})
 
 
 def _param(value: Any) -> Any:
@@ -187,7 +187,10 @@ class PostgresLedger(SqlLedgerStore):
                 )
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    c.run(statement)
+                    if isinstance(statement, str):
+                        c.run(statement)
+                    else:
+                        statement(c)
                 c.run(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (version, time.time()),

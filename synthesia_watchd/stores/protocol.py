@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, Unpack
 
+from synthesia_watchd.pathmap import PathMap
 from synthesia_watchd.states import JobState, OutputState
 
 from .base import Event, Job, JobFields, Lease, Node, Output
@@ -32,6 +33,9 @@ class LedgerStore(Protocol):
     ) -> None: ...
     @property
     def schema_version(self) -> int: ...
+    def use_paths(self, paths: PathMap) -> None:
+        """Resolve jobs' and outputs' relative paths through this node's watch folders."""
+        ...
 
     # writes
     def add_job(

@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from synthesia_watchd.pathmap import PathMap
 from synthesia_watchd.states import JobState
 
 from .base import (
@@ -17,6 +18,7 @@ from .base import (
     job_from_row,
     states_of,
 )
+from .nodepaths import localize
 
 JOB_SELECT = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"  # noqa: S608 - fixed column names
 OUTPUT_COLUMNS = (
@@ -34,6 +36,10 @@ class SqlConn(Protocol):
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Execute a query; every row as a mapping of column name to value."""
         ...
+
+
+#: One statement of a schema step, or a data step run on the same transaction's connection.
+MigrationStep = str | Callable[[SqlConn], None]
 
 
 def marks(values: Sequence[Any]) -> str:
@@ -70,6 +76,13 @@ class SqlCore:
 
     location: str
     _now: Callable[[], float]
+    #: This node's watch folders: what relative paths resolve against (none: as recorded).
+    _paths: PathMap = PathMap()
+
+    def use_paths(self, paths: PathMap) -> None:
+        """Resolve jobs and outputs through these watch folders (this node's config) from
+        now on; a reload passes the new ones."""
+        self._paths = paths
 
     def close(self) -> None:
         """Release the connections (idempotent)."""
@@ -103,14 +116,17 @@ class SqlCore:
             raise KeyError(f"no job {job_id} in the ledger")
         return JobState(row["state"])
 
-    @staticmethod
-    def _fetch(c: SqlConn, job_id: int) -> Job:
+    def _job(self, row: dict[str, Any]) -> Job:
+        """A job from its row, its paths as this node sees them."""
+        return localize(job_from_row(row), self._paths)
+
+    def _fetch(self, c: SqlConn, job_id: int) -> Job:
         row = one(c, f"{JOB_SELECT} WHERE id = ?", (job_id,))
         if row is None:
             raise KeyError(f"no job {job_id} in the ledger")
-        return job_from_row(row)
+        return self._job(row)
 
     def _jobs(self, where: str, params: Sequence[Any], tail: str = "") -> list[Job]:
         with self._read() as c:
             rows = c.rows(f"{JOB_SELECT} WHERE {where} {tail}", params)
-        return [job_from_row(r) for r in rows]
+        return [self._job(r) for r in rows]

@@ -29,6 +29,7 @@ from .base import (
     states_of,
     text,
 )
+from .nodepaths import output_key, source_key, source_where
 from .sqlbase import OUTPUT_COLUMNS, SqlConn, marks, one
 from .sqlreads import SqlReads
 
@@ -138,29 +139,36 @@ class SqlStore(SqlReads):
         if bad or not kinds:
             raise ValueError(f"unknown output kinds {bad}; choose from {sorted(KINDS)}")
         state = JobState(state)
+        key = source_key(self._paths, watch, source_path, settings)
         try:
             return self._insert_job(
-                watch, source_path, size, mtime_ns, sha256, source_language, targets_json,
+                watch, source_path, key, size, mtime_ns, sha256, source_language, targets_json,
                 output_dir, settings_json, kinds, state, why, last_error, duration_s, reason_code,
             )  # fmt: skip
         except DuplicateKey:
             pass  # another node inserted the same content first (PostgreSQL's unique index)
         assert sha256 is not None
-        existing = self._active_with_content(watch, source_path, sha256)
+        existing = self._active_with_content(watch, source_path, key, sha256)
         if existing is None:
             raise LedgerError(f"job for {source_path} refused as a duplicate, but none is active")
         raise _duplicate(source_path, existing)
 
     def _active_with_content(
-        self, watch: str, source_path: str, sha256: str, c: SqlConn | None = None
+        self,
+        watch: str,
+        source_path: str,
+        key: str | None,
+        sha256: str,
+        c: SqlConn | None = None,
     ) -> int | None:
-        """The active job of this watch, path and content, if any."""
+        """The active job of this watch, file (its relative path) and content, if any."""
         values = sorted(s.value for s in ACTIVE)
+        where, found = source_where(watch, source_path, key)
         sql = (
-            "SELECT id FROM jobs WHERE watch = ? AND source_path = ? AND sha256 = ?"  # noqa: S608
+            f"SELECT id FROM jobs WHERE {where} AND sha256 = ?"  # noqa: S608
             f" AND state IN ({marks(values)}) ORDER BY id LIMIT 1"
         )
-        params = (watch, to_db(source_path), sha256, *values)
+        params = (*found, sha256, *values)
         if c is not None:
             row = one(c, sql, params)
         else:
@@ -172,6 +180,7 @@ class SqlStore(SqlReads):
         self,
         watch: str,
         source_path: str,
+        key: str | None,
         size: int,
         mtime_ns: int,
         sha256: str | None,
@@ -188,15 +197,15 @@ class SqlStore(SqlReads):
     ) -> Job:
         with self._tx() as c:
             if sha256 is not None and state in ACTIVE:
-                existing = self._active_with_content(watch, source_path, sha256, c)
+                existing = self._active_with_content(watch, source_path, key, sha256, c)
                 if existing is not None:
                     raise _duplicate(source_path, existing)
             now = self._now()
             [row] = c.rows(
                 "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
                 " targets, state, next_attempt_at, output_dir, settings, created_at, updated_at,"
-                " state_changed_at, last_error, duration_s, reason_code)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " state_changed_at, last_error, duration_s, reason_code, rel_path)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     watch,
                     to_db(source_path),
@@ -215,6 +224,7 @@ class SqlStore(SqlReads):
                     text(last_error),
                     duration_s,
                     reason_code,
+                    None if key is None else to_db(key),
                 ),
             )
             job_id = int(row["id"])
@@ -293,17 +303,26 @@ class SqlStore(SqlReads):
 
         A None argument leaves that column as it was (a download can record the dubbed asset
         id first and the file later); ``error_code`` is cleared unless the state is failed.
+        ``path`` is this node's; it is also recorded relative to the watch's output root, so
+        every node finds the file under its own.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown output kind {kind!r}; choose from {sorted(KINDS)}")
         state = OutputState(state)
         with self._tx() as c:
-            self._state_of(c, job_id)
+            job = one(c, "SELECT watch, settings FROM jobs WHERE id = ?", (job_id,))
+            if job is None:
+                raise KeyError(f"no job {job_id} in the ledger")
+            key = None
+            if path is not None:
+                key = output_key(self._paths, job["watch"], job["settings"], path)
             c.run(
-                f"INSERT INTO outputs ({OUTPUT_COLUMNS})"  # noqa: S608 - fixed column names
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO outputs ({OUTPUT_COLUMNS}, rel_path)"  # noqa: S608 - fixed names
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (job_id, language, kind) DO UPDATE SET"
                 " state = excluded.state,"
+                " rel_path = CASE WHEN excluded.path IS NULL THEN outputs.rel_path"
+                "   ELSE excluded.rel_path END,"
                 " path = COALESCE(excluded.path, outputs.path),"
                 " bytes = COALESCE(excluded.bytes, outputs.bytes),"
                 " sha256 = COALESCE(excluded.sha256, outputs.sha256),"
@@ -322,6 +341,7 @@ class SqlStore(SqlReads):
                     text(error_code) if state is OutputState.FAILED else None,
                     dubbed_asset_id,
                     self._now(),
+                    None if key is None else to_db(key),
                 ),
             )
 

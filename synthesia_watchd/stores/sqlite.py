@@ -29,13 +29,16 @@ from synthesia_watchd import fsinfo
 from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
 
 from .base import FIRST_TABLES_AND_INDEXES
+from .nodepaths import fill_relative_paths
+from .sqlbase import MigrationStep
 from .sqlshared import SqlLedgerStore
 
 BUSY_TIMEOUT_MS = 10_000
 
 #: Forward migrations; step ``i`` takes the schema from version ``i`` to ``i + 1``. Each is a
-#: tuple of single statements (not a script: ``executescript`` would commit the transaction).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+#: tuple of single statements (not a script: ``executescript`` would commit the transaction),
+#: or data steps run on the same transaction.
+MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
     # 1: the tables and their indexes.
     (
         """CREATE TABLE jobs (
@@ -165,6 +168,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX api_requests_window ON api_requests (limit_class, endpoint, at)",
     ),
+    # 9: files named by watch and the path relative to its folders, so nodes may mount a
+    # share at different paths; older rows get theirs from the folders frozen with them.
+    (
+        "ALTER TABLE jobs ADD COLUMN rel_path TEXT",
+        "ALTER TABLE outputs ADD COLUMN rel_path TEXT",
+        "CREATE INDEX jobs_watch_rel_path ON jobs (watch, rel_path)",
+        fill_relative_paths,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -270,7 +281,10 @@ class SqliteLedger(SqlLedgerStore):
                 # Re-read under the write lock: another process may have migrated meanwhile.
                 if c.execute("PRAGMA user_version").fetchone()[0] < version:
                     for statement in MIGRATIONS[version - 1]:
-                        c.execute(statement)
+                        if isinstance(statement, str):
+                            c.execute(statement)
+                        else:
+                            statement(_Conn(c, self.path.name))
                     c.execute(f"PRAGMA user_version = {version}")
             except BaseException:
                 c.execute("ROLLBACK")

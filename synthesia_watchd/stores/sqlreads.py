@@ -3,21 +3,22 @@ and state; outputs, events and the figures `status`, budgets and estimates need.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from synthesia_watchd.names import to_db
+from synthesia_watchd.names import from_db
 from synthesia_watchd.states import JobState, OutputState
 
 from .base import (
     Event,
     Job,
     Output,
-    job_from_row,
     output_from_row,
     states_of,
 )
-from .sqlbase import JOB_SELECT, OUTPUT_COLUMNS, SqlCore, due_filter, marks, one
+from .nodepaths import output_path, output_where, source_where
+from .sqlbase import JOB_SELECT, SqlCore, due_filter, marks, one
 
 
 class SqlReads(SqlCore):
@@ -31,10 +32,12 @@ class SqlReads(SqlCore):
             return self._fetch(c, job_id)
 
     def find_job(self, watch: str, source_path: str, size: int, mtime_ns: int) -> Job | None:
-        """The newest job for exactly this file version (path, size and mtime_ns)."""
+        """The newest job for exactly this file version (path, size and mtime_ns); the path
+        is this node's, matched through its watch folder's relative path."""
+        where, params = source_where(watch, source_path, self._paths.source_key(watch, source_path))
         jobs = self._jobs(
-            "watch = ? AND source_path = ? AND size = ? AND mtime_ns = ?",
-            (watch, to_db(source_path), size, mtime_ns),
+            f"{where} AND size = ? AND mtime_ns = ?",
+            (*params, size, mtime_ns),
             "ORDER BY id DESC LIMIT 1",
         )
         return jobs[0] if jobs else None
@@ -43,8 +46,7 @@ class SqlReads(SqlCore):
         self, watch: str, source_path: str, states: Iterable[JobState] | None = None
     ) -> list[Job]:
         """Every job for this path (any file version), newest first, optionally by state."""
-        where = "watch = ? AND source_path = ?"
-        params: list[Any] = [watch, to_db(source_path)]
+        where, params = source_where(watch, source_path, self._paths.source_key(watch, source_path))
         if states is not None:
             values = [s.value for s in states_of(states)]
             where += f" AND state IN ({marks(values)})"
@@ -81,7 +83,7 @@ class SqlReads(SqlCore):
                 (sha256, source_language, JobState.DONE.value),
             )
             for row in rows:
-                job = job_from_row(row)
+                job = self._job(row)
                 if set(job.targets) != wanted:
                     continue
                 done = {
@@ -167,27 +169,40 @@ class SqlReads(SqlCore):
         )
 
     def outputs(self, job_id: int) -> list[Output]:
-        """The job's output rows, by language then kind."""
+        """The job's output rows, by language then kind, their paths as this node sees them."""
         with self._read() as c:
             rows = c.rows(
-                f"SELECT {OUTPUT_COLUMNS} FROM outputs"  # noqa: S608 - fixed column names
-                " WHERE job_id = ? ORDER BY language, kind",
+                "SELECT o.job_id, o.language, o.kind, o.state, o.path, o.bytes, o.sha256,"
+                " o.error_code, o.dubbed_asset_id, o.updated_at, o.rel_path, j.watch"
+                " FROM outputs o JOIN jobs j ON j.id = o.job_id"
+                " WHERE o.job_id = ? ORDER BY o.language, o.kind",
                 (job_id,),
             )
-        return [output_from_row(r) for r in rows]
+        outs = []
+        for r in rows:
+            rel, watch = r.pop("rel_path"), r.pop("watch")
+            out = output_from_row(r)
+            if out.path is not None and rel is not None:
+                local = output_path(self._paths, watch, from_db(rel), out.path)
+                out = dataclasses.replace(out, path=local)
+            outs.append(out)
+        return outs
 
     def output_written_by(self, path: str, sha256: str) -> int | None:
         """The job that wrote exactly this file (same path and content), if any.
 
         Lets a new version of a source replace the outputs of its previous version, while
-        a file we never wrote at an output name is never overwritten.
+        a file we never wrote at an output name is never overwritten. ``path`` is this
+        node's: an output another node wrote is matched by its relative path.
         """
+        where, params = output_where(self._paths, path)
         with self._read() as c:
             row = one(
                 c,
-                "SELECT job_id FROM outputs WHERE path = ? AND sha256 = ? AND state = 'done'"
-                " ORDER BY job_id DESC LIMIT 1",
-                (to_db(path), sha256),
+                "SELECT o.job_id FROM outputs o JOIN jobs j ON j.id = o.job_id"  # noqa: S608
+                f" WHERE {where} AND o.sha256 = ? AND o.state = 'done'"
+                " ORDER BY o.job_id DESC LIMIT 1",
+                (*params, sha256),
             )
         return None if row is None else int(row["job_id"])
 

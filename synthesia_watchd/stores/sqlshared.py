@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 from synthesia_watchd.states import JobState
 
-from .base import Job, Node, job_from_row
+from .base import Job, Node
 from .sqlbase import JOB_SELECT, SqlConn, due_filter, marks, one
 from .sqlcommon import SqlStore
 
@@ -77,7 +77,7 @@ class SqlLedgerStore(SqlStore):
             rows = c.rows(
                 f"{JOB_SELECT} WHERE id IN ({marks(ids)}) ORDER BY next_attempt_at, id", ids
             )
-        return [job_from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     def renew(self, node: str, job_ids: Collection[int], until: float) -> int:
         """Extend ``node``'s leases on ``job_ids`` to ``until``; how many it still held."""
