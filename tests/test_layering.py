@@ -142,7 +142,7 @@ LAYERS: dict[str, set[str]] = {
         "errors", "states", "reasons", "contract", "control", "names", "sourcefile", "media",
         "completeness", "incomplete", "fsinfo", "saferoot", "atomic", "retry", "ratelimit",
         "urls", "diskspace", "outputs", "filters", "folderwalk", "stability", "estimate",
-        "hygiene", "apitypes", "apireplies", "readbudget", "offload", "adopt",
+        "hygiene", "apitypes", "apireplies", "readbudget", "offload", "adopt", "pathmap",
     },
     "config": {
         "yamlmarks", "languages", "configchecks", "configschema", "config", "starter",
