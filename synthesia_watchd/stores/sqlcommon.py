@@ -140,11 +140,15 @@ class SqlStore(SqlReads):
             raise ValueError(f"unknown output kinds {bad}; choose from {sorted(KINDS)}")
         state = JobState(state)
         key = source_key(self._paths, watch, source_path, settings)
+        row = {
+            "watch": watch, "source_path": to_db(source_path),
+            "rel_path": None if key is None else to_db(key), "size": size, "mtime_ns": mtime_ns,
+            "sha256": sha256, "source_language": source_language, "targets": targets_json,
+            "state": state.value, "output_dir": to_db(output_dir), "settings": settings_json,
+            "last_error": text(last_error), "duration_s": duration_s, "reason_code": reason_code,
+        }  # fmt: skip
         try:
-            return self._insert_job(
-                watch, source_path, key, size, mtime_ns, sha256, source_language, targets_json,
-                output_dir, settings_json, kinds, state, why, last_error, duration_s, reason_code,
-            )  # fmt: skip
+            return self._insert_job(row, source_path, key, kinds, why)
         except DuplicateKey:
             pass  # another node inserted the same content first (PostgreSQL's unique index)
         assert sha256 is not None
@@ -177,65 +181,32 @@ class SqlStore(SqlReads):
         return None if row is None else int(row["id"])
 
     def _insert_job(
-        self,
-        watch: str,
-        source_path: str,
-        key: str | None,
-        size: int,
-        mtime_ns: int,
-        sha256: str | None,
-        source_language: str,
-        targets_json: str,
-        output_dir: str,
-        settings_json: str,
-        kinds: Sequence[str],
-        state: JobState,
-        why: str,
-        last_error: str | None,
-        duration_s: float | None,
-        reason_code: str | None,
+        self, row: dict[str, Any], source_path: str, key: str | None, kinds: list[str], why: str
     ) -> Job:
+        """Insert the job's row (columns as stored), its pending outputs and first event."""
         with self._tx() as c:
+            sha256, state = row["sha256"], JobState(row["state"])
             if sha256 is not None and state in ACTIVE:
-                existing = self._active_with_content(watch, source_path, key, sha256, c)
+                existing = self._active_with_content(row["watch"], source_path, key, sha256, c)
                 if existing is not None:
                     raise _duplicate(source_path, existing)
             now = self._now()
-            [row] = c.rows(
-                "INSERT INTO jobs (watch, source_path, size, mtime_ns, sha256, source_language,"
-                " targets, state, next_attempt_at, output_dir, settings, created_at, updated_at,"
-                " state_changed_at, last_error, duration_s, reason_code, rel_path)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    watch,
-                    to_db(source_path),
-                    size,
-                    mtime_ns,
-                    sha256,
-                    source_language,
-                    targets_json,
-                    state.value,
-                    now,
-                    to_db(output_dir),
-                    settings_json,
-                    now,
-                    now,
-                    now,
-                    text(last_error),
-                    duration_s,
-                    reason_code,
-                    None if key is None else to_db(key),
-                ),
+            for column in ("next_attempt_at", "created_at", "updated_at", "state_changed_at"):
+                row[column] = now
+            [made] = c.rows(
+                f"INSERT INTO jobs ({', '.join(row)})"  # noqa: S608 - fixed column names
+                f" VALUES ({marks(list(row))}) RETURNING id",
+                list(row.values()),
             )
-            job_id = int(row["id"])
-            for lang in json.loads(targets_json):
+            job_id = int(made["id"])
+            for lang in json.loads(row["targets"]):
                 for kind in kinds:
                     c.run(
                         "INSERT INTO outputs (job_id, language, kind, state, updated_at)"
                         " VALUES (?, ?, ?, ?, ?)",
                         (job_id, lang, kind, OutputState.PENDING.value, now),
                     )
-            self._event(c, job_id, None, state.value, why, now, reason_code)
+            self._event(c, job_id, None, state.value, why, now, row["reason_code"])
             return self._fetch(c, job_id)
 
     def transition(
