@@ -90,31 +90,31 @@ def _load(args: argparse.Namespace, *, required: bool = True) -> Config:
     return load_config(path)
 
 
-def _ledger_path(args: argparse.Namespace) -> tuple[Path | str, str | None]:
+def _ledger_path(args: argparse.Namespace) -> tuple[Path | str, str | None, Config | None]:
     """The ledger a command means: --ledger (a file or a PostgreSQL URL), the config's, or the
     one running daemon's; with the shared ledger's password when the config names its file."""
     if getattr(args, "ledger", None):
         given = str(args.ledger)
-        return (given if is_shared(given) else Path(given)), None
+        return (given if is_shared(given) else Path(given)), None, None
     path = _find_config(getattr(args, "config", None))
     if path is not None:
         config = load_config(path)
-        return config.ledger_location, config.ledger_password_text()
+        return config.ledger_location, config.ledger_password_text(), config
     found = runtime.ledger_without_config(default=build_config({}).ledger)
     if not found.running:
         sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
-    return found.ledger, None
+    return found.ledger, None, None
 
 
 def _open_ledger(args: argparse.Namespace) -> LedgerStore:
     """Open an existing ledger; never create one (a typo must not start an empty history)."""
-    location, password = _ledger_path(args)
+    location, password, config = _ledger_path(args)
     if isinstance(location, Path) and not location.exists():
         raise WatchdError(
             f"no ledger at {location}: synthesia-watchd has not run with this config yet "
             "(or -c/--ledger names another one)"
         )
-    return open_ledger(location, password=password)
+    return open_ledger(location, password=password, watches=config.watches if config else ())
 
 
 def _job_dict(job: Job) -> dict[str, Any]:

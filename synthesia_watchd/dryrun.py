@@ -126,7 +126,11 @@ def dry_run(config: Config, paths: Sequence[tuple[WatchConfig, Path]] | None) ->
     ledger = None
     if config.ledger_url is not None or config.ledger.exists():
         try:
-            ledger = open_ledger(config.ledger_location, password=config.ledger_password_text())
+            ledger = open_ledger(
+                config.ledger_location,
+                password=config.ledger_password_text(),
+                watches=config.watches,
+            )
         except LedgerError as exc:
             sys.stderr.write(f"ledger not consulted: {exc}\n")
     items: list[PlanItem] = []

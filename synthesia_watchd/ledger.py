@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
 from .errors import DuplicateJob, LedgerError, ShutdownRequested, StaleTransition
+from .pathmap import PathMap, WatchLike
 from .stores.base import KINDS, UPDATABLE, Event, Job, JobFields, Lease, Node, Output
 from .stores.protocol import LedgerStore
 from .stores.sqlite import MIGRATIONS, SCHEMA_VERSION
@@ -54,13 +55,22 @@ def open_ledger(
     *,
     password: str | None = None,
     now: Callable[[], float] = time.time,
+    watches: Iterable[WatchLike] = (),
 ) -> LedgerStore:
-    """The store a ``ledger:`` value names: a PostgreSQL URL, else a SQLite file path."""
+    """The store a ``ledger:`` value names: a PostgreSQL URL, else a SQLite file path.
+
+    ``watches``: this node's (from its config), so jobs resolve to this node's paths;
+    without them, paths read as the node that recorded them wrote them.
+    """
+    store: LedgerStore
     if is_shared(location):
         from .stores.postgres import PostgresLedger  # the postgres extra, only when used
 
-        return PostgresLedger(str(location), password=password, now=now)
-    return Ledger(Path(location), now=now)
+        store = PostgresLedger(str(location), password=password, now=now)
+    else:
+        store = Ledger(Path(location), now=now)
+    store.use_paths(PathMap.of(watches))
+    return store
 
 
 __all__ = [

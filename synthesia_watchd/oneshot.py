@@ -133,7 +133,9 @@ def dub(args: argparse.Namespace) -> int:
     ok = True
     from .ledger import open_ledger
 
-    with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
+    with open_ledger(
+        config.ledger_location, password=config.ledger_password_text(), watches=config.watches
+    ) as ledger:
         for jid in job_ids:
             job = ledger.get(jid)
             ok &= job.state is JobState.DONE

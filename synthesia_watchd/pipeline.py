@@ -33,6 +33,7 @@ from .engine.settings import JobSettings
 from .errors import DuplicateJob, ShutdownRequested, StaleTransition
 from .ledger import Job, LedgerStore
 from .logsetup import get_logger, job_context
+from .pathmap import PathMap
 from .pollplan import Poller
 from .progress import Progress
 from .states import JobState
@@ -85,6 +86,9 @@ class Pipeline:
         poller: Poller | None = None,
     ) -> None:
         self.ledger = ledger
+        # Jobs resolve to this node's folders of their watch (nodes may mount a share
+        # at different paths).
+        ledger.use_paths(PathMap.of(config.watches))
         self.config = config
         self.stop = stop
         self.metrics = metrics
@@ -146,6 +150,7 @@ class Pipeline:
         """Take a reloaded config; jobs already created keep their frozen settings."""
         self.config = self.ctx.config = config
         self.ctx.watches = {w.name: w for w in config.watches}
+        self.ledger.use_paths(PathMap.of(config.watches))
         self.ctx.client = client
 
     def watch(self, name: str) -> WatchConfig | None:
