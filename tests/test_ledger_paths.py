@@ -17,11 +17,11 @@ import pytest
 from ledgerbackends import T0, Backend, add, run_threads, walk
 from pgcluster import PASSWORD
 
-from synthesia_watchd.errors import DuplicateJob
-from synthesia_watchd.ledger import LedgerStore
-from synthesia_watchd.pathmap import PathMap, WatchFolders
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.errors import DuplicateJob
+from synthesia_watchd.domain.pathmap import PathMap, WatchFolders
+from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.stores import pgschema, sqlite
+from synthesia_watchd.stores.ledger import LedgerStore
 
 S = JobState
 

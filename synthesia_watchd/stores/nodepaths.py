@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from synthesia_watchd.names import from_db, to_db
-from synthesia_watchd.pathmap import PathMap, rel_parent, relative, under
+from synthesia_watchd.domain.names import from_db, to_db
+from synthesia_watchd.domain.pathmap import PathMap, rel_parent, relative, under
 
 from .base import Job
 

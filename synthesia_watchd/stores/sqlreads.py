@@ -7,8 +7,8 @@ import dataclasses
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from synthesia_watchd.names import from_db
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.names import from_db
+from synthesia_watchd.domain.states import JobState, OutputState
 
 from .base import (
     Event,
