@@ -169,6 +169,22 @@ def test_retry_moves_a_failed_source_back(keyed: Engine, capsys: Capsys) -> None
     assert keyed.job_for(src).state is JobState.DONE
 
 
+def test_retry_moves_back_a_source_another_node_moved_through_its_own_mount(
+    keyed: Engine, capsys: Capsys
+) -> None:
+    """The reason file names the source as the node that moved it saw it (another mount of
+    the share): retry still recognises it by the watch-relative path and moves it back."""
+    src, failed, job = _failed_and_moved(keyed)
+    reason = failed / "a.mp4.reason.json"
+    doc = json.loads(reason.read_text(encoding="utf-8"))
+    doc["source"] = "/mnt/other-host/drop/a.mp4"
+    reason.write_text(json.dumps(doc), encoding="utf-8")
+    code, out, err = run_cli(capsys, "retry", str(job.id), "--ledger", str(keyed.ledger_path))
+    assert code == 0, err
+    assert "source moved back from" in out
+    assert src.is_file() and not (failed / "a.mp4").exists()
+
+
 def test_retry_says_where_the_source_is_when_it_cannot_move_it(
     keyed: Engine, capsys: Capsys
 ) -> None:
