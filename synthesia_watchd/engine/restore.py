@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from synthesia_watchd.domain import outputs
 from synthesia_watchd.domain.errors import WatchdError
@@ -40,9 +40,20 @@ def moved_source(job: Job) -> Path | None:
         reason = cand.with_name(cand.name + outputs.REASON_SUFFIX)
         with contextlib.suppress(OSError, ValueError):
             doc = json.loads(reason.read_text(encoding="utf-8"))
-            if doc.get("source") == job.source_path and cand.stat().st_size == job.size:
+            if _names_source(doc.get("source"), job) and cand.stat().st_size == job.size:
                 return cand
     return None
+
+
+def _names_source(recorded: object, job: Job) -> bool:
+    """Whether a reason file's ``source`` is this job's file: its path here, or the path on
+    another node's mount of the share (same path relative to the watch's input folder)."""
+    if recorded == job.source_path:
+        return True
+    if not isinstance(recorded, str) or job.rel_path is None:
+        return False
+    rel = PurePosixPath(job.rel_path).parts
+    return PurePosixPath(recorded).parts[-len(rel) :] == rel
 
 
 def bring_back(job: Job) -> str:
