@@ -269,3 +269,14 @@ def test_a_job_recorded_without_an_input_folder_keeps_its_absolute_path(
     assert a.get(job.id).source_path == "/srv/a/drop/x.mp4"
     found = a.find_job("inbox", "/srv/a/drop/x.mp4", 1000, 1)
     assert found is not None and found.id == job.id
+
+
+def test_a_claim_may_be_limited_to_the_watches_a_node_has(backend: Backend) -> None:
+    """A node claims only jobs of the watches it has: it could resolve no other job's paths."""
+    led = backend.open()
+    mine = add(led, "a.mp4").id
+    other = add(led, "b.mp4", watch="elsewhere").id
+    got = led.claim([S.QUEUED], T0, "node-b", T0 + 60, only_watches={"inbox"})
+    assert [j.id for j in got] == [mine]
+    assert led.claim([S.QUEUED], T0, "node-c", T0 + 60, only_watches=()) == []
+    assert [j.id for j in led.claim([S.QUEUED], T0, "node-c", T0 + 60)] == [other]
