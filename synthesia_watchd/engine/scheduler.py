@@ -100,6 +100,7 @@ class Scheduler:
         executor: ExecutorFactory = threaded,
         node: str = "local",
         lease_seconds: float = 60.0,
+        own_watches_only: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.ledger = ledger
@@ -107,6 +108,9 @@ class Scheduler:
         #: them until it expires); a finished step gives its job's lease back.
         self.node = node
         self.lease_seconds = lease_seconds
+        #: A shared ledger: take only jobs of the watches this node has (the paths of any
+        #: other job would be another node's).
+        self.own_watches_only = own_watches_only
         self.limits = {
             "upload": max_uploads,
             "submit": SUBMIT_THREADS,
@@ -243,12 +247,13 @@ class Scheduler:
             held_all, held = False, frozenset()
         if held_all or limit <= 0:
             return []
+        only = {w.name for w in self.pipeline.config.watches} if self.own_watches_only else None
         if claim:
             until = now + self.lease_seconds
             return self.ledger.claim(
-                states, now, self.node, until, limit, running, exclude_watches=held
+                states, now, self.node, until, limit, running, held, only_watches=only
             )
-        return self.ledger.due(states, now, limit, running, exclude_watches=held)
+        return self.ledger.due(states, now, limit, running, held, only_watches=only)
 
     def runnable(self) -> bool:
         """Whether any active job is not held (due or not): --once waits only for those."""

@@ -193,6 +193,7 @@ def build(
         pipeline, ledger, max_uploads=config.max_uploads, max_downloads=config.max_downloads,
         max_active_jobs=config.max_active_jobs, wake=watchset.wakeup, executor=executor,
         node=config.node_name, lease_seconds=config.lease_duration,
+        own_watches_only=config.ledger_url is not None,
     )  # fmt: skip
     return Parts(
         config=config,

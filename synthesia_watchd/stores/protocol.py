@@ -115,6 +115,7 @@ class LedgerStore(Protocol):
         limit: int = 100,
         exclude_ids: Collection[int] = (),
         exclude_watches: Collection[str] = (),
+        only_watches: Collection[str] | None = None,
     ) -> list[Job]: ...
     def next_due_at(
         self, states: Iterable[JobState], after: float | None = None
@@ -152,6 +153,7 @@ class LedgerStore(Protocol):
         limit: int = 100,
         exclude_ids: Collection[int] = (),
         exclude_watches: Collection[str] = (),
+        only_watches: Collection[str] | None = None,
     ) -> list[Job]: ...
     def renew(self, node: str, job_ids: Collection[int], until: float) -> int: ...
     def release(self, node: str, job_ids: Collection[int]) -> None: ...

@@ -57,8 +57,10 @@ def due_filter(
     now: float,
     exclude_ids: Collection[int] = (),
     exclude_watches: Collection[str] = (),
+    only_watches: Collection[str] | None = None,
 ) -> tuple[str, list[Any]]:
-    """WHERE clause and parameters of due work: in ``states``, due by ``now``, not excluded."""
+    """WHERE clause and parameters of due work: in ``states``, due by ``now``, not excluded
+    (and, with ``only_watches``, of those watches only)."""
     values = [s.value for s in states_of(states)]
     where = f"state IN ({marks(values)}) AND next_attempt_at <= ?"
     params: list[Any] = [*values, now]
@@ -68,6 +70,9 @@ def due_filter(
     if exclude_watches:
         where += f" AND watch NOT IN ({marks(sorted(exclude_watches))})"
         params += sorted(exclude_watches)
+    if only_watches is not None:
+        where += f" AND watch IN ({marks(sorted(only_watches))})"
+        params += sorted(only_watches)
     return where, params
 
 

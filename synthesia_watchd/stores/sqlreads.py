@@ -104,10 +104,11 @@ class SqlReads(SqlCore):
         limit: int = 100,
         exclude_ids: Collection[int] = (),
         exclude_watches: Collection[str] = (),
+        only_watches: Collection[str] | None = None,
     ) -> list[Job]:
         """Jobs in ``states`` whose next attempt is due, oldest due first, minus those running
-        and those of held watches."""
-        where, params = due_filter(states, now, exclude_ids, exclude_watches)
+        and those of held watches (with ``only_watches``, of those watches only)."""
+        where, params = due_filter(states, now, exclude_ids, exclude_watches, only_watches)
         return self._jobs(where, params, f"ORDER BY next_attempt_at, id LIMIT {int(limit)}")
 
     def next_due_at(self, states: Iterable[JobState], after: float | None = None) -> float | None:

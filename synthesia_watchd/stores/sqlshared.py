@@ -39,16 +39,18 @@ class SqlLedgerStore(SqlStore):
         limit: int = 100,
         exclude_ids: Collection[int] = (),
         exclude_watches: Collection[str] = (),
+        only_watches: Collection[str] | None = None,
     ) -> list[Job]:
         """Lease due jobs in ``states`` to ``node`` until ``until``, oldest due first.
 
         A job is free when it has no lease, its lease expired (its node died or stalled), or
         ``node`` holds it already. Two nodes claiming at once get disjoint jobs: on
         PostgreSQL the SELECT skips rows another claim has locked; SQLite runs one write
-        transaction at a time.
+        transaction at a time. ``only_watches``: the watches ``node`` has (it resolves no
+        other watch's paths).
         """
         free = "(lease_until IS NULL OR lease_until < ? OR lease_node = ?)"
-        where, params = due_filter(states, now, exclude_ids, exclude_watches)
+        where, params = due_filter(states, now, exclude_ids, exclude_watches, only_watches)
         where += f" AND {free}"
         params += [now, node]
         with self._tx() as c:
