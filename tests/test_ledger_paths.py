@@ -202,8 +202,16 @@ def _insert(
     run(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))  # noqa: S608
 
 
-def _old_ledger(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """The backend's ledger at the schema before relative paths, with one done job of A."""
+def _old_ledger(
+    backend: Backend,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    jobs: tuple[dict[str, object], ...] | None = None,
+) -> None:
+    """The backend's ledger at the schema before relative paths, with ``jobs`` (default: one
+    done job of A, with its output)."""
+    rows = (_old_job_row(A),) if jobs is None else jobs
+    outputs = (_old_output_row(A),) if jobs is None else ()
     steps = {"sqlite": sqlite.MIGRATIONS, "postgres": pgschema.MIGRATIONS}[backend.name]
     before = steps[: _BEFORE[backend.name]]
     if backend.name == "sqlite":
@@ -214,8 +222,10 @@ def _old_ledger(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
             for statement in step:
                 assert isinstance(statement, str)
                 raw.execute(statement)
-        _insert(raw.execute, "jobs", _old_job_row(A), "?")
-        _insert(raw.execute, "outputs", _old_output_row(A), "?")
+        for row in rows:
+            _insert(raw.execute, "jobs", row, "?")
+        for row in outputs:
+            _insert(raw.execute, "outputs", row, "?")
         raw.execute(f"PRAGMA user_version = {len(before)}")
         raw.close()
         return
@@ -230,8 +240,10 @@ def _old_ledger(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
                 assert isinstance(statement, str)
                 conn.execute(statement)  # type: ignore[arg-type]
             conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, T0))
-        _insert(conn.execute, "jobs", _old_job_row(A), "%s")
-        _insert(conn.execute, "outputs", _old_output_row(A), "%s")
+        for row in rows:
+            _insert(conn.execute, "jobs", row, "%s")
+        for row in outputs:
+            _insert(conn.execute, "outputs", row, "%s")
 
 
 @pytest.fixture
@@ -280,3 +292,15 @@ def test_a_claim_may_be_limited_to_the_watches_a_node_has(backend: Backend) -> N
     assert [j.id for j in got] == [mine]
     assert led.claim([S.QUEUED], T0, "node-c", T0 + 60, only_watches=()) == []
     assert [j.id for j in led.claim([S.QUEUED], T0, "node-c", T0 + 60)] == [other]
+
+
+def test_old_active_twins_of_one_relative_path_keep_the_schema_step_from_failing(
+    backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two active jobs recorded under two input folders with the same relative path and
+    content (a watch whose folder moved): the step fills one, the other keeps its absolute
+    path, and the ledger opens."""
+    twins = tuple({**_old_job_row(f), "state": "queued"} for f in (A, B))
+    _old_ledger(backend, tmp_path, request, twins)
+    led = backend.open()
+    assert sorted(str(led.get(i).rel_path) for i in (1, 2)) == ["None", "old/talk.mp4"]
