@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from synthesia_watchd.domain.names import from_db, to_db
 from synthesia_watchd.domain.pathmap import PathMap, rel_parent, relative, under
+from synthesia_watchd.domain.states import ACTIVE
 
 from .base import Job
+
+_ACTIVE = frozenset(s.value for s in ACTIVE)
 
 if TYPE_CHECKING:  # sqlbase resolves jobs through this module
     from .sqlbase import SqlConn
@@ -111,11 +114,22 @@ def output_where(paths: PathMap, path: str) -> tuple[str, list[Any]]:
 def fill_relative_paths(c: SqlConn) -> None:
     """Schema step: give jobs and outputs recorded before relative paths theirs, from their
     absolute paths and the folders frozen into each job's settings (the watch's config when
-    the job was recorded). A row neither folder holds keeps its absolute path only."""
-    for row in c.rows("SELECT id, source_path, settings FROM jobs WHERE rel_path IS NULL"):
+    the job was recorded). A row neither folder holds keeps its absolute path only, and so
+    does the second of two active jobs that would share a relative path and content (a watch
+    whose folder moved), so one active job per file still holds."""
+    active: set[tuple[str, str, str | None]] = set()
+    for row in c.rows(
+        "SELECT id, watch, source_path, sha256, state, settings FROM jobs"
+        " WHERE rel_path IS NULL ORDER BY id"
+    ):
         key = relative(frozen_root(row["settings"], "input_root"), from_db(row["source_path"]))
-        if key is not None:
-            c.run("UPDATE jobs SET rel_path = ? WHERE id = ?", (to_db(key), row["id"]))
+        if key is None:
+            continue
+        if row["state"] in _ACTIVE and row["sha256"] is not None:
+            if (row["watch"], key, row["sha256"]) in active:
+                continue
+            active.add((row["watch"], key, row["sha256"]))
+        c.run("UPDATE jobs SET rel_path = ? WHERE id = ?", (to_db(key), row["id"]))
     for row in c.rows(
         "SELECT o.job_id, o.language, o.kind, o.path, j.settings FROM outputs o"
         " JOIN jobs j ON j.id = o.job_id WHERE o.path IS NOT NULL AND o.rel_path IS NULL"
