@@ -7,6 +7,7 @@ Run unchanged against every backend (a real SQLite file, a real PostgreSQL datab
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from ledgerbackends import T0, Backend, add, run_threads, walk
 from pgcluster import PASSWORD
 
 from synthesia_watchd.domain.errors import DuplicateJob
-from synthesia_watchd.domain.pathmap import PathMap, WatchFolders
+from synthesia_watchd.domain.pathmap import PathMap, WatchFolders, relative
 from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.stores import pgschema, sqlite
 from synthesia_watchd.stores.ledger import LedgerStore
@@ -304,3 +305,34 @@ def test_old_active_twins_of_one_relative_path_keep_the_schema_step_from_failing
     _old_ledger(backend, tmp_path, request, twins)
     led = backend.open()
     assert sorted(str(led.get(i).rel_path) for i in (1, 2)) == ["None", "old/talk.mp4"]
+
+
+def test_a_name_that_is_not_utf8_resolves_on_every_node(backend: Backend) -> None:
+    """A Latin-1 name (surrogate escapes in Python) keeps its bytes through the relative path."""
+    a, b = _node(backend, A), _node(backend, B)
+    rel = os.fsdecode(b"sub/caf\xe9.mp4")
+    job_id = _add_on(a, A, rel)
+    assert b.get(job_id).source_path == os.fsdecode(b"/mnt/b/drop/sub/caf\xe9.mp4")
+    assert b.get(job_id).rel_path == rel
+    found = b.find_job("inbox", os.fsdecode(b"/mnt/b/drop/sub/caf\xe9.mp4"), 1000, 1)
+    assert found is not None and found.id == job_id
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "rel"),
+    [
+        ("/srv/drop", "/srv/drop/a.mp4", "a.mp4"),
+        ("/srv/drop/", "/srv/drop/x/../sub/a.mp4", "sub/a.mp4"),
+        ("/srv/drop", "/srv/drop", None),
+        ("/srv/drop", "/srv/dropped/a.mp4", None),
+        ("/srv/drop", "/srv/a.mp4", None),
+        ("/srv/drop", "a.mp4", None),
+        (None, "/srv/drop/a.mp4", None),
+        ("drop", "drop/a.mp4", None),
+    ],
+)
+def test_relative_paths_only_inside_the_folder(
+    root: str | None, path: str, rel: str | None
+) -> None:
+    """A path gets a relative name only strictly inside an absolute folder."""
+    assert relative(root, path) == rel
