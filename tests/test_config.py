@@ -22,7 +22,7 @@ from synthesia_watchd.config.load import (
     render_reference,
     resolve_api_key,
 )
-from synthesia_watchd.config.load import load as cfgmod
+from synthesia_watchd.config import load as cfgmod
 from synthesia_watchd.domain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
