@@ -160,8 +160,8 @@ def test_jobs_whose_path_is_outside_every_folder_keep_their_absolute_path(
 
 # --- ledgers recorded before relative paths ------------------------------------------------------
 
-#: The schema version of each backend just before relative paths.
-_BEFORE = {"sqlite": 8, "postgres": 6}
+#: The statement that brings relative paths in: every backend's schema before its step.
+_REL_PATH_STEP = "ALTER TABLE jobs ADD COLUMN rel_path TEXT"
 
 
 def _old_job_row(f: WatchFolders) -> dict[str, object]:
@@ -214,7 +214,7 @@ def _old_ledger(
     rows = (_old_job_row(A),) if jobs is None else jobs
     outputs = (_old_output_row(A),) if jobs is None else ()
     steps = {"sqlite": sqlite.MIGRATIONS, "postgres": pgschema.MIGRATIONS}[backend.name]
-    before = steps[: _BEFORE[backend.name]]
+    before = steps[: next(i for i, step in enumerate(steps) if _REL_PATH_STEP in step)]
     if backend.name == "sqlite":
         path = tmp_path / "state" / "ledger.sqlite3"
         path.parent.mkdir(parents=True, exist_ok=True)
