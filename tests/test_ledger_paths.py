@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from enginefixtures import Engine
 from ledgerbackends import T0, Backend, add, run_threads, walk
 from pgcluster import PASSWORD
 
@@ -336,3 +337,22 @@ def test_relative_paths_only_inside_the_folder(
 ) -> None:
     """A path gets a relative name only strictly inside an absolute folder."""
     assert relative(root, path) == rel
+
+
+def test_a_node_on_a_shared_ledger_leaves_jobs_of_watches_it_lacks(
+    engine: Engine, pg_database: str
+) -> None:
+    """run --once on a shared ledger: this node's file is dubbed; a job of a watch only
+    another node has stays queued and unclaimed (its paths are that node's), and --once ends."""
+    engine.use_shared_ledger(pg_database, PASSWORD)
+    with engine.ledger() as ledger:
+        foreign = ledger.add_job(
+            watch="other-office", source_path="/volume1/video/drop/x.mp4", size=1, mtime_ns=1,
+            sha256="h-x", source_language="en", targets=["de"], output_dir="/volume1/video/out",
+        )  # fmt: skip
+    engine.put("a.mp4")
+    engine.run()
+    jobs = {j.id: j for j in engine.jobs()}
+    assert jobs.pop(foreign.id).state is S.QUEUED
+    assert [j.state for j in jobs.values()] == [S.DONE]
+    assert engine.dub_posts() == 1
