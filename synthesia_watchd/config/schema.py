@@ -401,7 +401,9 @@ WATCH_KEYS: tuple[_Key, ...] = (
 #: Keys only a watch has: they name and place it, so `defaults` cannot set them.
 WATCH_ONLY: tuple[_Key, ...] = (
     _Key("name", "string [A-Za-z0-9_.-]+", REQUIRED, watch_name).about(
-        "Unique name of the watch, used in logs, metrics and titles.", "marketing"
+        "Unique name of the watch, used in logs, metrics and titles. Nodes sharing a ledger "
+        "match watches by this name (each with its own folders).",
+        "marketing",
     ),
     _Key("input", "path", REQUIRED, filepath).about(
         "The drop folder. Absolute, or relative to the config file's folder. It need not "
