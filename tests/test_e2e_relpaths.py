@@ -185,33 +185,32 @@ def test_nodes_mounting_the_share_at_different_paths_dub_each_file_once(
         assert node.running
 
 
-def test_a_node_takes_over_a_dead_nodes_dub_through_its_own_mount(
+def test_a_node_takes_over_a_dead_nodes_job_through_its_own_mount(
     tmp_path: Path,
     share: Share,
     e2e_sim: Callable[..., Simulator],
     daemon_factory: Callable[..., DaemonProcess],
     pg_database: str,
 ) -> None:
-    """Node A dies while its dub runs and its mount goes away; node B takes the job over once
-    the lease expires, polls the dub (never submits again), writes the outputs and moves the
-    source through its own mount."""
-    sim = e2e_sim(dub_seconds=LEASE + 5.0)
+    """Node A dies mid-download, holding the job's lease, and its mount goes away; node B
+    takes the job over once the lease expires, fetches the paid dub again (never submits
+    again), writes the outputs and moves the source through its own mount."""
+    sim = e2e_sim(dub_seconds=1.0)
     secret = _secret(tmp_path)
     a_view, b_view = share.mount(tmp_path / "view-a"), share.mount(tmp_path / "view-b")
     node_a = _node(daemon_factory, sim, pg_database, "node-a", a_view, secret)
     node_b = _node(daemon_factory, sim, pg_database, "node-b", b_view, secret)
+    gate = sim.pause("DOWNLOAD")
     node_a.start()
     node_a.wait_started()
     share.drop("sub/talk.mp4")
-
-    def dubbing_on_a() -> Job | None:
-        jobs = _jobs(pg_database)
-        return next((j for j in jobs if j.state is S.DUBBING and j.lease_node == "node-a"), None)
-
-    job = wait_until(dubbing_on_a, timeout=60, interval=0.2, what="node-a dubbing")
+    assert gate.wait_arrived(timeout=60), "node-a never started downloading"
+    [job] = _jobs(pg_database)
+    assert (job.state, job.lease_node) == (S.DOWNLOADING, "node-a")
     assert job.source_path == str(a_view / "drop" / "sub" / "talk.mp4")
     node_a.kill()
     share.unmount(a_view)
+    gate.release()
     node_b.start()
     node_b.wait_started()
 
@@ -228,5 +227,6 @@ def test_a_node_takes_over_a_dead_nodes_dub_through_its_own_mount(
     )
     assert (share.root / "done" / "sub" / "talk.mp4").is_file()
     assert list(a_view.iterdir()) == []  # nothing written where node A's mount was
+    assert not [p.name for p in share.root.rglob("*.part")]
     events = [e for e in node_b.log() if e.get("job_id") == str(job.id)]
     assert events, "node-b never worked on the job"
