@@ -71,6 +71,7 @@ DOCKER_SECRET = Path("/run/secrets/synthesia_api_key")
 #: File name looked up in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``).
 CREDENTIAL_NAME = "synthesia_api_key"
 API_KEY_ENV = "SYNTHESIA_API_KEY"
+_WINDOWS = ("per_minute", "per_hour", "per_day")  # RateLimitSpec's fields, in YAML
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -165,6 +166,8 @@ class Config:
     node_name: str = field(default_factory=socket.gethostname)
     #: Seconds a claimed job stays this node's without a renewing heartbeat.
     lease_duration: float = 60.0
+    #: This node's upload cap in bytes per second (upload.max_bandwidth); None: no cap.
+    upload_max_bandwidth: int | None = None
 
     @property
     def ledger_location(self) -> Path | str:
@@ -412,9 +415,8 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
     limits = {}
     for cls in ("writes", "reads"):
         preset = TIERS.get(tier, TIERS["creator"])[cls]
-        windows = ("per_minute", "per_hour", "per_day")
         limits[cls] = RateLimitSpec(
-            *(top.get(f"api.rate_limits.{cls}.{w}", preset[n]) for n, w in enumerate(windows))
+            *(top.get(f"api.rate_limits.{cls}.{w}", preset[n]) for n, w in enumerate(_WINDOWS))
         )
     location = get("ledger")
     ledger_url = location if isinstance(location, str) else None
@@ -462,6 +464,7 @@ def _build(doc: Doc, ctx: Context, source: Path | None, require_watches: bool = 
         max_uploads=get("workers.max_uploads"),
         max_active_jobs=get("workers.max_active_jobs"),
         max_downloads=get("workers.max_downloads"),
+        upload_max_bandwidth=get("upload.max_bandwidth"),
         rate_limits=types.MappingProxyType(limits),
         connect_timeout=get("api.connect_timeout"),
         read_timeout=get("api.read_timeout"),
@@ -611,16 +614,10 @@ def effective_config(cfg: Config) -> dict[str, Any]:
             "max_active_jobs": cfg.max_active_jobs,
             "max_downloads": cfg.max_downloads,
         },
+        "upload": {"max_bandwidth": cfg.upload_max_bandwidth},
         "api": {
             "tier": cfg.api_tier,
-            "rate_limits": {
-                cls: {
-                    "per_minute": spec.per_minute,
-                    "per_hour": spec.per_hour,
-                    "per_day": spec.per_day,
-                }
-                for cls, spec in cfg.rate_limits.items()
-            },
+            "rate_limits": {cls: dataclasses.asdict(s) for cls, s in cfg.rate_limits.items()},
             "connect_timeout": cfg.connect_timeout,
             "read_timeout": cfg.read_timeout,
             "allowed_download_hosts": list(cfg.allowed_download_hosts),
