@@ -84,14 +84,20 @@ def run_nodes(
     finally:
         for daemon in daemons:
             daemon.stop()
-    return {"nodes": nodes, "seconds": seconds, "done": done}
+    finished = [_done_events(d.log_path) for d in daemons]
+    return {"nodes": nodes, "seconds": seconds, "done": done, "per_node": finished}
+
+
+def _done_events(log: Path) -> int:
+    """Jobs a node finished, from its JSON log."""
+    return sum(1 for line in log.read_text().splitlines() if '"event": "job done"' in line)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=30)
-    ap.add_argument("--size", type=int, default=2 * 1024 * 1024, help="bytes per video")
-    ap.add_argument("--cap", type=int, default=4 * 1024 * 1024, help="bytes/s per node")
+    ap.add_argument("--size", type=int, default=1024 * 1024, help="bytes per video")
+    ap.add_argument("--cap", type=int, default=1024 * 1024, help="bytes/s per node")
     ap.add_argument("--dub", type=float, default=2.0, help="seconds each dub takes")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=200, help="jobs for the per-job overhead")
@@ -108,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_nodes(sim, cluster, Path(tmp) / f"r{run}n{nodes}", nodes, args)
                 assert result["done"] == args.files, result
                 walls[nodes].append(result["seconds"])
-                print(f"run {run + 1}: {nodes} node(s) {result['seconds']:.1f} s", flush=True)
+                print(
+                    f"run {run + 1}: {nodes} node(s) {result['seconds']:.1f} s, jobs done per "
+                    f"node {result['per_node']}",
+                    flush=True,
+                )
         ledger_lines = measure(cluster, Path(tmp), args.jobs, args.claims)
     one, three = median(walls[1]), median(walls[3])
     load = (
         f"{args.files} videos of {args.size / 2**20:.1f} MiB, upload cap "
-        f"{args.cap / 2**20:.1f} MiB/s per node, {args.dub:.0f} s dubs"
+        f"{args.cap / 2**20:.1f} MiB/s per node ({MAX_UPLOADS} uploads), {args.dub:.0f} s dubs"
     )
     print(f"wall time to all done ({load}), median of {args.runs}:")
     print(f"  1 node   {one:6.1f} s   runs: {', '.join(f'{s:.1f}' for s in walls[1])}")
