@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 from .common import NO_RATE_LIMITS, DaemonProcess, make_videos, median, wait_for, write_config

@@ -15,8 +15,8 @@ import pytest
 from e2efixtures import DaemonProcess
 from helpers import wait_until
 
+from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.simulator import Recorded, Simulator
-from synthesia_watchd.states import JobState, OutputState
 
 pytestmark = pytest.mark.slow
 

@@ -16,11 +16,11 @@ import pytest
 from ledgerbackends import add, walk
 from pgcluster import PASSWORD, Cluster
 
-from synthesia_watchd.config import Config, build_config
-from synthesia_watchd.errors import LedgerUnreachable
-from synthesia_watchd.pipeline import Pipeline
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState
+from synthesia_watchd.config.load import Config, build_config
+from synthesia_watchd.domain.errors import LedgerUnreachable
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.pipeline import Pipeline
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 S = JobState

@@ -16,11 +16,11 @@ from test_config import MINIMAL
 from test_config import parse as parse_with_watch
 from test_upload import make_video, new_credentials, stored_bytes
 
-from synthesia_watchd.compose import node_uploader
-from synthesia_watchd.config import Config, effective_config
-from synthesia_watchd.errors import ConfigError
+from synthesia_watchd.config.load import Config, effective_config
+from synthesia_watchd.domain.errors import ConfigError
+from synthesia_watchd.service.compose import node_uploader
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.upload import upload_file
+from synthesia_watchd.synthesia.upload import upload_file
 
 KIB = 1024
 #: Bytes s3transfer reads before its first throttled read (BandwidthLimitedStream's
