@@ -84,13 +84,13 @@ def run_nodes(
     finally:
         for daemon in daemons:
             daemon.stop()
-    finished = [_done_events(d.log_path) for d in daemons]
-    return {"nodes": nodes, "seconds": seconds, "done": done, "per_node": finished}
+    uploads = [_uploads(d.log_path) for d in daemons]
+    return {"nodes": nodes, "seconds": seconds, "done": done, "uploads": uploads}
 
 
-def _done_events(log: Path) -> int:
-    """Jobs a node finished, from its JSON log."""
-    return sum(1 for line in log.read_text().splitlines() if '"event": "job done"' in line)
+def _uploads(log: Path) -> int:
+    """Uploads a node finished, from its JSON log."""
+    return sum(1 for line in log.read_text().splitlines() if '"to_state": "uploaded"' in line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 assert result["done"] == args.files, result
                 walls[nodes].append(result["seconds"])
                 print(
-                    f"run {run + 1}: {nodes} node(s) {result['seconds']:.1f} s, jobs done per "
-                    f"node {result['per_node']}",
+                    f"run {run + 1}: {nodes} node(s) {result['seconds']:.1f} s, uploads per node "
+                    f"{result['uploads']}",
                     flush=True,
                 )
         ledger_lines = measure(cluster, Path(tmp), args.jobs, args.claims)
