@@ -118,11 +118,11 @@ def _assert_paced(sim: Simulator) -> None:
 
 
 def test_three_nodes_one_folder_one_dub_per_content(
+    pg_cluster: Cluster,
+    pg_database: str,  # set up first, so dropped only after the daemons are stopped
     tmp_path: Path,
     e2e_sim: Callable[..., Simulator],
     daemon_factory: Callable[..., DaemonProcess],
-    pg_cluster: Cluster,
-    pg_database: str,
 ) -> None:
     """60 files (48 distinct contents) on 3 nodes, one SIGKILLed mid-upload, one mid-dub, then
     a PostgreSQL crash and restart: every job ends, one POST /v2/dubbing per content, the
