@@ -13,7 +13,7 @@ MODULE_LINES, FUNCTION_LINES, CLASS_LINES = 400, 60, 300
 DATA_TABLES = {
     "domain/contract.py": "vocabularies read from the OpenAPI document (no functions)",
     "config/schema.py": "the config key table: one row per key with its check and docs",
-    "service/cli.py:build_parser": "the argparse declarations of every command and option",
+    "service/cli/parser.py:build_parser": "the argparse declarations of every command and option",
 }
 
 #: Code over the limits that is not split yet, with its size today: it may shrink, never
@@ -22,8 +22,6 @@ NOT_YET_SPLIT = {
     "synthesia/api.py": 1003,
     "synthesia/api.py:SynthesiaClient": 655,
     "synthesia/api.py:_request": 84,
-    "service/cli.py:cmd_status": 82,
-    "service/cli.py": 847,
     "config/load.py": 661,
     "config/load.py:_build": 114,
     "config/checks.py": 440,
