@@ -42,6 +42,7 @@ def job_dict(job: Job) -> dict[str, Any]:
 
 
 def _daemon_record(ledger: LedgerStore) -> dict[str, Any] | None:
+    """The daemon's last status record (heartbeat, pauses, watches), if readable."""
     raw = ledger.get_meta("daemon")
     try:
         return json.loads(raw) if raw else None
@@ -76,39 +77,9 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
     beat_age = now - record["time"] if "time" in record else None
     running = beat_age is not None and beat_age < 60 and not record.get("stopping")
     live = record.get("progress", {}) if running else {}
-    active = [
-        {
-            "id": j.id,
-            "file": Path(j.source_path).name,
-            "step": j.state.value,
-            "age_seconds": round(now - j.state_changed_at, 1),
-            "attempts": j.attempts,
-            "last_error": j.last_error if error_is_current(ledger, j) else None,
-            "detected_language": j.detected_language,
-            "video_minutes": _minutes(j.duration_s),
-            "progress": job_progress(ledger, j, live.get(str(j.id)), now),
-        }
-        for j in ledger.list_jobs(states=ACTIVE, limit=50)
-    ]
-    unhappy = [
-        {
-            "id": j.id,
-            "file": Path(j.source_path).name,
-            "state": j.state.value,
-            "age_seconds": round(now - j.state_changed_at, 1),
-            "reason": j.last_error or j.last_error_context,
-        }
-        for j in ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=20)
-    ]
-    attention = [
-        {
-            "id": j.id,
-            "file": Path(j.source_path).name,
-            "state": j.state.value,
-            "reason": j.last_error_context or j.last_error,
-        }
-        for j in ledger.list_jobs(states=(JobState.NEEDS_ATTENTION,), limit=50)
-    ]
+    active = _active_jobs(ledger, live, now)
+    unhappy = _unhappy_jobs(ledger, now)
+    attention = _attention_jobs(ledger)
     oldest = ledger.oldest_queued_at()
     return {
         "daemon": {
@@ -129,6 +100,51 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
         "failed": unhappy,
         **_nodes_data(ledger, now),
     }
+
+
+def _active_jobs(ledger: LedgerStore, live: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    """The jobs in progress: step, age, current error, progress (live from the daemon's record)."""
+    return [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "step": j.state.value,
+            "age_seconds": round(now - j.state_changed_at, 1),
+            "attempts": j.attempts,
+            "last_error": j.last_error if error_is_current(ledger, j) else None,
+            "detected_language": j.detected_language,
+            "video_minutes": _minutes(j.duration_s),
+            "progress": job_progress(ledger, j, live.get(str(j.id)), now),
+        }
+        for j in ledger.list_jobs(states=ACTIVE, limit=50)
+    ]
+
+
+def _unhappy_jobs(ledger: LedgerStore, now: float) -> list[dict[str, Any]]:
+    """The newest failed or partial jobs with their reason."""
+    return [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "state": j.state.value,
+            "age_seconds": round(now - j.state_changed_at, 1),
+            "reason": j.last_error or j.last_error_context,
+        }
+        for j in ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=20)
+    ]
+
+
+def _attention_jobs(ledger: LedgerStore) -> list[dict[str, Any]]:
+    """The jobs waiting for a person's decision, with what they wait for."""
+    return [
+        {
+            "id": j.id,
+            "file": Path(j.source_path).name,
+            "state": j.state.value,
+            "reason": j.last_error_context or j.last_error,
+        }
+        for j in ledger.list_jobs(states=(JobState.NEEDS_ATTENTION,), limit=50)
+    ]
 
 
 def show_data(job: Job, outs: Sequence[Output], events: Sequence[Event]) -> dict[str, Any]:

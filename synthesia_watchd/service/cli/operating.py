@@ -17,6 +17,7 @@ from .locate import load, open_existing_ledger
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    """Retry one job, or every failed and partial one, through ``lifecycle.retry``."""
     with open_existing_ledger(args) as ledger:
         if args.failed:
             jobs = ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=1_000_000)
@@ -33,12 +34,14 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel one job through ``lifecycle.cancel``."""
     with open_existing_ledger(args) as ledger:
         echo(lifecycle.cancel(ledger, ledger.get(args.job)))
     return ExitStatus.OK
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
+    """Pause or drain new paid work, globally or for one known watch."""
     config = load(args, required=False)
     known = [w.name for w in config.watches] if config.source is not None else None
     with open_existing_ledger(args) as ledger:
@@ -47,6 +50,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    """Lift a pause or drain."""
     with open_existing_ledger(args) as ledger:
         echo(lifecycle.resume(ledger, watch=args.watch))
     return ExitStatus.OK

@@ -21,6 +21,7 @@ from .locate import find_config, open_existing_ledger
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The daemon, its nodes, pauses and holds, watches, and jobs by state."""
     with open_existing_ledger(args) as ledger:
         data = status_data(ledger)
     if args.json:
@@ -125,6 +126,7 @@ def _show_jobs(data: dict[str, Any]) -> None:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    """Jobs, newest first, filtered by state and watch."""
     states = [JobState(s) for s in args.state] if args.state else None
     with open_existing_ledger(args) as ledger:
         jobs = ledger.list_jobs(states=states, watch=args.watch, limit=args.limit)
@@ -141,6 +143,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """One job with its fields, outputs and history."""
     with open_existing_ledger(args) as ledger:
         try:
             job = ledger.get(args.job)
@@ -175,6 +178,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the daemon's heartbeat file is fresh (for health checks)."""
     from synthesia_watchd.telemetry.metrics import Heartbeat
 
     path = find_config(args.config)

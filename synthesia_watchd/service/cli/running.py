@@ -16,6 +16,7 @@ from .locate import load
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon in the foreground (``--once``: until nothing is left; ``--dry-run``)."""
     from synthesia_watchd.service import compose
     from synthesia_watchd.service.daemon import Daemon
 
@@ -63,18 +64,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_dub(args: argparse.Namespace) -> int:
+    """Dub the given files or folders now, through the same engine (``oneshot``)."""
     from synthesia_watchd.service.oneshot import dub
 
     return dub(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Dub a generated video end to end on the built-in simulator (``demo``)."""
     from synthesia_watchd.service.demo import demo
 
     return demo(args)
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
+    """Run the loopback Synthesia simulator with its S3, for trying things out."""
     from synthesia_watchd.simulator import main as sim_main
 
     argv = ["--port", str(args.port)]

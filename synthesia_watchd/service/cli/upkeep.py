@@ -19,6 +19,7 @@ from .locate import load, open_existing_ledger
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config, print it with secrets masked, and test the API key."""
     config = load(args)
     echo(f"# {config.source}: valid")
     echo(dump_effective(config).rstrip())
