@@ -25,7 +25,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from . import __version__, lifecycle, runtime
+from . import __version__, lifecycle, noderecords, runtime
 from .config import Config, build_config, dump_effective, load_config
 from .errors import (
     AuthError,
@@ -245,23 +245,19 @@ def _spending_line(config: Config) -> str:
         return spending_text(spending(config, ledger, time.time()))
 
 
-def _daemon_record(ledger: LedgerStore) -> dict[str, Any] | None:
-    raw = ledger.get_meta("daemon")
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _minutes(duration_s: float | None) -> float | None:
     """Video minutes, as billed, from a parsed duration (None when it is not known)."""
     return None if duration_s is None else round(duration_s / 60, 1)
 
 
-def _nodes_data(ledger: LedgerStore, now: float) -> dict[str, Any]:
-    """The nodes that share the ledger (heartbeats, claimed jobs), and whether it is shared."""
+def _nodes_data(
+    ledger: LedgerStore, now: float, found: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The nodes that share the ledger (heartbeats, claimed jobs, each one's own status
+    record: running, pauses), and whether it is shared."""
     nodes = [
         {
+            **noderecords.summary(found.get(n.name, {}), now),
             "name": n.name,
             "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
             "claimed": n.claimed,
@@ -276,9 +272,15 @@ def _nodes_data(ledger: LedgerStore, now: float) -> dict[str, Any]:
 def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
-    record = _daemon_record(ledger) or {}
-    beat_age = now - record["time"] if "time" in record else None
-    running = beat_age is not None and beat_age < 60 and not record.get("stopping")
+    found = noderecords.records(ledger)
+    record = noderecords.freshest(found)
+    beat_age = noderecords.beat_age(record, now)
+    running = noderecords.is_running(record, now)
+    # Every running node's pauses (each node pauses on its own: a refused key, a full disk).
+    paused = {
+        k: v for r in found.values() if noderecords.is_running(r, now)
+        for k, v in r.get("paused", {}).items()
+    }  # fmt: skip
     live = record.get("progress", {}) if running else {}
     active = [
         {
@@ -321,7 +323,7 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
             "heartbeat_age_seconds": round(beat_age, 1) if beat_age is not None else None,
             "stopped_cleanly": bool(record.get("stopping")),
         },
-        "paused": record.get("paused", {}) if running else {},
+        "paused": paused,
         "reads": record.get("reads") if running else None,
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
@@ -331,7 +333,7 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
         "active": active,
         "needs_attention": attention,
         "failed": unhappy,
-        **_nodes_data(ledger, now),
+        **_nodes_data(ledger, now, found),
     }
 
 
@@ -355,14 +357,18 @@ def cmd_status(args: argparse.Namespace) -> int:
                 else ""
             )
         )
-    if data["shared"] or len(data["nodes"]) > 1:
+    several = data["shared"] or len(data["nodes"]) > 1
+    if several:
         for n in data["nodes"]:
             _print(
-                f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
-                f"{n['claimed']} job(s) claimed"
+                f"node {n['name']}: {'running' if n['running'] else 'not running'}, heartbeat "
+                f"{_age(n['heartbeat_age_seconds'])} ago, {n['claimed']} job(s) claimed"
             )
-    for kind, reason in data["paused"].items():
-        _print(f"PAUSED ({kind}): {reason}")
+            for kind, reason in n["paused"].items():
+                _print(f"PAUSED ({kind}) on {n['name']}: {reason}")
+    else:
+        for kind, reason in data["paused"].items():
+            _print(f"PAUSED ({kind}): {reason}")
     reads = data.get("reads")
     if reads:
         limit = f"of {reads['per_day']:,} a day" if reads.get("per_day") else "(no day limit)"

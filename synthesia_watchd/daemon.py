@@ -602,7 +602,7 @@ class Daemon:
         stuck = self.watchers.stuck_for()
         if stuck:
             record["fs_stuck_seconds"] = round(stuck, 1)
-        self.ledger.set_meta("daemon", json.dumps(record))
+        self.ledger.set_node_status(self.config.node_name, self.now(), json.dumps(record))
         self.heartbeat.beat(record)
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
