@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
 
 T = TypeVar("T")
 

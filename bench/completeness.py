@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd.completeness import inspect
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.files.completeness import inspect
 
 GIB = 1 << 30
 SIZE = 4 * GIB

@@ -21,9 +21,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median, percentile
-from synthesia_watchd.config import build_config
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.config.load import build_config
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.stores.ledger import Ledger
 from synthesia_watchd.web.data import Console
 from synthesia_watchd.web.server import WebServer
 

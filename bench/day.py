@@ -31,11 +31,11 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median, percentile
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.pollplan import Poller
-from synthesia_watchd.ratelimit import CREATOR_TIER, READ, WRITE, RateLimiter
-from synthesia_watchd.readbudget import DAY, STATUS_ENDPOINT, ReadBudget
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.ratelimit import CREATOR_TIER, READ, WRITE, RateLimiter
+from synthesia_watchd.domain.readbudget import DAY, STATUS_ENDPOINT, ReadBudget
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.pollplan import Poller
+from synthesia_watchd.stores.ledger import Ledger
 
 SLOTS = 8
 POLL_INTERVAL = 10.0  # the watch default

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
 
 from .common import (
     DaemonProcess,

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.stores.ledger import Ledger
 
 from .common import (
     TARGETS,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.ledgerguard import open_checked
+from synthesia_watchd.stores.ledger import Ledger
+from synthesia_watchd.stores.ledgerguard import open_checked
 
 RUNS = 5
 

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from synthesia_watchd.ledger import Lease, Ledger, LedgerStore
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.stores.ledger import Lease, Ledger, LedgerStore
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

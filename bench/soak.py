@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd.atomic import PART_SUFFIX
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.files.atomic import PART_SUFFIX
 from synthesia_watchd.simulator import ENDPOINTS, Fault, Simulator
 
 from .common import TARGETS, DaemonProcess, LedgerReader, ledger_path, write_config

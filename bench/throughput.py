@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd.api import SynthesiaClient
-from synthesia_watchd.ratelimit import RateLimiter
-from synthesia_watchd.upload import upload_file
+from synthesia_watchd.domain.ratelimit import RateLimiter
+from synthesia_watchd.synthesia.api import SynthesiaClient
+from synthesia_watchd.synthesia.upload import upload_file
 
 from .common import (
     NO_RATE_LIMITS,

@@ -20,9 +20,9 @@ from typing import Any
 import boto3
 import botocore.config
 
-from synthesia_watchd.api import SynthesiaClient, UploadCredentials
-from synthesia_watchd.ratelimit import RateLimiter
-from synthesia_watchd.upload import REGION, upload_file
+from synthesia_watchd.domain.ratelimit import RateLimiter
+from synthesia_watchd.synthesia.api import SynthesiaClient, UploadCredentials
+from synthesia_watchd.synthesia.upload import REGION, upload_file
 
 from .common import median
 from .simproc import SimProcess

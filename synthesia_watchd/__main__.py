@@ -1,5 +1,5 @@
 """``python -m synthesia_watchd``: the same as the ``synthesia-watchd`` command."""
 
-from .cli import entrypoint
+from .service.cli import entrypoint
 
 entrypoint()

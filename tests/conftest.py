@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from synthesia_watchd.logsetup import clear_secrets, reset_logging
+from synthesia_watchd.telemetry.logsetup import clear_secrets, reset_logging
 
 pytest_plugins = [
     "simfixtures",

@@ -17,11 +17,11 @@ import pytest
 import requests
 from enginefixtures import Engine, ScaledClock
 
-from synthesia_watchd import compose
-from synthesia_watchd.config import load_config
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.ledger import Job, Ledger
-from synthesia_watchd.states import ACTIVE, JobState
+from synthesia_watchd.config.load import load_config
+from synthesia_watchd.domain.states import ACTIVE, JobState
+from synthesia_watchd.service import compose
+from synthesia_watchd.service.daemon import Daemon
+from synthesia_watchd.stores.ledger import Job, Ledger
 
 
 class LiveDaemon:

@@ -22,10 +22,10 @@ import pytest
 import yaml
 from helpers import wait_until
 
-from synthesia_watchd.ledger import Job, Ledger, Output
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.ledger import Job, Ledger, Output
 
 #: Bytes of each generated source video: small, so uploads take milliseconds.
 SOURCE_SIZE = 24 * 1024
@@ -57,8 +57,8 @@ class DaemonProcess:
     """One daemon subprocess over folders in ``tmp_path``, with its ledger and log at hand.
 
     ``start`` writes the YAML config and launches ``python -m synthesia_watchd run -c cfg``;
-    the ledger is read through ``synthesia_watchd.ledger.Ledger`` (WAL readers never block the
-    daemon); stdout and stderr (JSON log lines) go to one file per run.
+    the ledger is read through ``synthesia_watchd.stores.ledger.Ledger`` (WAL readers never
+    block the daemon); stdout and stderr (JSON log lines) go to one file per run.
     """
 
     def __init__(

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from synthesia_watchd import compose
-from synthesia_watchd.config import Config, build_config
-from synthesia_watchd.daemon import Daemon, RunResult
-from synthesia_watchd.dryrun import discover
-from synthesia_watchd.ledger import Job, Ledger, LedgerStore, Output, open_ledger
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.scheduler import inline
+from synthesia_watchd.config.load import Config, build_config
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.dryrun import discover
+from synthesia_watchd.engine.scheduler import inline
+from synthesia_watchd.service import compose
+from synthesia_watchd.service.daemon import Daemon, RunResult
 from synthesia_watchd.simulator import Recorded, Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.ledger import Job, Ledger, LedgerStore, Output, open_ledger
 
 #: Bytes of each generated source video: small, so uploads take milliseconds.
 SOURCE_SIZE = 16 * 1024

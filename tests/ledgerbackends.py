@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pgcluster import PASSWORD
 
-from synthesia_watchd.ledger import Job, Ledger, LedgerStore
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.stores.ledger import Job, Ledger, LedgerStore
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 T0 = 1_750_000_000.0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from enginefixtures import TARGETS, Engine
 
-from synthesia_watchd.adopt import ADOPTED
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.files.adopt import ADOPTED
 
 
 def _script_outputs(engine: Engine, source: Path, languages: tuple[str, ...] = TARGETS) -> None:

@@ -16,8 +16,7 @@ import requests
 from helpers import wait_until
 from requests.adapters import HTTPAdapter
 
-from synthesia_watchd.api import SynthesiaClient, UploadCredentials
-from synthesia_watchd.errors import (
+from synthesia_watchd.domain.errors import (
     AmbiguousSubmit,
     AuthError,
     DownloadIncomplete,
@@ -29,11 +28,12 @@ from synthesia_watchd.errors import (
     TransientError,
     UnsafeUrlError,
 )
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.ratelimit import RateLimiter
-from synthesia_watchd.retry import RetryPolicy
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.ratelimit import RateLimiter
+from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.upload import upload_file
+from synthesia_watchd.synthesia.api import SynthesiaClient, UploadCredentials
+from synthesia_watchd.synthesia.upload import upload_file
 
 FAST = RetryPolicy(base=0.01, cap=0.05)
 TARGETS = ["es-ES", "fr-FR"]
@@ -463,7 +463,7 @@ def test_on_response_hook(sim: Simulator) -> None:
 
 def test_every_call_goes_through_the_limiter(sim: Simulator) -> None:
     """A tight limiter paces calls: the second GET waits for its window."""
-    from synthesia_watchd.ratelimit import Window
+    from synthesia_watchd.domain.ratelimit import Window
 
     limiter = RateLimiter({"read": (Window(1, 0.5),), "write": ()}, margin=0.0)
     client = make_client(sim, limiter=limiter)

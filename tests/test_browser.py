@@ -23,9 +23,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.stores.ledger import Ledger
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -13,10 +13,10 @@ from e2efixtures import DaemonProcess
 from helpers import wait_until
 from simfixtures import FakeClock
 
-from synthesia_watchd import filters
-from synthesia_watchd.claims import CLAIM_NAME, STALE_SECONDS, Claims, claim_path
+from synthesia_watchd.domain import filters
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.claims import CLAIM_NAME, STALE_SECONDS, Claims, claim_path
 
 SimFactory = Callable[..., Simulator]
 DaemonFactory = Callable[..., DaemonProcess]
@@ -167,9 +167,9 @@ def test_a_claim_left_by_a_dead_daemon_is_taken_over(
 
 def test_a_watch_removed_by_reload_gives_its_folder_up(tmp_path: Path) -> None:
     """SIGHUP without a watch: its claim is released, not refreshed forever."""
-    from synthesia_watchd import compose
-    from synthesia_watchd.config import load_config
-    from synthesia_watchd.daemon import Daemon
+    from synthesia_watchd.config.load import load_config
+    from synthesia_watchd.service import compose
+    from synthesia_watchd.service.daemon import Daemon
 
     folders = {name: tmp_path / name for name in ("a", "b")}
     for folder in folders.values():

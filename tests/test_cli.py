@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from enginefixtures import Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.metrics import Heartbeat
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.service import cli
+from synthesia_watchd.stores.ledger import Ledger
+from synthesia_watchd.telemetry.metrics import Heartbeat
 
 Capsys = pytest.CaptureFixture[str]
 

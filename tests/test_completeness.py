@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.completeness import ISO_BMFF, MATROSKA, describe, inspect
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.sourcefile import NotRegularFile, can_read, open_regular
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.files.completeness import ISO_BMFF, MATROSKA, describe, inspect
+from synthesia_watchd.files.sourcefile import NotRegularFile, can_read, open_regular
 
 
 def box(kind: bytes, payload: bytes = b"") -> bytes:

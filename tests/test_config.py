@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd import config as cfgmod
-from synthesia_watchd.config import (
+from synthesia_watchd.config.load import (
     REFERENCE,
     Config,
     PostAction,
@@ -23,7 +22,8 @@ from synthesia_watchd.config import (
     render_reference,
     resolve_api_key,
 )
-from synthesia_watchd.errors import ConfigError
+from synthesia_watchd.config.load import load as cfgmod
+from synthesia_watchd.domain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-test-7f3a9c1e5b"

@@ -17,10 +17,10 @@ import pytest
 from e2efixtures import DaemonProcess, python_command
 from helpers import wait_until
 
-from synthesia_watchd.config import parse_config
-from synthesia_watchd.errors import ConfigError
+from synthesia_watchd.config.load import parse_config
+from synthesia_watchd.domain.errors import ConfigError
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
 
 #: Enough for the CLI, far below what a bomb needs.
 CLI_MEMORY = 1_500_000_000

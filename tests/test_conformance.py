@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from synthesia_watchd.noderecords import freshest, records
 from synthesia_watchd.simulator import Simulator
+from synthesia_watchd.stores.noderecords import freshest, records
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def _upload_and_settle(
     """Create an asset (passing ``md5``), upload ``data`` multipart, return its settled info."""
     from helpers import wait_until
 
-    from synthesia_watchd.upload import upload_file
+    from synthesia_watchd.synthesia.upload import upload_file
 
     path = folder / "source.mp4"
     path.write_bytes(data)
@@ -207,7 +207,7 @@ def test_content_md5_is_not_sent_unless_opted_in(strict: Simulator, tmp_path: An
     """By default POST /v2/assets carries no contentMD5, even when the caller computed one."""
     from test_api import make_client
 
-    from synthesia_watchd.media import sample_video
+    from synthesia_watchd.domain.media import sample_video
 
     data = sample_video("md5-default", 64 * 1024)
     client = make_client(strict)
@@ -222,7 +222,7 @@ def test_content_md5_opt_in_is_verified_over_a_multipart_upload(
     """Opted in, a right MD5 (base64 of the digest) gives a ready asset, a wrong one an error."""
     from test_api import make_client
 
-    from synthesia_watchd.media import sample_video
+    from synthesia_watchd.domain.media import sample_video
 
     data = sample_video("md5-opt-in", 11 * 1024 * 1024)  # three parts: ETag is not an MD5
     client = make_client(strict, send_content_md5=True)
@@ -239,8 +239,8 @@ def test_content_md5_config_key_reaches_the_client(tmp_path: Any) -> None:
 
     from test_config import parse
 
-    from synthesia_watchd.compose import build_client
-    from synthesia_watchd.ratelimit import RateLimiter
+    from synthesia_watchd.domain.ratelimit import RateLimiter
+    from synthesia_watchd.service.compose import build_client
 
     base = "synthesia: {api_key: k-123456}\nwatches: [{name: w, input: in, targets: [fr-FR]}]\n"
     off = parse(base, tmp_path)
@@ -259,8 +259,8 @@ def test_upload_sets_the_asset_content_type(strict: Simulator, tmp_path: Any, si
     """upload_file stores the object with the Content-Type given (single PUT and multipart)."""
     from test_api import make_client
 
-    from synthesia_watchd.media import sample_video
-    from synthesia_watchd.upload import upload_file
+    from synthesia_watchd.domain.media import sample_video
+    from synthesia_watchd.synthesia.upload import upload_file
 
     path = tmp_path / "clip.mov"
     path.write_bytes(sample_video("ct", size))
@@ -284,8 +284,8 @@ def test_upload_without_content_type_is_an_asset_error_in_strict_mode(
     """The strict simulator fails an asset whose object lacks the asset's content type."""
     from test_api import make_client
 
-    from synthesia_watchd.media import sample_video
-    from synthesia_watchd.upload import upload_file
+    from synthesia_watchd.domain.media import sample_video
+    from synthesia_watchd.synthesia.upload import upload_file
 
     path = tmp_path / "clip.mp4"
     path.write_bytes(sample_video("ct", 4096))
@@ -313,8 +313,8 @@ def _dubbed(sim: Simulator, client: Any, folder: Any, targets: list[str]) -> str
     """A submitted project of a freshly uploaded mp4 (with its Content-Type, as strict wants)."""
     from test_api import submit
 
-    from synthesia_watchd.media import sample_video
-    from synthesia_watchd.upload import upload_file
+    from synthesia_watchd.domain.media import sample_video
+    from synthesia_watchd.synthesia.upload import upload_file
 
     path = folder / "source.mp4"
     path.write_bytes(sample_video("source", 4096))
@@ -330,7 +330,7 @@ def test_filtered_poll_400_falls_back_to_one_unfiltered_get(
     for later polls); a second 400 is final."""
     from test_api import make_client
 
-    from synthesia_watchd.errors import PermanentError
+    from synthesia_watchd.domain.errors import PermanentError
 
     client = make_client(strict)
     pid = _dubbed(strict, client, tmp_path, ["es-ES", "fr-FR"])
@@ -399,7 +399,7 @@ def test_422_detail_body_keeps_its_reason(canned: Any) -> None:
     """A FastAPI-style 422 {"detail": [...]} keeps a short excerpt of the body in the reason."""
     from test_api import make_client
 
-    from synthesia_watchd.errors import PermanentError
+    from synthesia_watchd.domain.errors import PermanentError
 
     detail = {"detail": [{"loc": ["body", "title"], "msg": "field required", "type": "missing"}]}
     canned.json("/v2/assets/x", 422, detail)
@@ -414,7 +414,7 @@ def test_proxy_html_403_is_not_blamed_on_the_key(canned: Any) -> None:
     """An HTML 403 (a proxy or firewall) says so, with a redacted excerpt, not 'key rejected'."""
     from test_api import make_client
 
-    from synthesia_watchd.errors import AuthError
+    from synthesia_watchd.domain.errors import AuthError
 
     key = "proxy-key-123456"
     page = (
@@ -436,7 +436,7 @@ def test_api_403_still_reads_as_a_rejected_key(strict: Simulator) -> None:
     """The API's own 403 (JSON Error body) keeps saying the key was rejected, with its error."""
     from test_api import make_client
 
-    from synthesia_watchd.errors import AuthError
+    from synthesia_watchd.domain.errors import AuthError
 
     with pytest.raises(AuthError) as info:
         make_client(strict, api_key="wrong-key-000").get_asset("00000000-0000-4000-8000-0000000000")
@@ -450,7 +450,7 @@ def test_api_403_still_reads_as_a_rejected_key(strict: Simulator) -> None:
 
 def test_rate_limit_reset_above_1e9_is_a_unix_time() -> None:
     """RateLimit-Reset 1e9+ is read as a timestamp, not as days of seconds; source is named."""
-    from synthesia_watchd.retry import server_wait
+    from synthesia_watchd.domain.retry import server_wait
 
     now = 1_800_000_000.0
     wait = server_wait({"RateLimit-Reset": str(int(now) + 42)}, now=now)
@@ -463,8 +463,8 @@ def test_rate_limit_reset_above_1e9_is_a_unix_time() -> None:
 
 def test_no_wait_is_longer_than_its_window() -> None:
     """A wait is capped by the window of the breached limit (RateLimit-Limit), else a day."""
-    from synthesia_watchd.ratelimit import DAY, HOUR, MINUTE, READ, WRITE, RateLimiter
-    from synthesia_watchd.retry import server_wait
+    from synthesia_watchd.domain.ratelimit import DAY, HOUR, MINUTE, READ, WRITE, RateLimiter
+    from synthesia_watchd.domain.retry import server_wait
 
     limiter = RateLimiter()  # Creator tier: writes 60/min, 300/h, 1000/day
     assert limiter.window_for(WRITE, 60) == MINUTE
@@ -483,8 +483,8 @@ def test_epoch_reset_from_the_server_waits_seconds_and_is_logged(
     import structlog
     from test_api import make_client
 
-    from synthesia_watchd.errors import RateLimited
-    from synthesia_watchd.retry import RetryPolicy
+    from synthesia_watchd.domain.errors import RateLimited
+    from synthesia_watchd.domain.retry import RetryPolicy
 
     sim = sim_factory(**STRICT)
     sim.faults.add("GET /v2/assets/{id}", "429", count=1, retry_after=3, reset="epoch", limit=60)
@@ -615,8 +615,8 @@ def test_readme_names_every_field_sent(strict: Simulator, tmp_path: Any) -> None
     from helpers import wait_until
     from test_api import make_client
 
-    from synthesia_watchd.media import sample_video
-    from synthesia_watchd.upload import upload_file
+    from synthesia_watchd.domain.media import sample_video
+    from synthesia_watchd.synthesia.upload import upload_file
 
     client = make_client(strict, send_content_md5=True)
     data = sample_video("readme", 4096)

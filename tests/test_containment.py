@@ -11,10 +11,10 @@ from pathlib import Path, PurePath
 import pytest
 from enginefixtures import Engine
 
-from synthesia_watchd.atomic import AtomicWriter, link_or_copy
-from synthesia_watchd.outputs import remove_temp_files
-from synthesia_watchd.saferoot import EscapingPath, open_inside, open_parent
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.outputs import remove_temp_files
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.files.atomic import AtomicWriter, link_or_copy
+from synthesia_watchd.files.saferoot import EscapingPath, open_inside, open_parent
 
 
 def _files(folder: Path) -> list[str]:

@@ -11,9 +11,8 @@ import pytest
 from enginefixtures import Engine
 from helpers import wait_until
 
-from synthesia_watchd import cli, lifecycle
-from synthesia_watchd.config import parse_config
-from synthesia_watchd.control import (
+from synthesia_watchd.config.load import parse_config
+from synthesia_watchd.domain.control import (
     DRAIN,
     PAUSE,
     BadWindow,
@@ -23,9 +22,11 @@ from synthesia_watchd.control import (
     gate,
     parse_window,
 )
-from synthesia_watchd.errors import ConfigError
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import ConfigError
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.service import cli
+from synthesia_watchd.stores.ledger import Ledger
 
 # 2026-11-27 is a Friday.
 FRI_2300 = datetime(2026, 11, 27, 23, 0)

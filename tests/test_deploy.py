@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synthesia_watchd.config import REFERENCE
+from synthesia_watchd.config.load import REFERENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "synthesia-watchd.service"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from synthesia_watchd.diskspace import MARGIN, SpaceHolds, describe, is_no_space
+from synthesia_watchd.files.diskspace import MARGIN, SpaceHolds, describe, is_no_space
 
 
 def test_no_space_errnos_are_recognised() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from enginefixtures import Engine
 
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.service.daemon import Daemon
 
 
 def _first_time(engine: Engine, state: JobState) -> dict[int, float]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.cli import ExitStatus, build_parser
-from synthesia_watchd.config import REFERENCE, parse_config
-from synthesia_watchd.metrics import Metrics
-from synthesia_watchd.states import JobState
+from synthesia_watchd.config.load import REFERENCE, parse_config
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.service.cli import ExitStatus, build_parser
+from synthesia_watchd.telemetry.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

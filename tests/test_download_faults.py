@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from enginefixtures import Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.service import cli
+from synthesia_watchd.service.daemon import Daemon
+from synthesia_watchd.stores.ledger import Job
 
 
 def test_unsafe_url_fails_only_its_language(stepped_engine: Engine) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from enginefixtures import TARGETS, Engine
 
-from synthesia_watchd import outputs
-from synthesia_watchd.dryrun import discover, plan_file
-from synthesia_watchd.ledger import Ledger
+from synthesia_watchd.domain import outputs
+from synthesia_watchd.engine.dryrun import discover, plan_file
+from synthesia_watchd.stores.ledger import Ledger
 
 
 def _age(*paths: Path) -> None:

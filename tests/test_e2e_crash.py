@@ -17,8 +17,8 @@ import pytest
 from e2efixtures import DaemonProcess
 from helpers import wait_until
 
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
 
 pytestmark = pytest.mark.slow
 

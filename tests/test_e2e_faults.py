@@ -15,9 +15,9 @@ import pytest
 from e2efixtures import DaemonProcess
 from helpers import wait_until
 
-from synthesia_watchd.noderecords import freshest, records
+from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.simulator import Recorded, Simulator
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.stores.noderecords import freshest, records
 
 pytestmark = pytest.mark.slow
 

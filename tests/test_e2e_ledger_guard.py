@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from e2efixtures import DaemonProcess
 
-from synthesia_watchd.ledger import Ledger
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.ledger import Ledger
 
 pytestmark = pytest.mark.slow
 

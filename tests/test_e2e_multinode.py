@@ -18,10 +18,10 @@ from e2efixtures import SOURCE_SIZE, DaemonProcess
 from helpers import wait_until
 from pgcluster import PASSWORD
 
-from synthesia_watchd.ledger import Job, open_ledger
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.ledger import Job, open_ledger
 
 pytestmark = pytest.mark.slow
 

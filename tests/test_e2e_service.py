@@ -14,10 +14,10 @@ import yaml
 from e2efixtures import DaemonProcess
 from helpers import wait_until
 
-from synthesia_watchd.cli import main
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.service.cli import main
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
 
 pytestmark = pytest.mark.slow
 

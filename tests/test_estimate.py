@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthesia_watchd.estimate import MIN_SECONDS, dub_rate, expected_dub_seconds, predict
+from synthesia_watchd.domain.estimate import MIN_SECONDS, dub_rate, expected_dub_seconds, predict
 
 
 def test_rate_is_the_median_of_seconds_per_video_second() -> None:

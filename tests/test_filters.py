@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 import pytest
 
-from synthesia_watchd.filters import is_ignored, is_ignored_dir
+from synthesia_watchd.domain.filters import is_ignored, is_ignored_dir
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ from pathlib import Path
 from enginefixtures import Engine
 from helpers import wait_until
 
-from synthesia_watchd.config import build_config
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.noderecords import freshest, records
-from synthesia_watchd.watcher import WatchSet
+from synthesia_watchd.config.load import build_config
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.stores.noderecords import freshest, records
+from synthesia_watchd.watching.watcher import WatchSet
 
 
 def exchange(a: Path, b: Path) -> None:
@@ -178,8 +178,8 @@ def test_a_mount_hung_at_startup_does_not_keep_the_daemon_from_starting(engine: 
 def test_a_queued_job_whose_name_is_now_a_fifo_counts_as_vanished(engine: Engine) -> None:
     """The video moved aside, a FIFO under its name: vanished (back when the video is), not
     "changed" (which would leave the video, back under its name, never dubbed)."""
-    from synthesia_watchd.pipeline import VANISHED
-    from synthesia_watchd.states import JobState
+    from synthesia_watchd.domain.states import JobState
+    from synthesia_watchd.engine.pipeline import VANISHED
 
     src = engine.put("clip.mp4")
     daemon = engine.daemon()

@@ -11,9 +11,9 @@ import pytest
 import structlog
 import yaml
 
-from synthesia_watchd import cli, compose
-from synthesia_watchd.config import load_config
-from synthesia_watchd.daemon import Daemon
+from synthesia_watchd.config.load import load_config
+from synthesia_watchd.service import cli, compose
+from synthesia_watchd.service.daemon import Daemon
 
 Capsys = pytest.CaptureFixture[str]
 

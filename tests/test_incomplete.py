@@ -11,12 +11,12 @@ import pytest
 from enginefixtures import WATCH, Engine
 from helpers import wait_until
 
-from synthesia_watchd import cli
-from synthesia_watchd.completeness import Structure, inspect
-from synthesia_watchd.incomplete import Decision, IncompleteFiles
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.states import JobState
-from synthesia_watchd.watcher import StableFile, WatchSet
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.files.completeness import Structure, inspect
+from synthesia_watchd.files.incomplete import Decision, IncompleteFiles
+from synthesia_watchd.service import cli
+from synthesia_watchd.watching.watcher import StableFile, WatchSet
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -191,7 +191,7 @@ def test_gate_takes_a_live_webm_on_stability_alone_and_says_so(tmp_path: Path) -
 
 def test_status_shows_the_video_minutes_of_active_jobs(tmp_path: Path, capsys: Capsys) -> None:
     """`status` lists an active job with the video minutes parsed at intake."""
-    from synthesia_watchd.ledger import Ledger
+    from synthesia_watchd.stores.ledger import Ledger
 
     ledger_path = tmp_path / "ledger.sqlite3"
     with Ledger(ledger_path) as ledger:

@@ -21,9 +21,9 @@ import pytest
 from e2efixtures import SOURCE_SIZE, DaemonProcess
 from helpers import wait_until
 
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
 
 pytestmark = pytest.mark.slow
 

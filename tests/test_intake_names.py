@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from enginefixtures import Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.logsetup import configure_logging
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.service import cli
+from synthesia_watchd.telemetry.logsetup import configure_logging
 
 Capsys = pytest.CaptureFixture[str]
 RAW = b"\xff\xfebad.mp4"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enginefixtures import TARGETS, WATCH, Engine
 
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
 
 S = JobState
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from ledgerbackends import Clock, add, walk
 
-from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
-from synthesia_watchd.fsinfo import Mount
-from synthesia_watchd.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import LedgerError, NetworkFilesystemError
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.files.fsinfo import Mount
+from synthesia_watchd.stores.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
 
 S = JobState
 REPO = Path(__file__).resolve().parent.parent
@@ -220,7 +220,7 @@ def test_plain_sqlite3_reads_history(ledger: Ledger, db: Path) -> None:
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from synthesia_watchd.ledger import Ledger
+from synthesia_watchd.stores.ledger import Ledger
 led = Ledger(Path(sys.argv[1]))
 led.transition(int(sys.argv[2]), "queued", "asset_created", why="child", asset_id="as-9")
 os.kill(os.getpid(), signal.SIGKILL)

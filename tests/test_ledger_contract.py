@@ -12,9 +12,9 @@ import threading
 import pytest
 from ledgerbackends import T0, Backend, Clock, add, run_threads, walk
 
-from synthesia_watchd.errors import DuplicateJob, StaleTransition
-from synthesia_watchd.ledger import Lease, LedgerStore
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.errors import DuplicateJob, StaleTransition
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.stores.ledger import Lease, LedgerStore
 
 S = JobState
 

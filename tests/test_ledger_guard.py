@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.errors import LedgerError
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.ledgerguard import backup, id_path, open_checked, recorded_id
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import LedgerError
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.stores.ledger import Ledger
+from synthesia_watchd.stores.ledgerguard import backup, id_path, open_checked, recorded_id
 
 
 def _job(ledger: Ledger, n: int) -> None:
@@ -71,7 +71,7 @@ def test_backup_to_a_new_folder_named_with_a_slash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`backup DIR/` creates the folder and a dated file in it, not a file called DIR."""
-    from synthesia_watchd import cli
+    from synthesia_watchd.service import cli
 
     ledger_path = tmp_path / "ledger.sqlite3"
     open_checked(ledger_path).close()

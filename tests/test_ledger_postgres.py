@@ -9,8 +9,8 @@ import pytest
 from ledgerbackends import add, walk
 from pgcluster import PASSWORD, Cluster
 
-from synthesia_watchd.errors import LedgerError
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import LedgerError
+from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.stores.pgschema import SCHEMA_VERSION
 from synthesia_watchd.stores.postgres import PostgresLedger, redacted
 

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from pgcluster import PASSWORD
 
-from synthesia_watchd.ledger import Ledger, LedgerStore
 from synthesia_watchd.stores import pgschema, sqlite
+from synthesia_watchd.stores.ledger import Ledger, LedgerStore
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 EP = "GET /v2/dubbing/{id}"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.config import Config, build_config
-from synthesia_watchd.errors import ProjectFailed, UploadCredentialsExpired
-from synthesia_watchd.ledger import Job, Ledger
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.pipeline import Pipeline
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState
+from synthesia_watchd.config.load import Config, build_config
+from synthesia_watchd.domain.errors import ProjectFailed, UploadCredentialsExpired
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine.pipeline import Pipeline
+from synthesia_watchd.stores.ledger import Job, Ledger
 
 S = JobState
 

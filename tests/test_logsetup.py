@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from synthesia_watchd.logsetup import (
+from synthesia_watchd.telemetry.logsetup import (
     Redactor,
     add_secret,
     configure_logging,

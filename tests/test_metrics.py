@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from synthesia_watchd.metrics import Heartbeat, Metrics, MetricsServer, parse_listen
+from synthesia_watchd.telemetry.metrics import Heartbeat, Metrics, MetricsServer, parse_listen
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

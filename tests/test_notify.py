@@ -16,8 +16,8 @@ from consolefixtures import LiveDaemon
 from enginefixtures import Engine
 from helpers import wait_until
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.notify import SIGNATURE_HEADER, Message, Notifications, WebhookSender
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine.notify import SIGNATURE_HEADER, Message, Notifications, WebhookSender
 
 KEY = b"webhook-signing-key-for-tests"
 
@@ -160,7 +160,7 @@ def test_a_dead_receiver_gives_up_and_logs(tmp_path: Path) -> None:
 
 def test_apprise_url_reaches_the_receiver(receiver: Receiver) -> None:
     """An Apprise json:// URL delivers title and body to the loopback receiver."""
-    from synthesia_watchd.notify import AppriseSender
+    from synthesia_watchd.engine.notify import AppriseSender
 
     url = receiver.url.replace("http://", "json://")
     notes = Notifications([AppriseSender([url])], ["failed"], backoff=0.05)
@@ -207,7 +207,7 @@ def test_apprise_urls_are_masked_by_check_config(
     engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Apprise URLs carry tokens: check-config shows them as ***."""
-    from synthesia_watchd import cli
+    from synthesia_watchd.service import cli
 
     engine.settings = {"notify": {"apprise": ["tgram://123456:secret-bot-token/987"]}}
     assert cli.main(["check-config", "--offline", "-c", str(engine.write_config())]) == 0

@@ -15,10 +15,10 @@ import yaml
 from e2efixtures import DaemonProcess
 from enginefixtures import Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.ledger import Job
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.service import cli
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.ledger import Job
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -213,7 +213,7 @@ def test_dub_accepts_a_config_without_watches(keyed: Engine, capsys: Capsys) -> 
 
 def test_dub_bar_only_when_logs_do_not_share_the_terminal() -> None:
     """The bar is drawn on a terminal stderr only when the log lines go elsewhere."""
-    from synthesia_watchd.oneshot import bar_wanted
+    from synthesia_watchd.service.oneshot import bar_wanted
 
     master, slave = os.openpty()
     try:
@@ -313,7 +313,7 @@ def test_simulator_hint_names_the_real_config_key(tmp_path: Path) -> None:
 
 def test_demo_try_command_works_from_any_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's `try:` line names a command that runs even when the venv is not on PATH."""
-    from synthesia_watchd.demo import own_command
+    from synthesia_watchd.service.demo import own_command
 
     monkeypatch.setenv("PATH", "/nonexistent")
     command = own_command()
@@ -404,7 +404,7 @@ def test_config_init_rejects_what_the_schema_rejects(tmp_path: Path, capsys: Cap
 def test_runtime_file_of_a_dead_or_reused_pid_is_ignored(tmp_path: Path) -> None:
     """A runtime file names this live process: found; the same pid with another start time
     (a pid reused after a crash) or a pid that is gone: ignored."""
-    from synthesia_watchd import runtime
+    from synthesia_watchd.stores import runtime
 
     env = {runtime.ENV_DIR: str(tmp_path)}
     path = runtime.register(tmp_path / "l.sqlite3", tmp_path, None, environ=env)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from enginefixtures import Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.service import cli
+from synthesia_watchd.service.daemon import Daemon
 
 
 def only_project(engine: Engine) -> Any:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd import outputs
-from synthesia_watchd.errors import UnsafePathError, WatchdError
-from synthesia_watchd.outputs import (
+from synthesia_watchd.domain import outputs
+from synthesia_watchd.domain.errors import UnsafePathError, WatchdError
+from synthesia_watchd.domain.outputs import (
     OutputsNotVerified,
     apply_on_failure,
     apply_on_success,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from synthesia_watchd.api import SynthesiaClient
-from synthesia_watchd.ratelimit import RateLimiter, Window
-from synthesia_watchd.retry import RetryPolicy
+from synthesia_watchd.domain.ratelimit import RateLimiter, Window
+from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.simulator import Simulator
+from synthesia_watchd.synthesia.api import SynthesiaClient
 
 #: A scaled-down tier: the simulator enforces it, the client paces to it.
 LIMIT, SECONDS = 8, 1.0

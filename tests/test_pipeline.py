@@ -10,12 +10,12 @@ from typing import Any
 
 from enginefixtures import SOURCE_SIZE, TARGETS, Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.jobspec import job_settings
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.pipeline import Pipeline
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.engine.jobspec import job_settings
+from synthesia_watchd.engine.pipeline import Pipeline
+from synthesia_watchd.service import cli
+from synthesia_watchd.service.daemon import Daemon
 
 
 def video_outputs(engine: Engine, source: Path) -> dict[str, Path]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from simfixtures import FakeClock
 
-from synthesia_watchd.estimate import Prediction
-from synthesia_watchd.ledger import Job, Ledger
-from synthesia_watchd.pollplan import MIN_GAP, STEP_FRACTION, Poller, next_poll
-from synthesia_watchd.readbudget import STATUS_ENDPOINT, ReadBudget
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.estimate import Prediction
+from synthesia_watchd.domain.readbudget import STATUS_ENDPOINT, ReadBudget
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.pollplan import MIN_GAP, STEP_FRACTION, Poller, next_poll
+from synthesia_watchd.stores.ledger import Job, Ledger
 
 S = JobState
 T0 = 1_750_000_200.0

@@ -14,13 +14,13 @@ import structlog
 from e2efixtures import DaemonProcess
 from enginefixtures import Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.logsetup import ShortConsoleRenderer, configure_logging, get_logger
-from synthesia_watchd.progress import PROGRESS_SECONDS, Board, Transfer, dubbing_figures
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.progress import PROGRESS_SECONDS, Board, Transfer, dubbing_figures
+from synthesia_watchd.service import cli
+from synthesia_watchd.service.daemon import Daemon
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.states import JobState
+from synthesia_watchd.stores.ledger import Ledger
+from synthesia_watchd.telemetry.logsetup import ShortConsoleRenderer, configure_logging, get_logger
 
 Capsys = pytest.CaptureFixture[str]
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from synthesia_watchd.errors import ShutdownRequested
-from synthesia_watchd.ratelimit import CREATOR_TIER, RateLimiter, Window
+from synthesia_watchd.domain.errors import ShutdownRequested
+from synthesia_watchd.domain.ratelimit import CREATOR_TIER, RateLimiter, Window
 
 
 class FakeClock:

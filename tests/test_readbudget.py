@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from simfixtures import FakeClock
 
-from synthesia_watchd import cli
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.readbudget import BUCKET, DAY, STATUS_ENDPOINT, ReadBudget
+from synthesia_watchd.domain.readbudget import BUCKET, DAY, STATUS_ENDPOINT, ReadBudget
+from synthesia_watchd.service import cli
+from synthesia_watchd.stores.ledger import Ledger
 
 T0 = 1_750_000_200.0  # a period boundary
 

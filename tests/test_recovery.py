@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.cli import main
-from synthesia_watchd.config import Config, build_config
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.pipeline import VANISHED, Pipeline
-from synthesia_watchd.states import JobState
+from synthesia_watchd.config.load import Config, build_config
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.pipeline import VANISHED, Pipeline
+from synthesia_watchd.service.cli import main
+from synthesia_watchd.stores.ledger import Ledger
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from enginefixtures import SOURCE_SIZE, Engine
 
-from synthesia_watchd import cli
-from synthesia_watchd.atomic import file_sha256
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.errors import TransientError, UploadCredentialsExpired
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.pipeline import VANISHED
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import TransientError, UploadCredentialsExpired
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.pipeline import VANISHED
+from synthesia_watchd.files.atomic import file_sha256
+from synthesia_watchd.service import cli
+from synthesia_watchd.service.daemon import Daemon
+from synthesia_watchd.stores.ledger import Ledger
 
 
 def _ledger_cli(engine: Engine, *args: str) -> int:

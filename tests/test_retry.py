@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from synthesia_watchd.retry import (
+from synthesia_watchd.domain.retry import (
     MAX_SERVER_WAIT,
     RetryPolicy,
     backoff_delay,

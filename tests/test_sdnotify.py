@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.sdnotify import Notifier
+from synthesia_watchd.telemetry.sdnotify import Notifier
 
 
 @pytest.fixture
@@ -127,10 +127,10 @@ def test_unsupported_address_disables() -> None:
 def test_send_failure_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A socket that went away costs one warning, never an exception."""
     n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
-    with caplog.at_level(logging.WARNING, logger="synthesia_watchd.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="synthesia_watchd.telemetry.sdnotify"):
         n.watchdog()
         n.watchdog()
-    warnings = [r for r in caplog.records if r.name == "synthesia_watchd.sdnotify"]
+    warnings = [r for r in caplog.records if r.name == "synthesia_watchd.telemetry.sdnotify"]
     assert len(warnings) == 1
     assert "sd_notify" in warnings[0].getMessage()
     n.close()

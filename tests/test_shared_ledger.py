@@ -10,10 +10,10 @@ import pytest
 from enginefixtures import Engine
 from pgcluster import PASSWORD, Cluster
 
-from synthesia_watchd.cli import main
-from synthesia_watchd.config import build_config
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.errors import ConfigError, LedgerError
+from synthesia_watchd.config.load import build_config
+from synthesia_watchd.domain.errors import ConfigError, LedgerError
+from synthesia_watchd.service.cli import main
+from synthesia_watchd.service.daemon import Daemon
 
 
 def _config(url: str, **extra: object) -> dict[str, object]:

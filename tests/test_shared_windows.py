@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.errors import ShutdownRequested
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.ratelimit import MINUTE, WRITE, RateLimiter, Window
+from synthesia_watchd.domain.errors import ShutdownRequested
+from synthesia_watchd.domain.ratelimit import MINUTE, WRITE, RateLimiter, Window
+from synthesia_watchd.stores.ledger import Ledger
 
 EP = "POST /v2/dubbing"
 

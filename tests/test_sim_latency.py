@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from simfixtures import FakeClock
 
-from synthesia_watchd.api import SynthesiaClient
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.ratelimit import RateLimiter
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.ratelimit import RateLimiter
 from synthesia_watchd.simulator import Simulator
 from synthesia_watchd.simulator.model import mp4_duration
-from synthesia_watchd.upload import upload_file
+from synthesia_watchd.synthesia.api import SynthesiaClient
+from synthesia_watchd.synthesia.upload import upload_file
 
 
 def test_mp4_duration_reads_the_mvhd_box() -> None:

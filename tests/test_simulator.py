@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from simfixtures import FakeClock
 
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
 from synthesia_watchd.simulator import Simulator
 
 MiB = 1024 * 1024

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from synthesia_watchd import contract
+from synthesia_watchd.domain import contract
 from synthesia_watchd.simulator import Simulator
 
 SPEC = Path(__file__).resolve().parent.parent / "spec" / "openapi.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from synthesia_watchd.stability import Candidate, StabilityTracker
+from synthesia_watchd.files.stability import Candidate, StabilityTracker
 
 
 class FakeFS:

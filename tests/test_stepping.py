@@ -6,10 +6,10 @@ import threading
 
 from enginefixtures import Engine, ManualClock
 
-from synthesia_watchd import compose
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.scheduler import InlineExecutor, inline
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.scheduler import InlineExecutor, inline
+from synthesia_watchd.service import compose
+from synthesia_watchd.service.daemon import Daemon
 
 
 def test_inline_executor_runs_at_once_and_keeps_the_error() -> None:

@@ -10,8 +10,8 @@ import pytest
 from enginefixtures import Engine
 from pgcluster import PASSWORD
 
-from synthesia_watchd.cli import main
-from synthesia_watchd.daemon import Daemon
+from synthesia_watchd.service.cli import main
+from synthesia_watchd.service.daemon import Daemon
 
 NAMES = ("nas-1", "nas-2")
 
@@ -59,7 +59,8 @@ def test_each_node_keeps_its_own_status_record(
     assert data["paused"] == {"auth": "API key refused on nas-1"}
     assert main(["status", "--ledger", engine.settings["ledger"]]) == 0
     out = capsys.readouterr().out
-    assert "node nas-1: running" in out and "node nas-2: running" in out
+    lines = [line for line in out.splitlines() if line.startswith("node ")]
+    assert len(lines) == 2 and all(", running (pid " in line for line in lines)
     assert "PAUSED (auth) on nas-1: API key refused on nas-1" in out
     two.shutdown()
     capsys.readouterr()

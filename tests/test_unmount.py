@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from enginefixtures import Engine
 
-from synthesia_watchd.daemon import Daemon
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.pipeline import VANISHED
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.pipeline import VANISHED
+from synthesia_watchd.service.daemon import Daemon
 
 NAMES = ("a.mp4", "b.mp4", "c.mp4")
 

@@ -11,17 +11,17 @@ import boto3
 import botocore.config
 import pytest
 
-from synthesia_watchd.api import SynthesiaClient, UploadCredentials
-from synthesia_watchd.errors import (
+from synthesia_watchd.domain.errors import (
     ShutdownRequested,
     TransientError,
     UploadCredentialsExpired,
 )
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.ratelimit import RateLimiter
-from synthesia_watchd.retry import RetryPolicy
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.ratelimit import RateLimiter
+from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.upload import upload_file
+from synthesia_watchd.synthesia.api import SynthesiaClient, UploadCredentials
+from synthesia_watchd.synthesia.upload import upload_file
 
 MIB = 1024 * 1024
 

@@ -16,9 +16,9 @@ import structlog
 from helpers import wait_until
 from structlog.testing import capture_logs
 
-from synthesia_watchd import fsinfo
-from synthesia_watchd.media import sample_video
-from synthesia_watchd.watcher import StableFile, Vanished, WatchSet, WatchStatus
+from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.files import fsinfo
+from synthesia_watchd.watching.watcher import StableFile, Vanished, WatchSet, WatchStatus
 
 QUIET = 0.15
 SCAN = 0.05

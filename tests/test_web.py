@@ -12,11 +12,12 @@ import pytest
 from consolefixtures import LiveDaemon, add_job, token_file
 from helpers import wait_until
 
-from synthesia_watchd import cli, lifecycle
-from synthesia_watchd.config import build_config
-from synthesia_watchd.errors import ConfigError
-from synthesia_watchd.ledger import Ledger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.config.load import build_config
+from synthesia_watchd.domain.errors import ConfigError
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.service import cli
+from synthesia_watchd.stores.ledger import Ledger
 
 XSS = "<img src=x onerror=alert(1)>.mp4"
 
@@ -317,7 +318,7 @@ def test_upload_progress_reaches_the_jobs_page(live: LiveDaemon) -> None:
 
 def test_rate_budget_usage_on_the_overview(live: LiveDaemon) -> None:
     """After a dub, the overview shows the requests counted per endpoint and window."""
-    from synthesia_watchd.ratelimit import RateLimiter
+    from synthesia_watchd.domain.ratelimit import RateLimiter
 
     limiter = RateLimiter.from_rate_limits({"writes": {"per_minute": 5, "per_day": 9}})
     limiter.reserve("write", "POST /v2/dubbing", now=100.0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.logsetup import get_logger
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.stores.ledger import Job
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from . import outcome as o
 from .context import StageContext

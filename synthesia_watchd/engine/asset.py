@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthesia_watchd import media
-from synthesia_watchd.jobspec import job_title
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import TERMINAL, JobState
+from synthesia_watchd.domain import media
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import TERMINAL, JobState
+from synthesia_watchd.engine.jobspec import job_title
+from synthesia_watchd.stores.ledger import Job
 
 from . import outcome as o
 from .context import StageContext

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from synthesia_watchd.config import WatchConfig
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.config.load import WatchConfig
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.stores.ledger import Job
 
 from . import outcome as o
 from .apply import apply

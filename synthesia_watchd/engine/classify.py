@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthesia_watchd import diskspace
-from synthesia_watchd.errors import (
+from synthesia_watchd.domain.errors import (
     AmbiguousSubmit,
     ApiError,
     AuthError,
@@ -19,11 +18,12 @@ from synthesia_watchd.errors import (
     UnsafePathError,
     UploadCredentialsExpired,
 )
-from synthesia_watchd.jobspec import output_root
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.logsetup import get_logger
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.retry import backoff_delay
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.retry import backoff_delay
+from synthesia_watchd.engine.jobspec import output_root
+from synthesia_watchd.files import diskspace
+from synthesia_watchd.stores.ledger import Job
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from . import outcome as o
 from .context import StageContext

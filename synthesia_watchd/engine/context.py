@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthesia_watchd import diskspace
-from synthesia_watchd.api import SynthesiaClient
-from synthesia_watchd.apitypes import CreatedAsset, UploadCredentials
-from synthesia_watchd.config import Config, WatchConfig
-from synthesia_watchd.errors import AuthError
-from synthesia_watchd.jobspec import local_midnight
-from synthesia_watchd.ledger import Job, LedgerStore
-from synthesia_watchd.pollplan import Poller
-from synthesia_watchd.progress import Progress
-from synthesia_watchd.states import JobState
+from synthesia_watchd.config.load import Config, WatchConfig
+from synthesia_watchd.domain.apitypes import CreatedAsset, UploadCredentials
+from synthesia_watchd.domain.errors import AuthError
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine.jobspec import local_midnight
+from synthesia_watchd.engine.pollplan import Poller
+from synthesia_watchd.engine.progress import Progress
+from synthesia_watchd.files import diskspace
+from synthesia_watchd.stores.ledger import Job, LedgerStore
+from synthesia_watchd.synthesia.api import SynthesiaClient
 
 
 class Uploader(Protocol):

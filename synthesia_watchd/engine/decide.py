@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from synthesia_watchd import adopt, atomic
-from synthesia_watchd.ledger import Job, LedgerStore, Output
+from synthesia_watchd.files import adopt, atomic
+from synthesia_watchd.stores.ledger import Job, LedgerStore, Output
 
 
 def reusable_twin(

@@ -5,20 +5,21 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from synthesia_watchd import atomic, diskspace, outputs
-from synthesia_watchd.apitypes import DubbedAsset
-from synthesia_watchd.errors import (
+from synthesia_watchd.domain import outputs
+from synthesia_watchd.domain.apitypes import DubbedAsset
+from synthesia_watchd.domain.errors import (
     DownloadUrlExpired,
     ShutdownRequested,
     TransientError,
     UnsafeUrlError,
 )
-from synthesia_watchd.jobspec import asset_url, match_assets, output_file, output_root
-from synthesia_watchd.ledger import Job, Output
-from synthesia_watchd.lifecycle import UNSAFE_URL_CODE
-from synthesia_watchd.logsetup import get_logger
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.engine.jobspec import asset_url, match_assets, output_file, output_root
+from synthesia_watchd.engine.lifecycle import UNSAFE_URL_CODE
+from synthesia_watchd.files import atomic, diskspace
+from synthesia_watchd.stores.ledger import Job, Output
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from . import outcome as o
 from .apply import write_outputs

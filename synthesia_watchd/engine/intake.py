@@ -7,21 +7,23 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthesia_watchd import adopt, atomic, completeness, lifecycle, media, outputs
-from synthesia_watchd.config import WatchConfig
-from synthesia_watchd.errors import ContentError, StaleTransition, UnsafePathError
-from synthesia_watchd.jobspec import (
+from synthesia_watchd.config.load import WatchConfig
+from synthesia_watchd.domain import media, outputs
+from synthesia_watchd.domain.errors import ContentError, StaleTransition, UnsafePathError
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine.jobspec import (
     job_settings,
     output_file,
     output_kinds,
     output_name_problem,
     output_root,
 )
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.logsetup import get_logger, job_context
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.sourcefile import NotRegularFile
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.files import adopt, atomic, completeness
+from synthesia_watchd.files.sourcefile import NotRegularFile
+from synthesia_watchd.stores.ledger import Job
+from synthesia_watchd.telemetry.logsetup import get_logger, job_context
 
 from . import decide
 from . import outcome as o

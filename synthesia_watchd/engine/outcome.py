@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState, OutputState
 
 
 @dataclass(frozen=True)

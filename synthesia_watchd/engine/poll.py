@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 
-from synthesia_watchd.errors import ProjectFailed, WatchdError
-from synthesia_watchd.jobspec import match_assets
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.logsetup import get_logger
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.errors import ProjectFailed, WatchdError
+from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.engine.jobspec import match_assets
+from synthesia_watchd.stores.ledger import Job
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from . import outcome as o
 from .context import StageContext

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthesia_watchd import outputs
-from synthesia_watchd.errors import WatchdError
-from synthesia_watchd.jobspec import FrozenWatch
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.logsetup import get_logger
+from synthesia_watchd.domain import outputs
+from synthesia_watchd.domain.errors import WatchdError
+from synthesia_watchd.engine.jobspec import FrozenWatch
+from synthesia_watchd.stores.ledger import Job
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from .context import StageContext
 from .settings import JobSettings

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from synthesia_watchd.configchecks import PostAction
-from synthesia_watchd.jobspec import output_kinds, post_action
-from synthesia_watchd.ledger import Job
+from synthesia_watchd.config.checks import PostAction
+from synthesia_watchd.engine.jobspec import output_kinds, post_action
+from synthesia_watchd.stores.ledger import Job
 
 #: The poll interval a job frozen before the option existed uses.
 DEFAULT_POLL_INTERVAL = 10.0

@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import functools
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.errors import AmbiguousSubmit, PermanentError, StaleTransition
-from synthesia_watchd.jobspec import job_title
-from synthesia_watchd.ledger import Job, until_recorded
-from synthesia_watchd.logsetup import get_logger
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import AmbiguousSubmit, PermanentError, StaleTransition
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine.jobspec import job_title
+from synthesia_watchd.stores.ledger import Job, until_recorded
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from . import outcome as o
 from .asset import WAIT_SECONDS

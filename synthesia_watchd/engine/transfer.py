@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthesia_watchd import completeness
-from synthesia_watchd.errors import AuthError, ContentError
-from synthesia_watchd.ledger import Job
-from synthesia_watchd.reasons import Reason
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import AuthError, ContentError
+from synthesia_watchd.domain.reasons import Reason
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.files import completeness
+from synthesia_watchd.stores.ledger import Job
 
 from . import outcome as o
 from .asset import ROOT_WAIT_SECONDS

@@ -13,7 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesia_watchd.contract import ASSET_ERROR_CODES, DUBBING_ERROR_CODES, OUTPUT_LANGUAGES
+from synthesia_watchd.domain.contract import (
+    ASSET_ERROR_CODES,
+    DUBBING_ERROR_CODES,
+    OUTPUT_LANGUAGES,
+)
 
 #: Endpoint names faults, gates and the request log use.
 ENDPOINTS: tuple[str, ...] = (

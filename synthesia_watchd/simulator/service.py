@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs
 
-from synthesia_watchd.contract import (
+from synthesia_watchd.domain.contract import (
     INPUT_LANGUAGES,
     MAX_TITLE_LENGTH,
     OUTPUT_LANGUAGES,
     VIDEO_CONTENT_TYPES,
 )
-from synthesia_watchd.media import sample_video
+from synthesia_watchd.domain.media import sample_video
 
 from .faults import Faults
 from .model import Asset, Credentials, DubbedItem, Project, mp4_duration, new_id

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from synthesia_watchd.contract import DETECTED_LANGUAGES
+from synthesia_watchd.domain.contract import DETECTED_LANGUAGES
 
 from .faults import ENDPOINTS, Faults, Gate, Recorded
 from .limits import RateLimiter

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypedDict
 
-from synthesia_watchd.errors import StaleTransition
-from synthesia_watchd.names import from_db, printable, to_db
-from synthesia_watchd.outputs import KIND_EXTENSIONS
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.errors import StaleTransition
+from synthesia_watchd.domain.names import from_db, printable, to_db
+from synthesia_watchd.domain.outputs import KIND_EXTENSIONS
+from synthesia_watchd.domain.states import JobState, OutputState
 
 #: Output kinds a job can produce per target language.
 KINDS: frozenset[str] = frozenset(KIND_EXTENSIONS)

@@ -24,7 +24,7 @@ from psycopg import conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from synthesia_watchd.errors import DuplicateKey, LedgerError
+from synthesia_watchd.domain.errors import DuplicateKey, LedgerError
 
 from .pgschema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
 from .sqlbase import SqlConn

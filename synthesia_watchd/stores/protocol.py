@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, Unpack
 
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.states import JobState, OutputState
 
 from .base import Event, Job, JobFields, Lease, Node, Output
 

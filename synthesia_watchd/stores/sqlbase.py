@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
 
 from .base import (
     JOB_COLUMNS,

@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Unpack
 
-from synthesia_watchd.errors import DuplicateJob, DuplicateKey, LedgerError, StaleTransition
-from synthesia_watchd.names import printable, to_db
-from synthesia_watchd.states import ACTIVE, JobState, OutputState, can_transition
+from synthesia_watchd.domain.errors import DuplicateJob, DuplicateKey, LedgerError, StaleTransition
+from synthesia_watchd.domain.names import printable, to_db
+from synthesia_watchd.domain.states import ACTIVE, JobState, OutputState, can_transition
 
 from .base import (
     KINDS,

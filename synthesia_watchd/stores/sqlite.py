@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd import fsinfo
-from synthesia_watchd.errors import LedgerError, NetworkFilesystemError
+from synthesia_watchd.domain.errors import LedgerError, NetworkFilesystemError
+from synthesia_watchd.files import fsinfo
 
 from .base import FIRST_TABLES_AND_INDEXES
 from .sqlshared import SqlLedgerStore

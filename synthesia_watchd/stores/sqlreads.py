@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from synthesia_watchd.names import to_db
-from synthesia_watchd.states import JobState, OutputState
+from synthesia_watchd.domain.names import to_db
+from synthesia_watchd.domain.states import JobState, OutputState
 
 from .base import (
     Event,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.states import JobState
 
 from .base import Job, Node, job_from_row
 from .sqlbase import JOB_SELECT, SqlConn, due_filter, marks, one

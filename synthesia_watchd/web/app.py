@@ -18,9 +18,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.errors import StaleTransition, WatchdError
-from synthesia_watchd.states import JobState
+from synthesia_watchd.domain.errors import StaleTransition, WatchdError
+from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.engine import lifecycle
 
 from . import data
 from .data import Console

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesia_watchd import lifecycle
-from synthesia_watchd.cli import _job_dict, show_data, status_data
-from synthesia_watchd.config import Config
-from synthesia_watchd.control import Gate
-from synthesia_watchd.estimate import expected_dub_seconds
-from synthesia_watchd.jobspec import local_midnight
-from synthesia_watchd.ledger import Job, LedgerStore, Output
-from synthesia_watchd.states import ACTIVE, JobState, OutputState
+from synthesia_watchd.config.load import Config
+from synthesia_watchd.domain.control import Gate
+from synthesia_watchd.domain.estimate import expected_dub_seconds
+from synthesia_watchd.domain.states import ACTIVE, JobState, OutputState
+from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine.jobspec import local_midnight
+from synthesia_watchd.service.cli import _job_dict, show_data, status_data
+from synthesia_watchd.stores.ledger import Job, LedgerStore, Output
 
 _WINDOW_NAMES = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
 #: Jobs per page of the jobs list.

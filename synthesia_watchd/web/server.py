@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from synthesia_watchd.errors import ConfigError, ConfigIssue
+from synthesia_watchd.domain.errors import ConfigError, ConfigIssue
 
 from .app import ConsoleApp
 from .data import Console

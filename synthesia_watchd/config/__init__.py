@@ -1,0 +1,1 @@
+"""The operator's YAML: read with line numbers, checked against the key table, frozen."""

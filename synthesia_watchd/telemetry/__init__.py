@@ -1,0 +1,1 @@
+"""What the daemon tells the outside: structured logs, Prometheus metrics, systemd notify."""

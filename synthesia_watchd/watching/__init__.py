@@ -1,0 +1,1 @@
+"""Drop-folder watching: the watchdog observers, catch-up scans and root health."""
