@@ -15,6 +15,7 @@ from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.engine.jobspec import local_midnight
 from synthesia_watchd.engine.pollplan import Poller
 from synthesia_watchd.engine.progress import Progress
+from synthesia_watchd.engine.singlerun import Runners
 from synthesia_watchd.files import diskspace
 from synthesia_watchd.stores.ledger import Job, LedgerStore
 from synthesia_watchd.synthesia.api import SynthesiaClient
@@ -74,6 +75,9 @@ class SubmitSlots:
         self.lock = threading.Lock()
         #: Jobs whose submit is under way (job id -> source bytes), guarded by ``lock``.
         self.submitting: dict[int, int] = {}
+        #: Of those, the ones inside the spending runner lease (daily limits set), which
+        #: keeps other nodes' checks out until they are recorded; guarded by ``lock``.
+        self.in_turn: set[int] = set()
 
     def allowed(self, ledger: LedgerStore, config: Config) -> bool:
         """Whether a slot is free. Call with ``lock`` held."""
@@ -126,6 +130,8 @@ class StageContext:
     #: missing waits instead of being cancelled.
     root_available: Callable[[str], bool] = lambda watch: True
     watches: dict[str, WatchConfig] = field(default_factory=dict)
+    #: Work one node at a time does on a shared ledger (the spending check, the backfill).
+    runners: Runners = field(default_factory=Runners)
 
     def require_client(self) -> SynthesiaClient:
         if self.client is None:
