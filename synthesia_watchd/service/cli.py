@@ -260,37 +260,12 @@ def _minutes(duration_s: float | None) -> float | None:
     return None if duration_s is None else round(duration_s / 60, 1)
 
 
-def _nodes_data(
-    ledger: LedgerStore, now: float, found: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """The nodes that share the ledger (heartbeats, claimed jobs, each one's own status
-    record: running, pauses), and whether it is shared."""
-    nodes = [
-        {
-            **noderecords.summary(found.get(n.name, {}), now),
-            "name": n.name,
-            "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
-            "claimed": n.claimed,
-            "pid": n.pid,
-            "version": n.version,
-        }
-        for n in ledger.nodes(now)
-    ]
-    return {"nodes": nodes, "shared": is_shared(ledger.location)}
-
-
 def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
     found = noderecords.records(ledger)
     record = noderecords.freshest(found)
-    beat_age = noderecords.beat_age(record, now)
     running = noderecords.is_running(record, now)
-    # Every running node's pauses (each node pauses on its own: a refused key, a full disk).
-    paused = {
-        k: v for r in found.values() if noderecords.is_running(r, now)
-        for k, v in r.get("paused", {}).items()
-    }  # fmt: skip
     live = record.get("progress", {}) if running else {}
     active = [
         {
@@ -327,13 +302,8 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
     ]
     oldest = ledger.oldest_queued_at()
     return {
-        "daemon": {
-            "running": running,
-            "pid": record.get("pid"),
-            "heartbeat_age_seconds": round(beat_age, 1) if beat_age is not None else None,
-            "stopped_cleanly": bool(record.get("stopping")),
-        },
-        "paused": paused,
+        "daemon": noderecords.summary(record, now, paused=False),
+        "paused": noderecords.pauses(found, now),
         "reads": record.get("reads") if running else None,
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
@@ -343,8 +313,23 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
         "active": active,
         "needs_attention": attention,
         "failed": unhappy,
-        **_nodes_data(ledger, now, found),
+        **noderecords.nodes_data(ledger, now, found),
     }
+
+
+def _node_lines(data: dict[str, Any]) -> list[str]:
+    """Each node sharing the ledger and its pauses (one node: its pauses only)."""
+    if not data["shared"] and len(data["nodes"]) < 2:
+        return [f"PAUSED ({kind}): {reason}" for kind, reason in data["paused"].items()]
+    lines = []
+    for n in data["nodes"]:
+        state = f"running (pid {n['pid']})" if n["running"] else "not running"
+        lines.append(
+            f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
+            f"{n['claimed']} job(s) claimed, {state}"
+        )
+        lines += [f"PAUSED ({k}) on {n['name']}: {why}" for k, why in n["paused"].items()]
+    return lines
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -367,19 +352,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 else ""
             )
         )
-    several = data["shared"] or len(data["nodes"]) > 1
-    if several:
-        for n in data["nodes"]:
-            _print(
-                f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
-                f"{n['claimed']} job(s) claimed, "
-                + (f"running (pid {n['pid']})" if n["running"] else "not running")
-            )
-            for kind, reason in n["paused"].items():
-                _print(f"PAUSED ({kind}) on {n['name']}: {reason}")
-    else:
-        for kind, reason in data["paused"].items():
-            _print(f"PAUSED ({kind}): {reason}")
+    for line in _node_lines(data):
+        _print(line)
     reads = data.get("reads")
     if reads:
         limit = f"of {reads['per_day']:,} a day" if reads.get("per_day") else "(no day limit)"

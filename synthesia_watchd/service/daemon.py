@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -29,10 +30,9 @@ from synthesia_watchd.domain.control import Control, Gate, gate
 from synthesia_watchd.domain.errors import AuthError, ConfigError, WatchdError
 from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.domain.states import ACTIVE, JobState, OutputState
-from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine import backfill, lifecycle
 from synthesia_watchd.engine.jobspec import output_root
 from synthesia_watchd.engine.notify import Notifications
-from synthesia_watchd.engine.singlerun import Runners
 from synthesia_watchd.engine.spending import spending, spending_text
 from synthesia_watchd.stores import runtime
 from synthesia_watchd.stores.ledger import Job
@@ -329,47 +329,11 @@ class Daemon:
             log.info("API key accepted", call=result.call, status=result.status)
 
     def auto_backfill(self) -> None:
-        """For watches with ``backfill_new_targets``: add new targets to done projects.
-
-        One node at a time (a runner lease, held until the last backfill it started is
-        recorded): nodes starting together would otherwise add the same languages twice.
-        """
-        watches = [w for w in self.config.watches if w.backfill_new_targets]
-        if self.client is None or not watches:
-            return
-        node, runner = self.config.node_name, self.pipeline.ctx.runners.get(Runners.BACKFILL)
-        holder = runner.enter(self.ledger, node, self.now(), self.config.lease_duration)
-        if holder is not None:
-            log.info("backfill of new targets left to the node doing it", node=holder)
-            return
-        try:
-            for watch in watches:
-                todo = self.pipeline.backfill_candidates(watch)
-                if todo:
-                    log.info("backfilling new targets", watch=watch.name, jobs=len(todo))
-                for job, missing in todo:
-                    if runner.enter(self.ledger, node, self.now(), self.config.lease_duration):
-                        return  # the lease went to another node meanwhile: its work now
-                    try:
-                        self.scheduler.submit_task("submit", self._backfill_one, job, missing)
-                    except BaseException:
-                        runner.leave(self.ledger, node)
-                        raise
-        finally:
-            runner.leave(self.ledger, node)
-
-    def _backfill_one(self, job: Job, missing: list[str]) -> None:
-        try:
-            self.pipeline.backfill(job, missing)
-        except WatchdError as exc:
-            log.warning(
-                "backfill failed; retried at the next start or reload",
-                job_id=job.id,
-                error=str(exc),
-            )
-        finally:
-            self.pipeline.ctx.runners.get(Runners.BACKFILL).leave(
-                self.ledger, self.config.node_name
+        """For watches with ``backfill_new_targets``: add new targets to done projects, one
+        node at a time (engine.backfill.start_all)."""
+        if self.client is not None:
+            backfill.start_all(
+                self.pipeline.ctx, functools.partial(self.scheduler.submit_task, "submit")
             )
 
     # --- the loop ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .ledger import LedgerStore
+from .ledger import LedgerStore, is_shared
 
 #: A record whose heartbeat is older than this belongs to a daemon that is not running.
 RUNNING_WITHIN = 60.0
@@ -45,14 +45,43 @@ def freshest(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return max(found.values(), key=lambda r: float(r.get("time", 0)), default={})
 
 
-def summary(record: dict[str, Any], now: float) -> dict[str, Any]:
-    """Whether a record's daemon runs, its pid, heartbeat age and pauses, as plain data."""
+def summary(record: dict[str, Any], now: float, *, paused: bool = True) -> dict[str, Any]:
+    """Whether a record's daemon runs, its pid, heartbeat age (and pauses), as plain data."""
     age = beat_age(record, now)
     running = is_running(record, now)
-    return {
+    found = {
         "running": running,
         "pid": record.get("pid"),
         "heartbeat_age_seconds": round(age, 1) if age is not None else None,
         "stopped_cleanly": bool(record.get("stopping")),
-        "paused": record.get("paused", {}) if running else {},
     }
+    if paused:
+        found["paused"] = record.get("paused", {}) if running else {}
+    return found
+
+
+def pauses(found: dict[str, dict[str, Any]], now: float) -> dict[str, str]:
+    """Every running node's pauses (each node pauses on its own: a refused key, a full disk)."""
+    return {
+        kind: reason
+        for record in found.values()
+        if is_running(record, now)
+        for kind, reason in record.get("paused", {}).items()
+    }
+
+
+def nodes_data(ledger: LedgerStore, now: float, found: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The nodes that share the ledger (heartbeats, claimed jobs, each one's own record:
+    running, pauses), and whether it is shared."""
+    nodes = [
+        {
+            **summary(found.get(n.name, {}), now),
+            "name": n.name,
+            "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
+            "claimed": n.claimed,
+            "pid": n.pid,
+            "version": n.version,
+        }
+        for n in ledger.nodes(now)
+    ]
+    return {"nodes": nodes, "shared": is_shared(ledger.location)}
