@@ -11,7 +11,10 @@ import pytest
 from enginefixtures import Engine
 from pgcluster import PASSWORD
 
+from synthesia_watchd.config.load import load_config
+from synthesia_watchd.service import compose
 from synthesia_watchd.service.cli import main
+from synthesia_watchd.service.daemon import Daemon
 from synthesia_watchd.stores import runtime
 
 
@@ -26,12 +29,15 @@ def test_commands_without_config_find_a_running_daemons_postgres_ledger(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """status/jobs/health without -c answer from the running daemon's PostgreSQL ledger:
-    the password comes from its ledger_password_file, else PGPASSWORD; never from the file."""
+    the password comes from its config's ledger_password_file, else PGPASSWORD; never from
+    the runtime file."""
     engine.use_shared_ledger(pg_database, PASSWORD)
     engine.put("a.mp4")
     engine.run()
     monkeypatch.delenv("PGPASSWORD", raising=False)
-    daemon = engine.daemon()
+    monkeypatch.setenv("SYNTHESIA_API_KEY", engine.sim.api_key)
+    config = load_config(engine.write_config())  # the daemon runs from a config file
+    daemon = Daemon(compose.build(config), once=True)
     daemon.start()
     try:
         [file] = _runtime_files()

@@ -113,7 +113,7 @@ def _ledger_path(args: argparse.Namespace) -> tuple[Path | str, str | None]:
     found = runtime.ledger_without_config(default=build_config({}).ledger)
     if not found.running:
         sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
-    return found.ledger, None
+    return found.ledger, found.password()
 
 
 def _open_ledger(args: argparse.Namespace) -> LedgerStore:

@@ -283,7 +283,7 @@ class Daemon:
             self._check_key_at_start(self.client)
         self.watchers.start()
         self.runtime_file = runtime.register(
-            self.config.ledger, self.config.state_dir, self.config.source
+            self.config.ledger_location, self.config.state_dir, self.config.source
         )
         log.info(
             "started",
