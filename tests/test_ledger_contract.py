@@ -655,3 +655,20 @@ def test_read_counts_come_from_the_request_log(ledger: LedgerStore) -> None:
     ledger.reserve_request("write", ep, bucket + 3, [(60, 60.0)], node="a")
     assert ledger.api_reads_since(ep, bucket) == {int(bucket): 3, int(bucket) + 600: 1}
     assert ledger.api_reads_since(ep, bucket + 600) == {int(bucket) + 600: 1}
+
+
+def test_submits_whose_answer_was_not_recorded_are_counted(ledger: LedgerStore) -> None:
+    """A submit marker without a project id (under way, or lost to a crash) since a time
+    counts, with its bytes; one recorded or older does not; ``exclude_ids`` leaves out."""
+    a, b, c = add(ledger, "a.mp4", size=10), add(ledger, "b.mp4", size=20), add(ledger, "c.mp4")
+    for job in (a, b, c):
+        walk(ledger, job.id, S.ASSET_CREATED, S.UPLOADED)
+    ledger.update(a.id, expected=S.UPLOADED, submit_started_at=T0 + 5)
+    ledger.update(b.id, expected=S.UPLOADED, submit_started_at=T0 - 5)  # before ``since``
+    ledger.update(c.id, expected=S.UPLOADED, submit_started_at=T0 + 6)
+    ledger.transition(c.id, S.UPLOADED, S.DUBBING, why="started", project_id="p")
+    assert ledger.unrecorded_submits_since(T0) == (1, 10)
+    assert ledger.unrecorded_submits_since(T0 - 10) == (2, 30)
+    assert ledger.unrecorded_submits_since(T0 - 10, exclude_ids=[a.id]) == (1, 20)
+    walk(ledger, a.id, S.NEEDS_ATTENTION)  # an ambiguous submit keeps counting
+    assert ledger.unrecorded_submits_since(T0) == (1, 10)
