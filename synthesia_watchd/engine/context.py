@@ -90,6 +90,11 @@ class SubmitSlots:
         jobs, nbytes = ledger.usage_since(local_midnight(now))
         jobs += len(self.submitting)  # submits under way count against today's budget
         nbytes += sum(self.submitting.values())
+        # So do other submits sent today whose answer is not recorded (it may have been paid).
+        more_jobs, more_bytes = ledger.unrecorded_submits_since(
+            local_midnight(now), self.submitting
+        )
+        jobs, nbytes = jobs + more_jobs, nbytes + more_bytes
         if config.max_jobs_per_day is not None and jobs >= config.max_jobs_per_day:
             return (
                 f"daily job limit reached ({jobs}/{config.max_jobs_per_day}); resumes at midnight"
