@@ -17,6 +17,7 @@ from synthesia_watchd.stores.ledger import Ledger, LedgerStore
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 EP = "GET /v2/dubbing/{id}"
+OTHER = "GET /v2/assets/{id}"
 
 
 def _old_rows(run: Callable[[str, tuple[Any, ...]], object]) -> tuple[int, int]:
@@ -29,6 +30,10 @@ def _old_rows(run: Callable[[str, tuple[Any, ...]], object]) -> tuple[int, int]:
             "INSERT INTO api_reads (node, endpoint, bucket, count) VALUES (?, ?, ?, ?)",
             ("nas", EP, bucket, count),
         )
+    run(  # the current period of an endpoint the log has no read of yet
+        "INSERT INTO api_reads (node, endpoint, bucket, count) VALUES (?, ?, ?, ?)",
+        ("nas", OTHER, int(time.time() // 600 * 600), 2),
+    )
     run(
         "INSERT INTO api_requests (limit_class, endpoint, at, node) VALUES (?, ?, ?, ?)",
         ("read", EP, later + 5.0, "nas"),
@@ -45,6 +50,8 @@ def _check(ledger: LedgerStore, first: int, later: int) -> None:
     # Periods before the log's first read are carried (as of their last second); the
     # period the log already holds is not counted twice; two days ago is gone.
     assert ledger.api_reads_since(EP, 0) == {first: 3, later: 1}
+    assert sum(ledger.api_reads_since(OTHER, 0).values()) == 2
+    assert ledger.api_reads_since(OTHER, time.time() + 1) == {}  # none dated in the future
     assert ledger.node_statuses() == {"nas": '{"pid": 7}'}
     assert ledger.get_meta("daemon") is None
 
