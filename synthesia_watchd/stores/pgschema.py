@@ -143,7 +143,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WHERE (SELECT COUNT(*) FROM nodes) = 1",
         "DELETE FROM meta WHERE key = 'daemon'",
         "INSERT INTO api_requests (limit_class, endpoint, at, node)"
-        " SELECT 'read', r.endpoint, r.bucket + 599, r.node"
+        " SELECT 'read', r.endpoint, LEAST(r.bucket + 599, extract(epoch FROM now())), r.node"
         " FROM api_reads r CROSS JOIN LATERAL generate_series(1, r.count) AS g(i)"
         " WHERE r.bucket >= extract(epoch FROM now()) - 87000"
         " AND r.bucket + 600 <= COALESCE((SELECT MIN(q.at) FROM api_requests q"

@@ -167,7 +167,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 9: work one node at a time does (runner leases), a status record per node, and the
     # request log as the one count of reads: the day's reads still inside the window move
-    # from the per-period counts into it (those before its first read; the rest it holds).
+    # from the per-period counts into it (those before its first read; the rest it holds),
+    # each as of its period's last second (never later than now).
     (
         "CREATE TABLE runners (name TEXT PRIMARY KEY, node TEXT NOT NULL, until REAL NOT NULL)",
         "ALTER TABLE nodes ADD COLUMN status TEXT",
@@ -177,7 +178,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO api_requests (limit_class, endpoint, at, node)"
         " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
         "  WHERE i < (SELECT COALESCE(MAX(count), 0) FROM api_reads))"
-        " SELECT 'read', r.endpoint, r.bucket + 599, r.node"
+        " SELECT 'read', r.endpoint, MIN(r.bucket + 599, CAST(strftime('%s', 'now') AS REAL)),"
+        " r.node"
         " FROM api_reads r JOIN n ON n.i <= r.count"
         " WHERE r.bucket >= CAST(strftime('%s', 'now') AS INTEGER) - 87000"
         " AND r.bucket + 600 <= COALESCE((SELECT MIN(q.at) FROM api_requests q"
