@@ -7,10 +7,11 @@ recorded): nodes starting together would otherwise add the same languages twice.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 from synthesia_watchd.config.load import WatchConfig
-from synthesia_watchd.domain.errors import WatchdError
+from synthesia_watchd.domain.errors import LedgerError, WatchdError
 from synthesia_watchd.domain.reasons import Reason
 from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.stores.ledger import Job
@@ -123,3 +124,31 @@ def _one(ctx: StageContext, job: Job, missing: list[str]) -> None:
         )
     finally:
         ctx.runners.get(Runners.BACKFILL).leave(ctx.ledger, ctx.config.node_name)
+
+
+class Turn:
+    """The backfill lease for a one-off run (the ``backfill`` command), as a context: taken
+    under ``who`` beside the node's name, or WatchdError naming the node backfilling now."""
+
+    def __init__(self, ctx: StageContext, who: str) -> None:
+        self._ctx, self._node = ctx, f"{ctx.config.node_name} ({who})"
+
+    def __enter__(self) -> Turn:
+        holder = self.renew()
+        if holder is not None:
+            raise WatchdError(
+                f"node {holder} is adding new targets now (a daemon's start-up backfill); "
+                "run backfill again once it is done"
+            )
+        return self
+
+    def renew(self) -> str | None:
+        """Take the lease again for another lease's length (before each project)."""
+        ctx = self._ctx
+        return ctx.ledger.take_runner(
+            Runners.BACKFILL, self._node, ctx.now(), ctx.now() + ctx.config.lease_duration
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(LedgerError):  # else it goes when it expires
+            self._ctx.ledger.drop_runner(Runners.BACKFILL, self._node)

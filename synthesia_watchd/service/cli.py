@@ -16,11 +16,13 @@ Exit codes (stable; scripts depend on them):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from synthesia_watchd.domain.errors import (
 from synthesia_watchd.domain.names import printable
 from synthesia_watchd.domain.states import ACTIVE, TERMINAL, JobState
 from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine.backfill import Turn
 from synthesia_watchd.engine.progress import duration_text as _age
 from synthesia_watchd.engine.progress import error_is_current, job_progress, progress_text
 from synthesia_watchd.stores import noderecords, runtime
@@ -558,13 +561,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
     with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         pipeline = compose.engine(config, ledger, client)
-        todo = pipeline.backfill_candidates(watch)
-        langs = sum(len(m) for _, m in todo)
-        for job, missing in todo:
-            line = f"#{job.id} {Path(job.source_path).name}: + {', '.join(missing)}"
-            if not args.dry_run:
-                line += f"  -> {pipeline.backfill(job, missing)}"
-            _print(line)
+        # Never beside a daemon's start-up backfill (any node's, this host's too).
+        turn: AbstractContextManager[Turn | None] = (
+            contextlib.nullcontext() if args.dry_run else Turn(pipeline.ctx, "backfill command")
+        )
+        with turn as held:
+            todo = pipeline.backfill_candidates(watch)
+            langs = sum(len(m) for _, m in todo)
+            for job, missing in todo:
+                line = f"#{job.id} {Path(job.source_path).name}: + {', '.join(missing)}"
+                if held is not None:
+                    held.renew()
+                    line += f"  -> {pipeline.backfill(job, missing)}"
+                _print(line)
     verb = "would add" if args.dry_run else "added"
     _print(
         f"{verb} {langs} dubbed language(s) to {len(todo)} existing project(s); "
