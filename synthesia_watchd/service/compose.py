@@ -89,7 +89,6 @@ def read_budget(config: Config, ledger: LedgerStore, now: Clock) -> ReadBudget:
         per_minute=spec.per_minute if spec is not None else None,
         per_day=spec.per_day if spec is not None else None,
         store=ledger,
-        node=config.node_name,
         clock=now,
     )
 

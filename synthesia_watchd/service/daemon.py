@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ from synthesia_watchd.domain.control import Control, Gate, gate
 from synthesia_watchd.domain.errors import AuthError, ConfigError, WatchdError
 from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.domain.states import ACTIVE, JobState, OutputState
-from synthesia_watchd.engine import lifecycle
+from synthesia_watchd.engine import backfill, lifecycle
 from synthesia_watchd.engine.jobspec import output_root
 from synthesia_watchd.engine.notify import Notifications
 from synthesia_watchd.engine.spending import spending, spending_text
@@ -282,7 +283,7 @@ class Daemon:
             self._check_key_at_start(self.client)
         self.watchers.start()
         self.runtime_file = runtime.register(
-            self.config.ledger, self.config.state_dir, self.config.source
+            self.config.ledger_location, self.config.state_dir, self.config.source
         )
         log.info(
             "started",
@@ -328,26 +329,11 @@ class Daemon:
             log.info("API key accepted", call=result.call, status=result.status)
 
     def auto_backfill(self) -> None:
-        """For watches with ``backfill_new_targets``: add new targets to done projects."""
-        if self.client is None:
-            return
-        for watch in self.config.watches:
-            if not watch.backfill_new_targets:
-                continue
-            todo = self.pipeline.backfill_candidates(watch)
-            if todo:
-                log.info("backfilling new targets", watch=watch.name, jobs=len(todo))
-            for job, missing in todo:
-                self.scheduler.submit_task("submit", self._backfill_one, job, missing)
-
-    def _backfill_one(self, job: Job, missing: list[str]) -> None:
-        try:
-            self.pipeline.backfill(job, missing)
-        except WatchdError as exc:
-            log.warning(
-                "backfill failed; retried at the next start or reload",
-                job_id=job.id,
-                error=str(exc),
+        """For watches with ``backfill_new_targets``: add new targets to done projects, one
+        node at a time (engine.backfill.start_all)."""
+        if self.client is not None:
+            backfill.start_all(
+                self.pipeline.ctx, functools.partial(self.scheduler.submit_task, "submit")
             )
 
     # --- the loop ----------------------------------------------------------------------------
@@ -555,6 +541,7 @@ class Daemon:
         """Keep the jobs this node works on its own, and say the node is alive."""
         now, node = self.now(), self.config.node_name
         self.ledger.renew(node, self.scheduler.running_ids(), now + self.config.lease_duration)
+        self.pipeline.ctx.runners.renew(self.ledger, node, now, self.config.lease_duration)
         self.ledger.beat(node, now, pid=os.getpid(), version=__version__)
 
     def beat(self, *, force: bool = False, stopping: bool = False) -> None:
@@ -606,7 +593,7 @@ class Daemon:
         stuck = self.watchers.stuck_for()
         if stuck:
             record["fs_stuck_seconds"] = round(stuck, 1)
-        self.ledger.set_meta("daemon", json.dumps(record))
+        self.ledger.set_node_status(self.config.node_name, self.now(), json.dumps(record))
         self.heartbeat.beat(record)
         self.metrics.heartbeat_timestamp.set(self.now())
         self.notifier.status(self.status_line())
