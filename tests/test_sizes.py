@@ -29,7 +29,6 @@ NOT_YET_SPLIT = {
     "config/checks.py": 440,
     "service/daemon.py": 616,
     "service/daemon.py:Daemon": 548,
-    "telemetry/logsetup.py:configure_logging": 62,
     "simulator/s3.py:__call__": 67,
     "simulator/service.py": 712,
     "simulator/service.py:Service": 448,
