@@ -27,8 +27,6 @@ NOT_YET_SPLIT = {
     "config/load.py": 661,
     "config/load.py:_build": 114,
     "config/checks.py": 440,
-    "service/daemon.py": 616,
-    "service/daemon.py:Daemon": 548,
     "simulator/s3.py:__call__": 67,
     "simulator/service.py": 712,
     "simulator/service.py:Service": 448,
