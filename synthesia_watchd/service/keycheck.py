@@ -86,7 +86,7 @@ class KeyCheck:
             log.info("API key accepted", call=result.call, status=result.status)
 
     def maybe_recheck(self, now: float) -> None:
-        """While paused for the key: check it again on a worker, at most every 30 seconds."""
+        """While paused for the key: check it again on a worker (every AUTH_RECHECK_SECONDS)."""
         pauses, client = self.parts.pauses, self.parts.client
         if not pauses.get("auth") or client is None or self._checking:
             return
