@@ -5,7 +5,7 @@ the watchers (catch-up scan), tell systemd READY. Then one loop: take what the w
 found, dispatch due jobs, beat, sleep until something is due. Signal handlers only set flags
 (``signals``); this loop acts on them (SIGTERM/SIGINT: warm stop, a second one: cold; SIGHUP:
 reload, ``reconfigure``). The loop's other duties have their own modules: crash recovery
-(``recovery``), the key check (``keycheck``), the operator's holds (``holdgate``), the status
+(``recovery``), the key gate (``keygate``), the operator's holds (``holdgate``), the status
 beat (``statusbeat``), notifications (``notifyfeed``), the HTTP listeners (``listeners``) and
 the end of a ``--once`` run (``drain``).
 """
@@ -37,7 +37,7 @@ from synthesia_watchd.watching.watcher import StableFile, Vanished
 from . import drain, reconfigure, recovery
 from .compose import Parts
 from .holdgate import HoldGate
-from .keycheck import KeyCheck
+from .keygate import KeyGate
 from .listeners import Listeners
 from .notifyfeed import NotifyFeed
 from .signals import STOPS, SignalFlags
@@ -88,7 +88,7 @@ class Daemon:
         self.scheduler = parts.scheduler
         self.signals = SignalFlags()
         self.status = StatusBeat(parts)
-        self.keys = KeyCheck(parts, on_accepted=self.resume_now)
+        self.keys = KeyGate(parts, on_accepted=self.resume_now)
         self.notify = NotifyFeed(parts)
         self.holds = HoldGate(parts)
         self.listeners = Listeners(parts, health=self.status.health)

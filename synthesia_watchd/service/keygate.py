@@ -27,7 +27,7 @@ AUTH_RECHECK_SECONDS = 30.0
 START_CHECK_TIMEOUT = 10.0
 
 
-class KeyCheck:
+class KeyGate:
     """The ``auth`` pause: set at start or reload, lifted by a re-check that succeeds.
 
     The client is read from ``parts`` each time, so a reload's new key is the one checked;
