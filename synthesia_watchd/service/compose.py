@@ -141,7 +141,11 @@ class InstanceLock:
 
 @dataclass
 class Parts:
-    """Everything a daemon runs with, built by ``build`` (or by a test, part by part)."""
+    """Everything a daemon runs with, built by ``build`` (or by a test, part by part).
+
+    A reload replaces ``config`` and ``client`` here, so every part of the daemon that reads
+    them from ``Parts`` sees the running ones.
+    """
 
     config: Config
     now: Clock
