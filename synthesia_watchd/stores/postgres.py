@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from synthesia_watchd.domain.errors import DuplicateKey, LedgerError, LedgerUnreachable
 
 from .pgschema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
-from .sqlbase import SqlConn
+from .sqlbase import SqlConn, run_step
 from .sqlshared import SqlLedgerStore
 
 #: Seconds to wait for a connection (at open, and from the pool) before giving up.
@@ -132,6 +132,7 @@ class PostgresLedger(SqlLedgerStore):
     """The job ledger in a PostgreSQL database; safe to share between threads and nodes."""
 
     _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    _BUCKET_OF = "CAST(FLOOR(at / 600) * 600 AS BIGINT)"
 
     def __init__(
         self,
@@ -195,10 +196,7 @@ class PostgresLedger(SqlLedgerStore):
                 )
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    if isinstance(statement, str):
-                        c.run(statement)
-                    else:
-                        statement(c)
+                    run_step(c, statement)
                 c.run(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (version, time.time()),

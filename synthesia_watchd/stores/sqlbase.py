@@ -42,6 +42,14 @@ class SqlConn(Protocol):
 MigrationStep = str | Callable[[SqlConn], None]
 
 
+def run_step(c: SqlConn, statement: MigrationStep) -> None:
+    """Run one statement of a schema step (SQL, or a data step given the connection)."""
+    if isinstance(statement, str):
+        c.run(statement)
+    else:
+        statement(c)
+
+
 def marks(values: Sequence[Any]) -> str:
     """``?, ?, ?`` for an IN list (``NULL`` for an empty one: matches nothing)."""
     return ", ".join("?" for _ in values) or "NULL"

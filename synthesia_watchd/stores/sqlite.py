@@ -30,7 +30,7 @@ from synthesia_watchd.files import fsinfo
 
 from .base import FIRST_TABLES_AND_INDEXES
 from .nodepaths import fill_relative_paths
-from .sqlbase import MigrationStep
+from .sqlbase import MigrationStep, run_step
 from .sqlshared import SqlLedgerStore
 
 BUSY_TIMEOUT_MS = 10_000
@@ -114,7 +114,7 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
     # 4: the ledger's identity, recorded beside it too, so a lost ledger is noticed at start.
     ("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",),
     # 5: API reads per ten minutes, so the day's read budget survives a restart (readbudget.py).
-    # One row per node and period: daemons sharing a ledger each add theirs, plan with the sum.
+    # One row per node and period (replaced by the request log in step 9).
     (
         """CREATE TABLE api_reads (
             node TEXT NOT NULL,
@@ -168,8 +168,28 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         )""",
         "CREATE INDEX api_requests_window ON api_requests (limit_class, endpoint, at)",
     ),
-    # 9: files named by watch and the path relative to its folders, so nodes may mount a
-    # share at different paths; older rows get theirs from the folders frozen with them.
+    # 9: work one node at a time does (runner leases), a status record per node, and the
+    # request log as the one count of reads: the day's reads still inside the window move
+    # from the per-period counts into it (those before its first read; the rest it holds),
+    # each as of its period's last second (never later than now).
+    (
+        "CREATE TABLE runners (name TEXT PRIMARY KEY, node TEXT NOT NULL, until REAL NOT NULL)",
+        "ALTER TABLE nodes ADD COLUMN status TEXT",
+        "UPDATE nodes SET status = (SELECT value FROM meta WHERE key = 'daemon')"
+        " WHERE (SELECT COUNT(*) FROM nodes) = 1",
+        "DELETE FROM meta WHERE key = 'daemon'",
+        "INSERT INTO api_requests (limit_class, endpoint, at, node)"
+        " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+        "  WHERE i < (SELECT COALESCE(MAX(count), 0) FROM api_reads))"
+        " SELECT 'read', r.endpoint, MIN(r.bucket + 599, CAST(strftime('%s', 'now') AS REAL)),"
+        " r.node"
+        " FROM api_reads r JOIN n ON n.i <= r.count"
+        " WHERE r.bucket >= CAST(strftime('%s', 'now') AS INTEGER) - 87000"
+        " AND r.bucket + 600 <= COALESCE((SELECT MIN(q.at) FROM api_requests q"
+        "  WHERE q.limit_class = 'read' AND q.endpoint = r.endpoint), 1e18)",
+        "DROP TABLE api_reads",
+    ),
+    # 10: files named by watch and relative path (nodes may mount a share at other paths).
     (
         "ALTER TABLE jobs ADD COLUMN rel_path TEXT",
         "ALTER TABLE outputs ADD COLUMN rel_path TEXT",
@@ -281,10 +301,7 @@ class SqliteLedger(SqlLedgerStore):
                 # Re-read under the write lock: another process may have migrated meanwhile.
                 if c.execute("PRAGMA user_version").fetchone()[0] < version:
                     for statement in MIGRATIONS[version - 1]:
-                        if isinstance(statement, str):
-                            c.execute(statement)
-                        else:
-                            statement(_Conn(c, self.path.name))
+                        run_step(_Conn(c, self.path.name), statement)
                     c.execute(f"PRAGMA user_version = {version}")
             except BaseException:
                 c.execute("ROLLBACK")
