@@ -56,15 +56,21 @@ def _check(ledger: LedgerStore, first: int, later: int) -> None:
     assert ledger.get_meta("daemon") is None
 
 
+def _step_of(steps: tuple[tuple[object, ...], ...]) -> int:
+    """The index of the step that drops api_reads (later steps may follow it)."""
+    return next(i for i, step in enumerate(steps) if "DROP TABLE api_reads" in step)
+
+
 def test_sqlite_step_carries_reads_and_the_daemon_record(tmp_path: Path) -> None:
     """SQLite one step behind: its reads and daemon record carried, api_reads dropped."""
     db = tmp_path / "state" / "ledger.sqlite3"
     db.parent.mkdir()
     raw = sqlite3.connect(db)
-    for step in sqlite.MIGRATIONS[:-1]:
+    before = sqlite.MIGRATIONS[: _step_of(sqlite.MIGRATIONS)]
+    for step in before:
         for statement in step:
             raw.execute(statement)
-    raw.execute(f"PRAGMA user_version = {sqlite.SCHEMA_VERSION - 1}")
+    raw.execute(f"PRAGMA user_version = {len(before)}")
     first, later = _old_rows(lambda sql, params: raw.execute(sql, params))
     raw.commit()
     raw.close()
@@ -85,7 +91,8 @@ def test_postgres_step_carries_reads_and_the_daemon_record(pg_database: str) -> 
             "CREATE TABLE schema_migrations"
             " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
         )
-        for version, step in enumerate(pgschema.MIGRATIONS[:-1], start=1):
+        before = pgschema.MIGRATIONS[: _step_of(pgschema.MIGRATIONS)]
+        for version, step in enumerate(before, start=1):
             for statement in step:
                 conn.execute(statement)  # type: ignore[call-overload]
             conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (version,))
