@@ -35,8 +35,6 @@ NOT_YET_SPLIT = {
     "simulator/service.py:Service": 448,
     "simulator/sim.py:Simulator": 346,
     "simulator/sim.py:__init__": 74,
-    "watching/watcher.py": 803,
-    "watching/watcher.py:WatchSet": 512,
 }
 
 

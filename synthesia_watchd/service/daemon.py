@@ -38,7 +38,7 @@ from synthesia_watchd.stores.ledger import Job
 from synthesia_watchd.synthesia.api import SynthesiaClient
 from synthesia_watchd.telemetry.logsetup import get_logger
 from synthesia_watchd.telemetry.metrics import Heartbeat, MetricsServer
-from synthesia_watchd.watching.watcher import StableFile, Vanished
+from synthesia_watchd.watching.model import StableFile, Vanished
 
 from .compose import Parts
 
