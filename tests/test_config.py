@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from synthesia_watchd.config import load as cfgmod
 from synthesia_watchd.config.load import (
     REFERENCE,
     Config,
@@ -22,7 +23,6 @@ from synthesia_watchd.config.load import (
     render_reference,
     resolve_api_key,
 )
-from synthesia_watchd.config.load import load as cfgmod
 from synthesia_watchd.domain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
