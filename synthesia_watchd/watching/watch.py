@@ -144,9 +144,11 @@ class Watch:
         self._resume(t)
 
     def pause(self, reason: str, *, empty: bool = False) -> None:
+        """Stop watching and tracking until the root is trusted again (files stay unreported)."""
         if not self.paused or self.pause_reason != reason:
-            self._log.warning("watch paused", watch=self.cfg.name, root=str(self.root),
-                              reason=reason)  # fmt: skip
+            self._log.warning(
+                "watch paused", watch=self.cfg.name, root=str(self.root), reason=reason
+            )
         self.paused, self.pause_reason, self.paused_empty = True, reason, empty
         if self.observer is not None:
             stop_observers([self.observer])
@@ -154,8 +156,9 @@ class Watch:
         self.candidates.clear()
 
     def _resume(self, t: float) -> None:
-        self._log.info("watch resumed", watch=self.cfg.name, root=str(self.root),
-                       was=self.pause_reason)  # fmt: skip
+        self._log.info(
+            "watch resumed", watch=self.cfg.name, root=str(self.root), was=self.pause_reason
+        )
         self.paused, self.pause_reason, self.paused_empty = False, None, False
         self._start_observer()
         if not self.paused:
