@@ -12,7 +12,7 @@ from synthesia_watchd.config.load import Config, build_config
 from synthesia_watchd.domain.errors import ProjectFailed, UploadCredentialsExpired
 from synthesia_watchd.domain.media import sample_video
 from synthesia_watchd.domain.reasons import Reason
-from synthesia_watchd.domain.states import JobState
+from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.engine import lifecycle
 from synthesia_watchd.engine.pipeline import Pipeline
 from synthesia_watchd.stores.ledger import Job, Ledger
@@ -169,3 +169,34 @@ def test_operator_operations_record_their_codes(ledger: Ledger) -> None:
         S.UPLOADED,
         Reason.RESUBMIT,
     )
+
+
+def test_retry_of_a_mixed_partial_never_pays_again_for_refused_downloads(
+    ledger: Ledger,
+) -> None:
+    """A partial job with one refused URL and one language Synthesia failed: retry fetches the
+    refused language from the paid project; only the failed language may cost a new dub."""
+    job = ledger.add_job(
+        watch="w",
+        source_path="clip.mp4",
+        size=10,
+        mtime_ns=1,
+        sha256="h-clip",
+        source_language="en",
+        targets=["fr-FR", "de-DE"],
+        output_dir="out",
+    )
+    job = _to(ledger, job, S.ASSET_CREATED, S.UPLOADED)
+    job = ledger.transition(job.id, S.UPLOADED, S.DUBBING, why="submitted", project_id="p-1")
+    job = _to(ledger, job, S.DOWNLOADING, S.PARTIAL)
+    ledger.set_output(job.id, "fr-FR", state=OutputState.FAILED, error_code="unsafe_download_url")
+    ledger.set_output(job.id, "de-DE", state=OutputState.FAILED, error_code="processing_error")
+    lifecycle.retry(ledger, ledger.get(job.id))
+    paid_for_again = {
+        lang for other in ledger.list_jobs() if other.id != job.id for lang in other.targets
+    }
+    assert "fr-FR" not in paid_for_again
+    again = ledger.get(job.id)
+    assert (again.state, again.project_id) == (S.DUBBING, "p-1")
+    states = {o.language: o.state for o in ledger.outputs(job.id)}
+    assert states["fr-FR"] is OutputState.PENDING

@@ -24,17 +24,9 @@ NOT_YET_SPLIT = {
     "synthesia/api.py:_request": 84,
     "service/cli.py:cmd_status": 82,
     "service/cli.py": 847,
-    "config/load.py": 661,
-    "config/load.py:_build": 114,
-    "config/checks.py": 440,
     "service/daemon.py": 616,
     "service/daemon.py:Daemon": 548,
     "telemetry/logsetup.py:configure_logging": 62,
-    "simulator/s3.py:__call__": 67,
-    "simulator/service.py": 712,
-    "simulator/service.py:Service": 448,
-    "simulator/sim.py:Simulator": 346,
-    "simulator/sim.py:__init__": 74,
 }
 
 

@@ -1,83 +1,31 @@
-"""Config value checks: one per value type, each returning the converted value or raising.
+"""Config value checks: how a check works, and the checks of plain values.
 
 A check takes the parsed value, its key path and a ``Context`` (where values came from, how to
 resolve paths, where issues go). It returns the converted value, raises ``Invalid`` when the
 value is wrong as a whole, or reports item by item and raises ``Reported``, so a file is fixed
-in one pass. Messages name the type expected and what was found, never the API key. The values
-produced here (``Secret``, ``PostAction``) are the ones config.py assembles into settings.
+in one pass. Messages name the type expected and what was found, never the API key.
 
-The key table that pairs each key with its check lives in configschema.py; this module knows
-no key names.
+This module holds that protocol and the checks of plain values (text, numbers, durations, byte
+sizes, choices, lists, paths); netchecks.py checks addresses, watchchecks.py what a watch says
+about dubbing. The key table that pairs each key with its check lives in schema.py; no check
+knows key names.
 """
 
 from __future__ import annotations
 
 import difflib
-import hmac
-import ipaddress
 import math
 import os
 import re
-import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from synthesia_watchd.domain.control import BadWindow, parse_window
 from synthesia_watchd.domain.errors import ConfigIssue
-from synthesia_watchd.domain.urls import is_loopback_host
 
-from . import languages
+from .model import Secret
 from .yamlmarks import Doc, KeyPath, fmt_path
-
-MASK = "***"
-TITLE_FIELDS = ("stem", "name", "watch", "lang_list")
-
-
-# --- values --------------------------------------------------------------------------------------
-
-
-class Secret:
-    """A string that prints as ``***``: the API key can sit in a config object safely."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The value itself; call it only where the key is sent (the Authorization header)."""
-        return self._value
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __repr__(self) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Secret):
-            other = other._value
-        if not isinstance(other, str):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other.encode())
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-
-@dataclass(frozen=True)
-class PostAction:
-    """What happens to a source file after its job ends (on_success / on_failure)."""
-
-    kind: Literal["keep", "delete", "move"]
-    path: Path | None = None
-
 
 # --- checking context ----------------------------------------------------------------------------
 
@@ -289,152 +237,8 @@ def list_of(item: Check, *, non_empty: bool = False, unique: bool = False) -> Ch
     return run
 
 
-def language(allowed: frozenset[str], what: str, extra: tuple[str, ...] = ()) -> Check:
-    def run(value: Any, path: KeyPath, ctx: Context) -> str:
-        text = ctx.text(value, path)
-        if text is None:
-            raise Invalid(f"expected a language code, got {kind_of(value)}")
-        if text in allowed or text in extra:
-            return text
-        near = languages.hint(text, allowed | set(extra))
-        raise Invalid(
-            f"{text!r} is not a Synthesia {what} language{near}; "
-            f"`synthesia-watchd languages{' --source' if what == 'source' else ''}` lists them"
-        )
-
-    return run
-
-
-def post_action(*, allow_delete: bool) -> Check:
-    words = ("keep", "delete") if allow_delete else ("keep",)
-
-    def run(value: Any, path: KeyPath, ctx: Context) -> PostAction:
-        shape = f"{' or '.join(words)} or {{move: /folder}}"
-        if isinstance(value, dict):
-            extra = [k for k in value if k != "move"]
-            for k in extra:
-                ctx.error((*path, k), f"unknown key; expected {shape}")
-            if "move" not in value:
-                if not extra:
-                    ctx.error(path, f"expected {shape}")
-                raise Reported
-            try:
-                target = ctx.path(nonempty_text(value["move"], (*path, "move"), ctx))
-            except Invalid as exc:
-                ctx.error((*path, "move"), str(exc))
-                raise Reported from None
-            if extra:
-                raise Reported
-            return PostAction("move", target)
-        text = ctx.text(value, path)
-        if text in words:
-            return PostAction(text)  # type: ignore[arg-type]
-        hint = (
-            " (delete is not offered for failures: keep the file for a retry)"
-            if (text == "delete")
-            else suggest(text or "", (*words, "move"))
-        )
-        raise Invalid(f"expected {shape}; got {text!r}{hint}")
-
-    return run
-
-
 def filepath(value: Any, path: KeyPath, ctx: Context) -> Path:
     text = nonempty_text(value, path, ctx)
     if "\0" in text:
         raise Invalid("a path cannot contain a NUL character")
     return ctx.path(text)
-
-
-def ledger_location(value: Any, path: KeyPath, ctx: Context) -> Path | str:
-    """A SQLite file path, or a PostgreSQL URL (``postgresql://user@host:port/db``) kept as is."""
-    text = nonempty_text(value, path, ctx).strip()
-    if text.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(text)
-        if parts.password:
-            raise Invalid(
-                "the URL carries a password; leave it out and use ledger_password_file, "
-                "PGPASSWORD, ~/.pgpass or a systemd/Docker credential"
-            )
-        if not parts.hostname and "host=" not in parts.query:
-            raise Invalid("a PostgreSQL URL needs a host: postgresql://user@host:5432/dbname")
-        return text
-    return filepath(value, path, ctx)
-
-
-def url(value: Any, path: KeyPath, ctx: Context) -> str:
-    text = nonempty_text(value, path, ctx).strip()
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname or ""
-        _ = parts.port
-    except ValueError as exc:
-        raise Invalid(f"not a valid URL: {exc}") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise Invalid(f"expected an https:// URL, got {text!r}")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise Invalid(
-            "http:// is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost); "
-            "use https:// so the API key is never sent in clear"
-        )
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise Invalid("expected scheme://host[:port][/path] without credentials, query or fragment")
-    return text.rstrip("/")
-
-
-_HOST = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
-
-
-def host_pattern(value: Any, path: KeyPath, ctx: Context) -> str:
-    text = nonempty_text(value, path, ctx).strip().lower().rstrip(".")
-    if not _HOST.fullmatch(text):
-        raise Invalid(f"expected a host name or '*.suffix', got {text!r}")
-    return text
-
-
-def listen_address(value: Any, path: KeyPath, ctx: Context) -> str:
-    text = nonempty_text(value, path, ctx).strip()
-    match = re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+):(\d{1,5})", text)
-    host = match.group(1).strip("[]") if match else ""
-    if not match or int(match.group(2)) > 65535:
-        raise Invalid(
-            f"expected host:port with an explicit address, e.g. '127.0.0.1:9464'; got {text!r} "
-            "(a bare port would listen on every interface: write '0.0.0.0:9464' if you mean it)"
-        )
-    if host.lower() != "localhost":
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise Invalid(f"{host!r} is not an IP address or localhost") from None
-    return text
-
-
-def watch_name(value: Any, path: KeyPath, ctx: Context) -> str:
-    text = nonempty_text(value, path, ctx)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", text) or text in (".", ".."):
-        raise Invalid(f"{text!r}: use only letters, digits, '_', '.' and '-'")
-    return text
-
-
-def title_template(value: Any, path: KeyPath, ctx: Context) -> str:
-    text = nonempty_text(value, path, ctx)
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-    except ValueError as exc:
-        raise Invalid(f"bad template: {exc} (write {{{{ and }}}} for literal braces)") from None
-    for f in fields:
-        if f not in TITLE_FIELDS:
-            raise Invalid(
-                f"unknown placeholder {{{f}}}; use {', '.join('{' + t + '}' for t in TITLE_FIELDS)}"
-            )
-    return text
-
-
-def schedule_window(value: Any, path: KeyPath, ctx: Context) -> str:
-    """A schedule window such as ``"mon-fri 22:00-06:00"`` (see control.parse_window)."""
-    text = nonempty_text(value, path, ctx)
-    try:
-        parse_window(text)
-    except BadWindow as exc:
-        raise Invalid(str(exc)) from None
-    return text.strip()

@@ -5,8 +5,9 @@ The operator's YAML file is a public interface. Every key lives in one table (``
 so no key exists without a description and a default. ``walk`` checks parsed data against the
 table and collects every problem with file, key path and line, so a file is fixed in one pass.
 
-Imports point one way: yamlmarks.py (YAML with lines) <- configchecks.py (one check per value
-type) <- this module <- config.py, which assembles the checked values into the daemon's settings.
+Imports point one way: yamlmarks.py (YAML with lines) <- checks.py, netchecks.py and
+watchchecks.py (one check per value type) <- this module <- build.py, which assembles the
+checked values into the daemon's settings (model.py).
 """
 
 from __future__ import annotations
@@ -25,31 +26,23 @@ from .checks import (
     Check,
     Context,
     Invalid,
-    PostAction,
     Reported,
-    Secret,
     boolean,
     bytesize,
     duration,
     filepath,
-    host_pattern,
     integer,
     kind_of,
-    language,
-    ledger_location,
     list_of,
-    listen_address,
     nonempty_text,
     nullable,
     one_of,
-    post_action,
-    schedule_window,
     secret,
     suggest,
-    title_template,
-    url,
-    watch_name,
 )
+from .model import PostAction, Secret
+from .netchecks import host_pattern, ledger_location, listen_address, url
+from .watchchecks import language, post_action, schedule_window, title_template, watch_name
 from .yamlmarks import Doc, KeyPath
 
 _SECRET_PATH: KeyPath = ("synthesia", "api_key")

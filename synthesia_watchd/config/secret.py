@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .checks import Secret
+from .model import Secret
 
 CREDENTIAL_NAME = "ledger_password"
 DOCKER_SECRET = Path("/run/secrets/ledger_password")

@@ -6,7 +6,7 @@ line and the scalar text as typed (so ``no`` can still be read as Norwegian, not
 knows nothing of the daemon's keys: the caller names the paths whose scalar is sealed at once
 (the API key), so that value never sits in the plain data.
 
-This module and config.py are the only ones that import yaml.
+This is the only module that imports yaml.
 """
 
 from __future__ import annotations

@@ -40,17 +40,27 @@ def retry(
 ) -> str:
     """Put a finished-but-unhappy job back to work; returns what was done, for people.
 
-    partial: the failed languages become a new job. needs_attention/failed/cancelled: poll the
+    partial: refused downloads are fetched again from the paid project; otherwise the
+    languages Synthesia failed become a new job. needs_attention/failed/cancelled: poll the
     existing project when there is one (no new charge), else start over; an ambiguous submit
     needs ``resubmit`` (may pay twice). An active job is simply made due now.
     """
     t = now()
     failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
     refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
-    if job.state is JobState.PARTIAL and job.project_id and refused == failed_outputs:
-        # Only downloads were refused (unsafe URLs): the project has them, already paid for.
+    if job.state is JobState.PARTIAL and job.project_id and refused:
+        # Refused downloads (unsafe URLs) are in the project, already paid for: fetch them
+        # again first. Languages Synthesia failed wait until this job settles (one active job
+        # per file and content); a later retry dubs only those.
         why = "retry by operator: fetching the refused downloads again (no new charge)"
-        return poll_again(ledger, job, refused, why, t)
+        said = poll_again(ledger, job, refused, why, t)
+        failed = sorted({o.language for o in failed_outputs if o not in refused})
+        if failed:
+            said += (
+                f"; {', '.join(failed)} failed at Synthesia: run retry again once this job "
+                "settles to dub them anew"
+            )
+        return said
     if job.state is JobState.PARTIAL:
         return _retry_failed_languages(ledger, job)
     if job.state in (JobState.NEEDS_ATTENTION, JobState.FAILED, JobState.CANCELLED):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from synthesia_watchd.config.checks import PostAction
+from synthesia_watchd.config.model import PostAction
 from synthesia_watchd.engine.jobspec import output_kinds, post_action
 from synthesia_watchd.stores.ledger import Job
 

@@ -7,10 +7,13 @@ the background.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
 import uuid
 from dataclasses import dataclass, field
+
+from synthesia_watchd.domain.media import sample_video
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -92,6 +95,31 @@ class Asset:
             return "error", "asset_upload"
         return "ready", None
 
+    def dubbing_refusal(self) -> tuple[str, str] | None:
+        """Why POST /v2/dubbing refuses this asset (error, context), or None: not uploaded,
+        fewer bytes than declared, a digest or type that does not match, a faulted asset."""
+        if self.uploaded_at is None:
+            return (
+                "Asset is not uploaded",
+                f"sourceAssetId {self.id}: no object at its upload key; "
+                "upload the file with the asset's credentials first",
+            )
+        if self.content_length is not None and self.size != self.content_length:
+            return (
+                "Asset upload is incomplete",
+                f"sourceAssetId {self.id}: the uploaded object has {self.size} bytes "
+                f"but contentLength was {self.content_length}",
+            )
+        if self.md5_ok is False or not self.content_type_ok:
+            what = "contentMD5" if self.md5_ok is False else "Content-Type"
+            return (
+                "Asset is not valid",
+                f"sourceAssetId {self.id}: the uploaded object does not match its {what}",
+            )
+        if self.error_code is not None:
+            return ("Asset is not valid", f"sourceAssetId {self.id}: {self.error_code}")
+        return None
+
 
 @dataclass
 class DubbedItem:
@@ -145,6 +173,27 @@ class Project:
         if self.error_code is not None:
             return "in_progress"
         return "complete"
+
+    def output_body(self, language: str, kind: str, video_size: int) -> bytes:
+        """The exact bytes of one output, derived from the source's fingerprint (so identical
+        sources dub to identical files); KeyError when the project has no such language."""
+        if self.item(language) is None:
+            raise KeyError(language)
+        seed = f"{self.fingerprint}:{language}"
+        if kind == "video":
+            return sample_video(seed, video_size)
+        if kind == "vtt":
+            return f"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n[{language}] {self.title}\n".encode()
+        if kind == "srt":
+            return f"1\n00:00:00,000 --> 00:00:02,000\n[{language}] {self.title}\n".encode()
+        digest = hashlib.sha256(seed.encode()).digest()
+        if kind == "image":
+            return (
+                b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+                + digest
+                + b"\xff\xd9"
+            )
+        return b"GIF89a\x01\x00\x01\x00\x00\x00\x00" + digest + b";"
 
 
 def mp4_duration(head: bytes) -> float | None:

@@ -31,7 +31,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import ThreadedWSGIServer
 
 from .conns import ConnectionTracker
-from .faults import PRE_KINDS, Recorded
+from .faults import PRE_KINDS, Fault, Recorded
 
 if TYPE_CHECKING:
     from .sim import Simulator
@@ -138,31 +138,7 @@ class S3Gateway:
         fault = sim.faults.take("S3", [*PRE_KINDS, "expired_credentials"])
         if fault is not None:
             rec.fault = fault.kind
-            if fault.kind == "drop_before":
-                drop_connection(environ)
-            if fault.kind == "429":
-                return self._refuse(
-                    environ,
-                    start_response,
-                    rec,
-                    503,
-                    "SlowDown",
-                    "Please reduce your request rate.",
-                )
-            if fault.kind == "5xx":
-                status = int(fault.param("status", 503))
-                code = "ServiceUnavailable" if status == 503 else "InternalError"
-                return self._refuse(
-                    environ,
-                    start_response,
-                    rec,
-                    status,
-                    code,
-                    "We encountered an internal error. Please try again.",
-                )
-            return self._refuse(
-                environ, start_response, rec, 400, "ExpiredToken", "The provided token has expired."
-            )
+            return self._refuse(environ, start_response, rec, *_fault_refusal(fault, environ))
         refusal = self._check_credentials(environ, akid)
         if refusal is not None:
             return self._refuse(environ, start_response, rec, *refusal)
@@ -338,3 +314,17 @@ def make_admin_client(url: str, admin_key_id: str) -> Any:
             retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}
         ),
     )
+
+
+def _fault_refusal(fault: Fault, environ: WSGIEnvironment) -> tuple[int, str, str]:
+    """The S3 error a pre-request fault answers (a ``drop_before`` drops the connection
+    first; what follows never reaches the client)."""
+    if fault.kind == "drop_before":
+        drop_connection(environ)
+    if fault.kind == "429":
+        return 503, "SlowDown", "Please reduce your request rate."
+    if fault.kind == "5xx":
+        status = int(fault.param("status", 503))
+        code = "ServiceUnavailable" if status == 503 else "InternalError"
+        return status, code, "We encountered an internal error. Please try again."
+    return 400, "ExpiredToken", "The provided token has expired."

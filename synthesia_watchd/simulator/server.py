@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from .conns import ConnectionTracker
 from .faults import PRE_KINDS, Fault, Recorded
+from .replies import Reply, error_reply, s3_error_reply
 from .s3 import phrase
-from .service import Reply, error_reply, s3_error_reply
 
 if TYPE_CHECKING:
     from .sim import Simulator
@@ -247,7 +247,7 @@ class Handler(BaseHTTPRequestHandler):
 def _fault_reply(fault: Fault, download: bool, sim: Simulator) -> Reply:
     """The answer a 429 / 5xx / expired_url fault gives (S3-style XML on signed URLs)."""
     if fault.kind == "expired_url":
-        return sim.service.expired_url_reply()
+        return sim.service.urls.expired_reply()
     if fault.kind == "429":
         retry_after = max(1, math.ceil(float(fault.param("retry_after", 1))))
         if download:

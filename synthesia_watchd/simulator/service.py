@@ -1,47 +1,30 @@
 """What the simulated Synthesia does with each request, as in CONTRACT.md.
 
 Everything here is plain Python over the injected clock: the HTTP layer (``server.py``) parses
-requests and sends ``Reply`` objects, the S3 gateway reports written objects. One lock guards
+requests and sends ``Reply`` objects (``replies.py``), the S3 gateway reports written objects.
+Bodies are checked by ``validate.py``, download URLs signed by ``signed.py``. One lock guards
 the state, so any number of clients may call at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import math
 import random
-import re
-import secrets
 import threading
-import uuid
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
-from synthesia_watchd.domain.contract import (
-    INPUT_LANGUAGES,
-    MAX_TITLE_LENGTH,
-    OUTPUT_LANGUAGES,
-    VIDEO_CONTENT_TYPES,
-)
-from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.contract import DETECTED_LANGUAGES
 
+from . import validate
 from .faults import Faults
 from .model import Asset, Credentials, DubbedItem, Project, mp4_duration, new_id
-from .s3 import error_xml
+from .render import Render
+from .replies import Headers, Invalid, Reply, error_reply, json_reply
+from .signed import SignedUrls
 
 _EXTENSIONS = {"video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov"}
-_SIGNED_KINDS = {
-    "video": ("mp4", "video/mp4"),
-    "vtt": ("vtt", "text/vtt"),
-    "srt": ("srt", "application/x-subrip"),
-    "image": ("jpg", "image/jpeg"),
-    "gif": ("gif", "image/gif"),
-}
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class ObjectInfo(NamedTuple):
@@ -50,51 +33,6 @@ class ObjectInfo(NamedTuple):
     size: int
     etag: str
     content_type: str | None
-
-
-class _Headers(Protocol):
-    """Request headers as the HTTP server hands them over (an email Message, not a Mapping)."""
-
-    def get(self, name: str, /) -> str | None: ...
-
-
-@dataclass
-class Reply:
-    """One HTTP answer: status, body bytes, content type, extra headers."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def json_reply(status: int, payload: Any) -> Reply:
-    """A JSON answer."""
-    return Reply(status, json.dumps(payload).encode())
-
-
-def error_reply(status: int, error: str, context: str | None = None) -> Reply:
-    """An answer with Synthesia's ``Error`` body."""
-    payload = {"error": error} if context is None else {"error": error, "context": context}
-    return json_reply(status, payload)
-
-
-def s3_error_reply(status: int, code: str, message: str, **extra: str) -> Reply:
-    """An answer the way S3 (which serves Synthesia's signed URLs) words errors."""
-    return Reply(status, error_xml(code, message, **extra), "application/xml")
-
-
-class Invalid(Exception):
-    """Raised by a validator; becomes a 400 with an Error body naming the field."""
-
-    def __init__(self, context: str, error: str = "Bad Request") -> None:
-        super().__init__(context)
-        self.error = error
-        self.context = context
-
-
-#: What an ``unsafe_url`` fault answers as a download: plain http to the cloud metadata address.
-UNSAFE_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
 
 
 @dataclass
@@ -118,18 +56,16 @@ class Options:
     require_upload_content_type: bool = False
     bare_language_codes: bool = False
 
-
-@dataclass
-class SignedUrl:
-    """A time-limited URL for one output of one dubbed language."""
-
-    token: str
-    project_id: str
-    language: str
-    kind: str
-    issued_at: float
-    expires_at: float
-    url: str
+    def __post_init__(self) -> None:
+        """Refuse a knob value no variant of the API has (a typo must not pass silently)."""
+        if self.status_case not in ("lower", "upper"):
+            raise ValueError("status_case must be 'lower' or 'upper'")
+        if self.filter_encoding not in ("repeated", "comma", "both"):
+            raise ValueError("filter_encoding must be 'repeated', 'comma' or 'both'")
+        if self.detected_language not in DETECTED_LANGUAGES:
+            raise ValueError(f"detected_language {self.detected_language!r} is not a LanguageBCP47")
+        if self.dub_size < 32:
+            raise ValueError("dub_size must be at least 32 bytes (an mp4 header)")
 
 
 class Service:
@@ -148,26 +84,24 @@ class Service:
         self.clock = clock
         self.epoch = epoch
         self.bucket = bucket
-        self.base_url = ""
         self.head_object: Callable[[str, str], ObjectInfo | None] = lambda b, k: None
         self.object_md5: Callable[[str, str], bytes | None] = lambda b, k: None
         #: The first bytes of an object (to read a video's length when dub_rate is set).
         self.object_head: Callable[[str, str], bytes] = lambda b, k: b""
         self._jitter = random.Random(0)
         self._lock = threading.RLock()
-        self._secret = secrets.token_bytes(32)
         self.assets: dict[str, Asset] = {}
         self.projects: dict[str, Project] = {}
         self._creds: dict[str, Credentials] = {}  # by access key id
-        self._urls: dict[str, SignedUrl] = {}  # by token
-        self._bundles: dict[tuple[str, str], dict[str, SignedUrl]] = {}
+        self.urls = SignedUrls(options.download_ttl, clock, epoch)
+        self.render = Render(options, faults, self.urls, epoch)
 
     # -- assets ---------------------------------------------------------------------------------
 
     def create_asset(self, body: Any) -> Reply:
         """POST /v2/assets: validate, issue scoped credentials, 201."""
         try:
-            fields = _asset_fields(body)
+            fields = validate.asset_fields(body)
         except Invalid as exc:
             return error_reply(400, exc.error, exc.context)
         now = self.clock()
@@ -230,7 +164,7 @@ class Service:
         md5_ok = None
         if asset.content_md5 is not None:
             digest = self.object_md5(bucket, key)
-            md5_ok = digest is not None and _md5_matches(asset.content_md5, digest)
+            md5_ok = digest is not None and validate.md5_matches(asset.content_md5, digest)
         duration = None
         if self.options.dub_rate is not None:
             duration = mp4_duration(self.object_head(bucket, key))
@@ -277,38 +211,16 @@ class Service:
                 403, "Forbidden", "sourceVideoUrl is available only to workspaces with beta access"
             )
         try:
-            fields = _dubbing_fields(body)
+            fields = validate.dubbing_fields(body)
         except Invalid as exc:
             return error_reply(400, exc.error, exc.context)
         with self._lock:
             asset = self.assets.get(fields["asset_id"])
         if asset is None:
             return error_reply(404, "Asset ID was not found.")
-        if asset.uploaded_at is None:
-            return error_reply(
-                400,
-                "Asset is not uploaded",
-                f"sourceAssetId {asset.id}: no object at its upload key; "
-                "upload the file with the asset's credentials first",
-            )
-        if asset.content_length is not None and asset.size != asset.content_length:
-            return error_reply(
-                400,
-                "Asset upload is incomplete",
-                f"sourceAssetId {asset.id}: the uploaded object has {asset.size} bytes "
-                f"but contentLength was {asset.content_length}",
-            )
-        if asset.md5_ok is False or not asset.content_type_ok:
-            what = "contentMD5" if asset.md5_ok is False else "Content-Type"
-            return error_reply(
-                400,
-                "Asset is not valid",
-                f"sourceAssetId {asset.id}: the uploaded object does not match its {what}",
-            )
-        if asset.error_code is not None:
-            return error_reply(
-                400, "Asset is not valid", f"sourceAssetId {asset.id}: {asset.error_code}"
-            )
+        refusal = asset.dubbing_refusal()
+        if refusal is not None:
+            return error_reply(400, *refusal)
         now = self.clock()
         targets: list[str] = fields.pop("targets")
         project = Project(id=new_id(), created_at=now, fingerprint=asset.etag or asset.id, **fields)
@@ -333,7 +245,7 @@ class Service:
 
     def get_dubbing(self, project_id: str, query: str) -> Reply:
         """GET /v2/dubbing/{id}: the project as of now, optionally filtered by language."""
-        if not _is_uuid(project_id):
+        if not validate.is_uuid(project_id):
             return error_reply(400, "Invalid dubbing project", f"{project_id!r} is not a uuid")
         with self._lock:
             project = self.projects.get(project_id)
@@ -344,36 +256,42 @@ class Service:
         if status == "error":
             return json_reply(
                 200,
-                {"id": project.id, "status": self._case(status), "errorCode": project.error_code},
+                {
+                    "id": project.id,
+                    "status": self.render.case(status),
+                    "errorCode": project.error_code,
+                },
             )
-        wanted = self._filter(query)
+        wanted = self.render.wanted(query)
         if wanted and self.options.bare_language_codes and any("-" in w for w in wanted):
             return error_reply(
                 400,
                 "Invalid dubbing project",
                 "targetLanguages filters by language code (e.g. 'es'), not by locale",
             )
-        items = [i for i in project.items if wanted is None or self._matches(i.language, wanted)]
+        items = [
+            i for i in project.items if wanted is None or self.render.matches(i.language, wanted)
+        ]
         if not items:
             return error_reply(404, "Feature disabled or target languages not found")
         return json_reply(
             200,
             {
                 "id": project.id,
-                "status": self._case(status),
-                "dubbedAssets": [self._render(project, i, now) for i in items],
+                "status": self.render.case(status),
+                "dubbedAssets": [self.render.item(project, i, now) for i in items],
             },
         )
 
     def add_locales(self, project_id: str, body: Any) -> Reply:
         """PUT /v2/dubbing/{id}: add new target languages (202), or 204 if all exist."""
-        if not _is_uuid(project_id):
+        if not validate.is_uuid(project_id):
             return error_reply(400, "Invalid dubbing project", f"{project_id!r} is not a uuid")
         try:
             if not isinstance(body, dict):
                 raise Invalid("request body must be a JSON object")
-            targets = _targets(body.get("targetLanguages"))
-            _options(body)
+            targets = validate.target_languages(body.get("targetLanguages"))
+            validate.dub_options(body)
         except Invalid as exc:
             return error_reply(400, exc.error, exc.context)
         now = self.clock()
@@ -391,7 +309,7 @@ class Service:
         return json_reply(
             202,
             {
-                "createdDubbedAssets": [self._render(project, i, now) for i in created],
+                "createdDubbedAssets": [self.render.item(project, i, now) for i in created],
                 "dubbedErrors": [],
             },
         )
@@ -419,294 +337,14 @@ class Service:
             for k, lang in enumerate(languages)
         ]
 
-    def _render(self, project: Project, item: DubbedItem, now: float) -> dict[str, Any]:
-        """One ``dubbedAssets`` entry in the shape its status calls for."""
-        status = item.status(now)
-        out: dict[str, Any] = {
-            "id": item.id,
-            "language": self._spoken(item.language),
-            "status": status,
-        }
-        if status == "error":
-            out["errorCode"] = item.error_code
-        if status == "complete":
-            urls = self._bundle(project.id, item.language, now)
-            done = int(self.epoch(item.done_at))
-            out.update(
-                title=f"{project.title} ({item.language})",
-                description="",
-                createdAt=done,
-                lastUpdatedAt=done,
-                visibility=project.visibility,
-                download=urls["video"].url,
-                thumbnail={"image": urls["image"].url, "gif": urls["gif"].url},
-                captions={"srt": urls["srt"].url, "vtt": urls["vtt"].url},
-            )
-            if self.options.download_field_aliases:
-                out["downloadUrl"] = out["url"] = urls["video"].url
-            unsafe = self.faults.take(
-                "GET /v2/dubbing/{id}",
-                ["unsafe_url"],
-                lambda f: f.param("language", item.language) == item.language,
-            )
-            if unsafe is not None:
-                out["download"] = UNSAFE_URL
-        out["status"] = self._case(status)
-        return out
-
-    def _spoken(self, language: str) -> str:
-        """A language as answers name it: the locale, or its bare code in that mode."""
-        return language.split("-", 1)[0] if self.options.bare_language_codes else language
-
-    def _case(self, status: str) -> str:
-        return status.upper() if self.options.status_case == "upper" else status
-
-    def _filter(self, query: str) -> list[str] | None:
-        """The ``targetLanguages`` filter in the configured encodings; None when absent."""
-        values = parse_qs(query, keep_blank_values=True).get("targetLanguages")
-        if not values:
-            return None
-        encoding = self.options.filter_encoding
-        if encoding == "repeated":
-            wanted = values
-        elif encoding == "comma":
-            wanted = values[-1].split(",")
-        else:
-            wanted = [part for v in values for part in v.split(",")]
-        wanted = [w.strip() for w in wanted if w.strip()]
-        return wanted or None
-
-    def _matches(self, language: str, wanted: list[str]) -> bool:
-        if language in wanted or self._spoken(language) in wanted:
-            return True
-        if not self.options.filter_base_match:
-            return False
-        return any("-" not in w and language.split("-", 1)[0] == w for w in wanted)
-
     # -- signed URLs ----------------------------------------------------------------------------
 
-    def _bundle(self, project_id: str, language: str, now: float) -> dict[str, SignedUrl]:
-        """The current signed URLs of one output, reissued past half their lifetime."""
-        ttl = self.options.download_ttl
-        with self._lock:
-            bundle = self._bundles.get((project_id, language))
-            fresh = bundle and all(
-                now < u.issued_at + ttl / 2 and now < u.expires_at for u in bundle.values()
-            )
-            if bundle and fresh:
-                return bundle
-            for token in [t for t, u in self._urls.items() if u.expires_at <= now]:
-                del self._urls[token]
-            bundle = {}
-            for kind, (ext, _) in _SIGNED_KINDS.items():
-                token = secrets.token_urlsafe(18)
-                expires_epoch = math.ceil(self.epoch(now + ttl))
-                sig = self._sign(token, expires_epoch)
-                url = (
-                    f"{self.base_url}/_signed/{token}/{project_id}-{language}.{ext}"
-                    f"?Expires={expires_epoch}&Signature={sig}"
-                )
-                signed = SignedUrl(token, project_id, language, kind, now, now + ttl, url)
-                self._urls[token] = signed
-                bundle[kind] = signed
-            self._bundles[(project_id, language)] = bundle
-            return bundle
-
-    def _sign(self, token: str, expires: int) -> str:
-        return hmac.new(self._secret, f"{token}.{expires}".encode(), hashlib.sha256).hexdigest()
-
-    def download(self, path: str, query: str, headers: _Headers) -> Reply:
-        """A signed URL: check the signature and the expiry, answer the bytes (Range works)."""
-        if headers.get("Authorization"):
-            return s3_error_reply(
-                400,
-                "InvalidArgument",
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
-                "Signature query string parameter or the Authorization header should be specified",
-            )
-        token = path.split("/")[2] if path.count("/") >= 2 else ""
-        params = parse_qs(query)
-        expires = params.get("Expires", [""])[0]
-        signature = params.get("Signature", [""])[0]
-        if not (
-            expires.isdigit() and hmac.compare_digest(self._sign(token, int(expires)), signature)
-        ):
-            return s3_error_reply(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        with self._lock:
-            signed = self._urls.get(token)
-        # A URL we signed whose record is gone was pruned after it expired.
-        if signed is None or self.clock() >= signed.expires_at:
-            return self.expired_url_reply(expires)
-        body = self.output_bytes(signed.project_id, signed.language, signed.kind)
-        reply = Reply(200, body, _SIGNED_KINDS[signed.kind][1])
-        return _ranged(reply, headers.get("Range"))
-
-    def expired_url_reply(self, expires: str = "") -> Reply:
-        """The 403 S3 gives for a presigned URL past its expiry."""
-        return s3_error_reply(403, "AccessDenied", "Request has expired", Expires=expires)
-
-    def expire_download_urls(self) -> None:
-        """Every signed URL issued so far expires now."""
-        now = self.clock()
-        with self._lock:
-            for signed in self._urls.values():
-                signed.expires_at = min(signed.expires_at, now)
-            self._bundles.clear()
+    def download(self, path: str, query: str, headers: Headers) -> Reply:
+        """A signed URL's request, answered with the output's bytes (or S3's error)."""
+        return self.urls.download(path, query, headers, self.output_bytes)
 
     def output_bytes(self, project_id: str, language: str, kind: str = "video") -> bytes:
         """The exact bytes of one output; KeyError when the project has no such language."""
         with self._lock:
             project = self.projects[project_id]
-        if project.item(language) is None:
-            raise KeyError(language)
-        seed = f"{project.fingerprint}:{language}"
-        if kind == "video":
-            return sample_video(seed, self.options.dub_size)
-        if kind == "vtt":
-            return (
-                f"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n[{language}] {project.title}\n".encode()
-            )
-        if kind == "srt":
-            return f"1\n00:00:00,000 --> 00:00:02,000\n[{language}] {project.title}\n".encode()
-        digest = hashlib.sha256(seed.encode()).digest()
-        if kind == "image":
-            return (
-                b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-                + digest
-                + b"\xff\xd9"
-            )
-        return b"GIF89a\x01\x00\x01\x00\x00\x00\x00" + digest + b";"
-
-
-# -- validation -------------------------------------------------------------------------------
-
-
-def _asset_fields(body: Any) -> dict[str, Any]:
-    """The Asset constructor fields from a POST /v2/assets body, or Invalid."""
-    if not isinstance(body, dict):
-        raise Invalid("request body must be a JSON object")
-    content_type = body.get("contentType")
-    if not _is_one_of(content_type, VIDEO_CONTENT_TYPES):
-        raise Invalid(
-            f"contentType must be one of {', '.join(sorted(VIDEO_CONTENT_TYPES))}",
-            "Unsupported Media Type.",
-        )
-    config = body.get("configuration")
-    if not isinstance(config, dict) or not _is_one_of(config.get("name", "dubbing"), {"dubbing"}):
-        raise Invalid("configuration.name must be 'dubbing'")
-    detect = config.get("detectLanguage", True)
-    if not isinstance(detect, bool):
-        raise Invalid("configuration.detectLanguage must be a boolean")
-    title = _title(body.get("title", "Untitled"))
-    length = body.get("contentLength")
-    if length is not None and (
-        isinstance(length, bool) or not isinstance(length, int) or length < 0
-    ):
-        raise Invalid("contentLength must be an integer >= 0 or null")
-    md5 = body.get("contentMD5")
-    if md5 is not None and not isinstance(md5, str):
-        raise Invalid("contentMD5 must be a string or null")
-    return {
-        "title": title,
-        "content_type": content_type,
-        "detect_language": detect,
-        "content_length": length,
-        "content_md5": md5,
-    }
-
-
-def _dubbing_fields(body: Any) -> dict[str, Any]:
-    """The Project fields (plus ``targets``) from a POST /v2/dubbing body, or Invalid."""
-    if not isinstance(body, dict):
-        raise Invalid("request body must be a JSON object")
-    if "title" not in body:
-        raise Invalid("title is required")
-    title = _title(body["title"])
-    targets = _targets(body.get("targetLanguages"))
-    asset_id = body.get("sourceAssetId")
-    if not isinstance(asset_id, str) or not asset_id:
-        raise Invalid("sourceAssetId is required and must be a string")
-    source = body.get("sourceLanguage")
-    if not _is_one_of(source, INPUT_LANGUAGES):
-        raise Invalid(f"sourceLanguage {source!r} is not a DubbingInputLanguage")
-    return {
-        "title": title,
-        "targets": targets,
-        "asset_id": asset_id,
-        "source_language": source,
-        **_options(body),
-    }
-
-
-def _options(body: dict[str, Any]) -> dict[str, Any]:
-    """lipsyncEnabled / videoDuration / visibility with their defaults, or Invalid."""
-    lipsync = body.get("lipsyncEnabled", False)
-    if not isinstance(lipsync, bool):
-        raise Invalid("lipsyncEnabled must be a boolean")
-    duration = body.get("videoDuration", "adaptive")
-    if not _is_one_of(duration, {"adaptive", "original"}):
-        raise Invalid("videoDuration must be 'adaptive' or 'original'")
-    visibility = body.get("visibility", "private")
-    if not _is_one_of(visibility, {"private", "public"}):
-        raise Invalid("visibility must be 'private' or 'public'")
-    return {"lipsync_enabled": lipsync, "video_duration": duration, "visibility": visibility}
-
-
-def _title(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > MAX_TITLE_LENGTH:
-        raise Invalid(f"title must be a string of at most {MAX_TITLE_LENGTH} characters")
-    return value
-
-
-def _targets(value: Any) -> list[str]:
-    """A non-empty, de-duplicated list of DubbingOutputLanguage, or Invalid naming the field."""
-    if not isinstance(value, list) or not value:
-        raise Invalid("targetLanguages must be a non-empty array of DubbingOutputLanguage")
-    bad = [v for v in value if not _is_one_of(v, OUTPUT_LANGUAGES)]
-    if bad:
-        shown = ", ".join(v if isinstance(v, str) else json.dumps(v) for v in bad)
-        raise Invalid(f"targetLanguages: not a DubbingOutputLanguage: {shown}")
-    return list(dict.fromkeys(value))
-
-
-def _md5_matches(claimed: str, digest: bytes) -> bool:
-    """contentMD5 against the stored bytes' digest: base64 (as Content-MD5) or hex."""
-    import base64
-
-    return claimed.strip() in (base64.b64encode(digest).decode(), digest.hex())
-
-
-def _is_one_of(value: Any, allowed: Collection[str]) -> bool:
-    """Membership for JSON values: an object or array is never a member (and never hashed)."""
-    return isinstance(value, str) and value in allowed
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _ranged(reply: Reply, header: str | None) -> Reply:
-    """Apply a single ``Range: bytes=a-b`` header the way S3 does (206 / 416)."""
-    if not header:
-        return reply
-    match = _RANGE.match(header.strip())
-    size = len(reply.body)
-    if not match or match.groups() == ("", ""):
-        return reply
-    first, last = match.groups()
-    if first == "":
-        start, end = max(size - int(last), 0), size - 1
-    else:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        return s3_error_reply(416, "InvalidRange", "The requested range is not satisfiable")
-    reply.headers.append(("Content-Range", f"bytes {start}-{end}/{size}"))
-    return Reply(206, reply.body[start : end + 1], reply.content_type, reply.headers)
+        return project.output_body(language, kind, self.options.dub_size)

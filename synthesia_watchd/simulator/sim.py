@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import secrets
 import threading
 import time
@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from synthesia_watchd.domain.contract import DETECTED_LANGUAGES
-
+from .bucket import BucketAdmin
 from .faults import ENDPOINTS, Faults, Gate, Recorded
 from .limits import RateLimiter
 from .model import Asset, Project
-from .s3 import REGION, S3Gateway, S3Server, make_admin_client
+from .replies import Reply, error_reply
+from .s3 import REGION, S3Gateway, S3Server
 from .server import ApiServer, rate_limited_reply
-from .service import ObjectInfo, Options, Reply, Service, error_reply
+from .service import Options, Service
 
 RateLimits = str | Mapping[str, Sequence[tuple[int, float]]]
 
@@ -64,16 +64,10 @@ class Simulator:
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if status_case not in ("lower", "upper"):
-            raise ValueError("status_case must be 'lower' or 'upper'")
-        if filter_encoding not in ("repeated", "comma", "both"):
-            raise ValueError("filter_encoding must be 'repeated', 'comma' or 'both'")
         if missing_auth_status not in (401, 403):
             raise ValueError("missing_auth_status must be 401 or 403")
-        if detected_language not in DETECTED_LANGUAGES:
-            raise ValueError(f"detected_language {detected_language!r} is not a LanguageBCP47")
-        if dub_size < 32:
-            raise ValueError("dub_size must be at least 32 bytes (an mp4 header)")
+        given = dict(locals())
+        options = Options(**{f.name: given[f.name] for f in dataclasses.fields(Options)})
         self.api_key = api_key
         self.host = host
         self.region = REGION
@@ -87,22 +81,6 @@ class Simulator:
         self._accept_bearer = accept_bearer
         self._missing_auth_status = missing_auth_status
         self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
-        options = Options(
-            dub_seconds=dub_seconds,
-            dub_rate=dub_rate,
-            dub_jitter=dub_jitter,
-            asset_processing_seconds=asset_processing_seconds,
-            credentials_ttl=credentials_ttl,
-            download_ttl=download_ttl,
-            dub_size=dub_size,
-            detected_language=detected_language,
-            status_case=status_case,
-            download_field_aliases=download_field_aliases,
-            filter_encoding=filter_encoding,
-            filter_base_match=filter_base_match,
-            require_upload_content_type=require_upload_content_type,
-            bare_language_codes=bare_language_codes,
-        )
         self.service = Service(options, self.faults, clock, self.epoch, self.bucket)
         self._log: list[Recorded] = []
         self._log_lock = threading.Lock()
@@ -111,7 +89,7 @@ class Simulator:
         self._api: ApiServer | None = None
         self._api_thread: threading.Thread | None = None
         self._s3: S3Server | None = None
-        self._admin: Any = None
+        self._admin: BucketAdmin | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -122,15 +100,12 @@ class Simulator:
         self.stop_event.clear()
         self._s3 = S3Server(S3Gateway(self, self._admin_key), self.host, self._s3_port)
         self._s3.start()
-        self._admin = make_admin_client(self.s3_url, self._admin_key)
-        self._admin.create_bucket(
-            Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        self.service.head_object = self._head_object
-        self.service.object_md5 = self._object_md5
-        self.service.object_head = self._object_head
+        self._admin = BucketAdmin(self.s3_url, self._admin_key, self.bucket)
+        self.service.head_object = self._admin.head
+        self.service.object_md5 = self._admin.md5
+        self.service.object_head = self._admin.first_bytes
         self._api = ApiServer(self, self.host, self._port)
-        self.service.base_url = self.url
+        self.service.urls.base_url = self.url
         self._api_thread = threading.Thread(
             target=self._api.serve_forever,
             kwargs={"poll_interval": 0.01},
@@ -156,7 +131,8 @@ class Simulator:
                 self._api_thread.join(5)
             self._api = None
         if self._s3 is not None:
-            self._empty_bucket()
+            if self._admin is not None:
+                self._admin.empty()
             self._s3.stop()
             self._s3 = None
         if self._admin is not None:
@@ -312,59 +288,4 @@ class Simulator:
 
     def expire_download_urls(self) -> None:
         """Every signed URL issued so far expires now."""
-        self.service.expire_download_urls()
-
-    # -- S3 housekeeping ------------------------------------------------------------------------
-
-    def _head_object(self, bucket: str, key: str) -> ObjectInfo | None:
-        """Size, ETag and Content-Type of an object, via our own S3 with the admin key."""
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self._admin.head_object(Bucket=bucket, Key=key)
-        except ClientError:
-            return None
-        return ObjectInfo(
-            int(head["ContentLength"]), str(head["ETag"]).strip('"'), head.get("ContentType")
-        )
-
-    def _object_md5(self, bucket: str, key: str) -> bytes | None:
-        """MD5 of an object's bytes, read back in chunks (a multipart ETag is not one)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        md5 = hashlib.md5(usedforsecurity=False)
-        try:
-            body = self._admin.get_object(Bucket=bucket, Key=key)["Body"]
-            for chunk in iter(lambda: body.read(1 << 20), b""):
-                md5.update(chunk)
-        except (BotoCoreError, ClientError):
-            return None
-        return md5.digest()
-
-    def _object_head(self, bucket: str, key: str) -> bytes:
-        """The first 4 KiB of an object (where a sample video's mvhd is)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            got = self._admin.get_object(Bucket=bucket, Key=key, Range="bytes=0-4095")
-        except ClientError:
-            return b""
-        return bytes(got["Body"].read())
-
-    def _empty_bucket(self) -> None:
-        """Delete objects, abort uploads and drop the bucket, so moto frees their memory."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        s3 = self._admin
-        try:
-            for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
-                for up in page.get("Uploads", []):
-                    s3.abort_multipart_upload(
-                        Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"]
-                    )
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-                for obj in page.get("Contents", []):
-                    s3.delete_object(Bucket=self.bucket, Key=obj["Key"])
-            s3.delete_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError):
-            pass
+        self.service.urls.expire_all()
