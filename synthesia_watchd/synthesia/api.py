@@ -216,9 +216,9 @@ def _links(value: Any) -> dict[str, str | None]:
 def _language_matches(language: str, targets: Sequence[str]) -> bool:
     """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES').
 
-    A bare answer ('es', the document's own filter example) matches a requested locale
-    ('es-ES') when exactly one requested language has that base, so one item is never taken
-    for two languages.
+    A bare answer ('es', the document's own filter example) is kept when a requested locale
+    ('es-ES') has that base; which language it is taken for (none when two requested locales
+    share the base) is ``jobspec.match_assets``' decision, and ``missing_code`` says why.
     """
     lang = language.lower()
     base = lang.split("-", 1)[0]
@@ -227,7 +227,7 @@ def _language_matches(language: str, targets: Sequence[str]) -> bool:
         if lang == t or ("-" not in t and base == t):
             return True
     if "-" not in lang:
-        return sum(1 for t in targets if t.lower().split("-", 1)[0] == lang) == 1
+        return any(t.lower().split("-", 1)[0] == lang for t in targets)
     return False
 
 
