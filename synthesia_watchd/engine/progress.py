@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthesia_watchd.domain.estimate import expected_dub_seconds
@@ -125,10 +125,17 @@ class Transfer:
         return rate_text(self.done, self.clock() - self.started)
 
 
-def dubbing_figures(ledger: LedgerStore, job: Job, now: float) -> dict[str, Any]:
-    """Time dubbing so far and the expected total from earlier dubs of similar length."""
+History = Callable[[], Sequence[tuple[float | None, float]]]
+
+
+def dubbing_figures(
+    ledger: LedgerStore, job: Job, now: float, history: History | None = None
+) -> dict[str, Any]:
+    """Time dubbing so far and the expected total from earlier dubs of similar length
+    (``history``: where the daemon keeps the ledger's dub history; None: read it now)."""
     elapsed = max(0.0, now - job.state_changed_at)
-    expected = expected_dub_seconds(ledger.dub_history(), job.duration_s)
+    past = ledger.dub_history() if history is None else history()
+    expected = expected_dub_seconds(past, job.duration_s)
     left = expected - elapsed
     return {
         "elapsed": duration_text(elapsed),
@@ -146,8 +153,11 @@ class Progress:
         metrics: Any = None,
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        history: History | None = None,
     ) -> None:
         self.ledger = ledger
+        #: The dub history, cached by the poll plan (one query a minute, not one per poll).
+        self.history = history
         self.metrics = metrics
         self.now = now
         self.clock = clock
@@ -176,7 +186,7 @@ class Progress:
 
     def dubbing(self, job: Job) -> None:
         """A poll found the project still running: board always, a log line when due."""
-        figures = dubbing_figures(self.ledger, job, self.now())
+        figures = dubbing_figures(self.ledger, job, self.now(), self.history)
         self.board.set(job.id, step="dubbing", **figures)
         mono = self.clock()
         with self._lock:
