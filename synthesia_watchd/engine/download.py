@@ -75,6 +75,7 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
             _refuse(ctx, job, out, str(exc))
             continue
         write_outputs(ctx, job.id, (row,))
+        space_back(ctx, job)
     return finish(ctx, ctx.ledger.get(job.id))
 
 
@@ -190,11 +191,15 @@ def ambiguous(job: Job, failed: list[Output], done: list[Output]) -> o.NeedsAtte
 
 def space_held(ctx: StageContext, job: Job) -> o.Hold | None:
     """Whether the job's output root is still full (then the job waits, spending nothing)."""
-    root = output_root(job)
-    reason, resumed = ctx.space.blocked(root)
-    if resumed:
-        ctx.pauses.clear(f"space:{root}")
-        log.info("space is back: downloads resume", output_root=str(root))
+    reason = ctx.space.blocked(output_root(job))
     if reason is None:
         return None
     return o.Hold(ctx.now() + diskspace.RECHECK_SECONDS, Reason.NO_SPACE, reason)
+
+
+def space_back(ctx: StageContext, job: Job) -> None:
+    """An output was written: a hold on its root ends (logged once, gone from `status`)."""
+    root = output_root(job)
+    if ctx.space.written(root):
+        ctx.pauses.clear(f"space:{root}")
+        log.info("space is back: downloads resume", output_root=str(root))
