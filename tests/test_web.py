@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +69,37 @@ def test_needs_attention_view_explains_and_warns(live: LiveDaemon) -> None:
     assert "may have started, and billed" in page and "you pay twice" in page
     assert f'data-action="resubmit-{job.id}"' in page
     assert f'data-action="retry-{job.id}"' not in page
+
+
+@pytest.mark.parametrize(
+    ("path", "state"), [("/failures", JobState.FAILED), ("/attention", JobState.NEEDS_ATTENTION)]
+)
+def test_long_lists_page_to_the_oldest_job(live: LiveDaemon, path: str, state: JobState) -> None:
+    """More failed (or waiting) jobs than one page holds: "older" links reach every one."""
+    engine = live.engine
+    with Ledger(engine.ledger_path) as ledger:
+        ids = {
+            ledger.add_job(
+                watch="elsewhere", source_path=str(engine.input / f"f{n}.mp4"), size=1,
+                mtime_ns=1, sha256=None, source_language="en", targets=["fr-FR"],
+                output_dir=str(engine.output), state=state, why="set up by the test",
+            ).id
+            for n in range(530)
+        }  # fmt: skip
+    seen: list[int] = []
+    url: str | None = path
+    for _ in range(50):
+        assert url is not None
+        page = live.get(url).text
+        shown = [int(i) for i in re.findall(r'data-job="(\d+)"', page)]
+        assert shown and not set(shown) & set(seen), url
+        seen += shown
+        older = re.search(r'<a href="([^"]+)"[^>]*>older</a>', page)
+        url = html.unescape(older.group(1)) if older else None
+        if url is None:
+            break
+    assert set(seen) == ids and len(seen) == len(ids)
+    assert seen == sorted(seen, reverse=True)  # newest first, page after page
 
 
 # --- changes go through lifecycle, with CSRF --------------------------------------------------
