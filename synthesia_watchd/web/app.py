@@ -278,7 +278,7 @@ def _page(request: Request) -> int:
         return 0
 
 
-def _page_links(request: Request, page: int) -> dict[str, str]:
+def _page_links(request: Request, page: int) -> dict[str, Any]:
     """Links to a list's newest page and to the next older one, keeping its filters."""
     here = request.url.remove_query_params(["live", "page"])
     path = here.path + ("?" + here.query if here.query else "")
