@@ -102,6 +102,42 @@ def test_long_lists_page_to_the_oldest_job(live: LiveDaemon, path: str, state: J
     assert seen == sorted(seen, reverse=True)  # newest first, page after page
 
 
+def test_reload_moves_the_console_to_a_new_listen_address(
+    live_factory: Callable[..., LiveDaemon],
+) -> None:
+    """SIGHUP with a new web.listen: the console answers there, not on the old port; a port
+    already taken leaves it where it was, with the reason in the log."""
+    import socket
+
+    import requests
+    import structlog
+
+    live = live_factory()
+    old = live.daemon.web.port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        new = probe.getsockname()[1]
+    live.engine.settings["web"] = {"listen": f"127.0.0.1:{new}"}
+    live.engine.write_config()
+    live.reload()
+    wait_until(lambda: live.daemon.web.port == new, what="the console on its new port")
+    assert live.get("/").status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{old}/", timeout=5)
+    with socket.socket() as taken, structlog.testing.capture_logs() as logs:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        live.engine.settings["web"] = {"listen": f"127.0.0.1:{taken.getsockname()[1]}"}
+        live.engine.write_config()
+        live.reload()
+        found = wait_until(
+            lambda: [e for e in logs if e["event"].startswith("console not moved")],
+            what="the refused move logged",
+        )
+    assert "cannot listen on" in found[0]["error"], found
+    assert live.daemon.web.port == new and live.get("/").status_code == 200
+
+
 # --- changes go through lifecycle, with CSRF --------------------------------------------------
 
 
