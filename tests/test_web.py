@@ -138,6 +138,32 @@ def test_reload_moves_the_console_to_a_new_listen_address(
     assert live.daemon.web.port == new and live.get("/").status_code == 200
 
 
+def test_reload_applies_a_new_console_token_on_the_same_port(
+    live_factory: Callable[..., LiveDaemon], tmp_path: Path
+) -> None:
+    """A new web.token_file on the same address: the console restarts there and asks for it;
+    web.listen removed: the console stops."""
+    import requests
+
+    live = live_factory()
+    port = live.daemon.web.port
+    token = "a-long-enough-console-token"
+    web = {"listen": f"127.0.0.1:{port}", "token_file": str(token_file(tmp_path, token))}
+    live.engine.settings["web"] = web
+    live.engine.write_config()
+    live.reload()
+    wait_until(lambda: live.daemon.web.token_file is not None, what="the token applied")
+    assert live.daemon.web.port == port
+    assert live.get("/").status_code == 401
+    assert live.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    del live.engine.settings["web"]
+    live.engine.write_config()
+    live.reload()
+    wait_until(lambda: live.daemon.web is None, what="the console stopped")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
 # --- changes go through lifecycle, with CSRF --------------------------------------------------
 
 

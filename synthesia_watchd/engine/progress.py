@@ -70,6 +70,14 @@ class Board:
                 del self._jobs[job_id]
             return {str(j): dict(f) for j, (_, f) in self._jobs.items()}
 
+    def uploads(self) -> dict[int, float]:
+        """Uploads under way (job id -> share sent), for the console's jobs page."""
+        return {
+            int(job_id): fields["percent"] / 100
+            for job_id, fields in self.snapshot().items()
+            if fields.get("step") == "uploading" and "percent" in fields
+        }
+
 
 class Transfer:
     """Byte progress of one upload or download, as a callable taking byte deltas."""

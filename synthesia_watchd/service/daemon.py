@@ -176,6 +176,10 @@ class Daemon:
             for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
                 self.claims.release(gone)
         self._reload_notifications(new)
+        if self.web is not None or new.web_listen:
+            from synthesia_watchd.web.server import serve  # the web extra, only when used
+
+            self.web = serve(self.web, new, self.console, reload=True)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
@@ -247,17 +251,9 @@ class Daemon:
             offer=self.watchset.offer,
             wake=self.wake.set,
             now=self.now,
-            progress=self._upload_progress,
+            progress=self.pipeline.progress.board.uploads,
             rate_usage=self.limiter.usage,
         )
-
-    def _upload_progress(self) -> dict[int, float]:
-        """Uploads under way (job id -> share sent), from the pipeline's progress board."""
-        return {
-            int(job_id): fields["percent"] / 100
-            for job_id, fields in self.pipeline.progress.board.snapshot().items()
-            if fields.get("step") == "uploading" and "percent" in fields
-        }
 
     def start(self) -> None:
         for warning in self.config.warnings:
@@ -265,11 +261,9 @@ class Daemon:
         self.recover()
         self.notifications = Notifications.from_config(self.config)
         if self.config.web_listen:
-            from synthesia_watchd.web.server import WebServer
+            from synthesia_watchd.web.server import serve
 
-            self.web = WebServer(self.console(), self.config.web_listen, self.config.web_token_file)
-            self.web.start()
-            log.info("console listening", listen=self.config.web_listen, port=self.web.port)
+            self.web = serve(None, self.config, self.console)
         if self.config.metrics_listen:
             self.metrics_server = MetricsServer(
                 self.metrics, self.config.metrics_listen, health=self.health
