@@ -177,9 +177,12 @@ class Daemon:
                 self.claims.release(gone)
         self._reload_notifications(new)
         if self.web is not None or new.web_listen:
-            from synthesia_watchd.web.server import serve  # the web extra, only when used
-
-            self.web = serve(self.web, new, self.console, reload=True)
+            try:
+                from synthesia_watchd.web.server import serve  # the web extra, only when used
+            except ImportError as exc:
+                log.error("web.listen not applied: the web extra is not installed", error=str(exc))
+            else:
+                self.web = serve(self.web, new, self.console, reload=True)
         if self.pauses.get("auth"):
             self._last_auth_check = 0.0  # re-check the (maybe new) key right away
         log.info("config reloaded", watches=[w.name for w in new.watches])
