@@ -164,6 +164,22 @@ def test_reload_applies_a_new_console_token_on_the_same_port(
         requests.get(f"http://127.0.0.1:{port}/", timeout=5)
 
 
+def test_reload_says_a_new_metrics_listen_needs_a_restart(
+    live_factory: Callable[..., LiveDaemon],
+) -> None:
+    """metrics.listen is read at start: a reload that changes it says so in the log."""
+    import structlog
+
+    live = live_factory(settings={"metrics": {"listen": "127.0.0.1:0"}})
+    live.engine.settings["metrics"] = {"listen": "127.0.0.1:1"}
+    live.engine.write_config()
+    with structlog.testing.capture_logs() as logs:
+        live.reload()
+        wait_until(lambda: any(e["event"] == "config reloaded" for e in logs), what="reload")
+    said = [e for e in logs if e["event"].startswith("metrics.listen changed")]
+    assert said and said[0]["listen"] == "127.0.0.1:1", [e["event"] for e in logs]
+
+
 # --- changes go through lifecycle, with CSRF --------------------------------------------------
 
 
