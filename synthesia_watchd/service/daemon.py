@@ -176,6 +176,8 @@ class Daemon:
             for gone in {w.input for w in old.watches} - {w.input for w in new.watches}:
                 self.claims.release(gone)
         self._reload_notifications(new)
+        if new.metrics_listen != old.metrics_listen:
+            log.warning("metrics.listen changed: applies at restart", listen=new.metrics_listen)
         if self.web is not None or new.web_listen:
             try:
                 from synthesia_watchd.web.server import serve  # the web extra, only when used
