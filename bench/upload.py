@@ -20,8 +20,9 @@ from typing import Any
 import boto3
 import botocore.config
 
+from synthesia_watchd.domain.apitypes import UploadCredentials
 from synthesia_watchd.domain.ratelimit import RateLimiter
-from synthesia_watchd.synthesia.api import SynthesiaClient, UploadCredentials
+from synthesia_watchd.synthesia.api import SynthesiaClient
 from synthesia_watchd.synthesia.upload import REGION, upload_file
 
 from .common import median

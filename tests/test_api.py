@@ -16,6 +16,7 @@ import requests
 from helpers import wait_until
 from requests.adapters import HTTPAdapter
 
+from synthesia_watchd.domain.apitypes import UploadCredentials
 from synthesia_watchd.domain.errors import (
     AmbiguousSubmit,
     AuthError,
@@ -32,7 +33,7 @@ from synthesia_watchd.domain.media import sample_video
 from synthesia_watchd.domain.ratelimit import RateLimiter
 from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.synthesia.api import SynthesiaClient, UploadCredentials
+from synthesia_watchd.synthesia.api import SynthesiaClient
 from synthesia_watchd.synthesia.upload import upload_file
 
 FAST = RetryPolicy(base=0.01, cap=0.05)

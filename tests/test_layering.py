@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parent.parent / "synthesia_watchd"
 #: Third-party libraries and the one module (or package) allowed to import each, as dotted
 #: paths inside the package: "synthesia.api" is one module, "stores" a whole sub-package.
 OWNERS = {
-    "requests": {"synthesia.api"},
+    "requests": {"synthesia.transport"},
     "boto3": {"synthesia.upload", "simulator"},
     "botocore": {"synthesia.upload", "simulator"},
     "watchdog": {"watching.watcher"},

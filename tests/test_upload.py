@@ -11,6 +11,7 @@ import boto3
 import botocore.config
 import pytest
 
+from synthesia_watchd.domain.apitypes import UploadCredentials
 from synthesia_watchd.domain.errors import (
     ShutdownRequested,
     TransientError,
@@ -20,7 +21,7 @@ from synthesia_watchd.domain.media import sample_video
 from synthesia_watchd.domain.ratelimit import RateLimiter
 from synthesia_watchd.domain.retry import RetryPolicy
 from synthesia_watchd.simulator import Simulator
-from synthesia_watchd.synthesia.api import SynthesiaClient, UploadCredentials
+from synthesia_watchd.synthesia.api import SynthesiaClient
 from synthesia_watchd.synthesia.upload import upload_file
 
 MIB = 1024 * 1024

@@ -1,6 +1,6 @@
 """What the Synthesia API answers, as plain frozen types: no third-party import needed.
 
-``api.py`` (the only ``requests`` importer) builds these from the answers; the engine, the
+``synthesia/answers.py`` builds these from the answers; the engine, the
 dry run and the simulator's tests read them without pulling in the HTTP stack.
 """
 

@@ -3,7 +3,7 @@
 Deciding is kept apart from sleeping: a policy only says how many attempts are left and how long
 the next pause should be; the caller sleeps (on a stop event, so shutdown is prompt). The policy
 does not know which requests are safe to repeat; the client does, because only it knows whether
-the server could have seen a request (see ``api.py``).
+the server could have seen a request (see ``synthesia/transport.py``).
 """
 
 from __future__ import annotations
