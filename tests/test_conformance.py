@@ -420,6 +420,33 @@ def test_bare_codes_shared_by_two_targets_need_attention(
     assert engine.dub_posts() == 1
 
 
+def test_bare_codes_seen_stop_a_shared_locale_job_before_it_pays(
+    engine_factory: Callable[..., Any],
+) -> None:
+    """Once the API has answered bare codes, the next job dubbing es-ES and es-MX is not
+    submitted (its dubs could not be told apart): it waits for a person, nothing paid."""
+    from enginefixtures import ManualClock
+
+    from synthesia_watchd.domain.reasons import Reason
+    from synthesia_watchd.domain.states import JobState
+
+    engine = engine_factory(
+        **STRICT, bare_language_codes=True, clock=ManualClock(), dub_seconds=20.0
+    )
+    engine.settings["workers"] = {"max_active_jobs": 1}  # the second submit waits for the first
+    engine.put("a.mp4")
+    engine.put("b.mp4")
+    engine.step(targets=["es-ES", "es-MX"])
+    jobs = engine.jobs()
+    assert [j.state for j in jobs] == [JobState.NEEDS_ATTENTION] * 2, engine.states()
+    assert all(j.reason_code == Reason.AMBIGUOUS_LANGUAGE.value for j in jobs)
+    assert engine.dub_posts() == 1
+    (unpaid,) = [j for j in jobs if j.project_id is None]
+    said = f"{unpaid.last_error} {unpaid.last_error_context}"
+    for words in ("not sent", "es-ES", "es-MX", "bare", "own watch"):
+        assert words in said, said
+
+
 # --- item 4: error bodies in other shapes keep their reason -------------------------------------
 
 
