@@ -97,12 +97,18 @@ def output_name_problem(stem: str, targets: Sequence[str], kinds: Sequence[str])
 AMBIGUOUS_LANGUAGE_CODE = "ambiguous_language"
 
 
+def shared_locales(targets: Sequence[str]) -> list[str]:
+    """The targets that share their base language with another (es-ES and es-MX)."""
+    bases = [t.split("-")[0].lower() for t in targets]
+    return [t for t, base in zip(targets, bases, strict=True) if bases.count(base) > 1]
+
+
 def missing_code(project: Project, language: str, targets: Sequence[str]) -> str:
     """Why ``match_assets`` found nothing for ``language``: an item under its bare base code
     that another of ``targets`` shares (ambiguous), or no item at all."""
     base = language.split("-")[0].lower()
     bare = any(a.language.lower() == base for a in project.assets if a.language)
-    shared = sum(1 for t in targets if t.split("-")[0].lower() == base) > 1
+    shared = language in shared_locales(targets)
     return AMBIGUOUS_LANGUAGE_CODE if bare and shared else "missing_from_project"
 
 

@@ -242,6 +242,12 @@ def language_matches(language: str, targets: Sequence[str]) -> bool:
     return False
 
 
+def bare_for_locale(assets: Sequence[DubbedAsset], targets: Sequence[str]) -> bool:
+    """Whether the answer names a requested locale ('es-ES') by its bare code ('es')."""
+    locales = {t.lower().split("-", 1)[0] for t in targets if "-" in t}
+    return any(a.language and a.language.lower() in locales for a in assets)
+
+
 def covers(assets: Sequence[DubbedAsset], targets: Sequence[str]) -> bool:
     """Whether every requested language has an entry."""
     return all(any(language_matches(a.language, [t]) for a in assets) for t in targets)
