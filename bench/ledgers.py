@@ -24,7 +24,7 @@ from synthesia_watchd.stores.ledger import Lease, Ledger, LedgerStore
 from synthesia_watchd.stores.postgres import PostgresLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from pgcluster import PASSWORD, running_cluster
+from pgcluster import PASSWORD, Cluster, running_cluster
 
 S = JobState
 # Windows wide enough that every request is recorded (the cost measured is the record).
@@ -117,30 +117,37 @@ def claim_latency(open_store: Callable[[], LedgerStore], jobs: int) -> tuple[flo
     return q[9] * 1000, q[18] * 1000
 
 
+def measure(cluster: Cluster, tmp: Path, jobs: int, claims: int) -> list[str]:
+    """Both figures on both backends (new databases on ``cluster``, files in ``tmp``), as
+    the lines of the report."""
+    admin = cluster.admin()
+    for db in ("perjob", "claims"):
+        admin.execute(f"CREATE DATABASE {db}")
+    admin.close()
+    with Ledger(tmp / "perjob.sqlite3") as led:
+        sqlite_ms = per_job_ms(led, jobs)
+    with PostgresLedger(cluster.url("perjob"), password=PASSWORD) as led:
+        pg_ms = per_job_ms(led, jobs)
+    sq = claim_latency(lambda: Ledger(tmp / "claims.sqlite3"), claims)
+    pg = claim_latency(lambda: PostgresLedger(cluster.url("claims"), password=PASSWORD), claims)
+    return [
+        f"per-job ledger overhead ({jobs} jobs, sequential):",
+        f"  sqlite     {sqlite_ms:7.1f} ms/job",
+        f"  postgresql {pg_ms:7.1f} ms/job",
+        f"claim latency, 3 nodes draining {claims} jobs, p50 / p95:",
+        f"  sqlite     {sq[0]:6.2f} / {sq[1]:6.2f} ms",
+        f"  postgresql {pg[0]:6.2f} / {pg[1]:6.2f} ms",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--jobs", type=int, default=200)
     ap.add_argument("--claims", type=int, default=600)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, running_cluster(fsync=True) as cluster:
-        admin = cluster.admin()
-        for db in ("perjob", "claims"):
-            admin.execute(f"CREATE DATABASE {db}")
-        admin.close()
-        with Ledger(Path(tmp) / "perjob.sqlite3") as led:
-            sqlite_ms = per_job_ms(led, args.jobs)
-        with PostgresLedger(cluster.url("perjob"), password=PASSWORD) as led:
-            pg_ms = per_job_ms(led, args.jobs)
-        sq = claim_latency(lambda: Ledger(Path(tmp) / "claims.sqlite3"), args.claims)
-        pg = claim_latency(
-            lambda: PostgresLedger(cluster.url("claims"), password=PASSWORD), args.claims
-        )
-    print(f"per-job ledger overhead ({args.jobs} jobs, sequential):")
-    print(f"  sqlite     {sqlite_ms:7.1f} ms/job")
-    print(f"  postgresql {pg_ms:7.1f} ms/job")
-    print(f"claim latency, 3 nodes draining {args.claims} jobs, p50 / p95:")
-    print(f"  sqlite     {sq[0]:6.2f} / {sq[1]:6.2f} ms")
-    print(f"  postgresql {pg[0]:6.2f} / {pg[1]:6.2f} ms")
+        lines = measure(cluster, Path(tmp), args.jobs, args.claims)
+    print("\n".join(lines))
     return 0
 
 

@@ -17,6 +17,7 @@ from enginefixtures import Engine
 
 from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.service import cli
+from synthesia_watchd.service.cli import locate
 from synthesia_watchd.simulator import Simulator
 from synthesia_watchd.stores.ledger import Job
 
@@ -36,7 +37,7 @@ def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No config anywhere (no -c, no env, no /etc file); the default state folder is empty."""
     monkeypatch.delenv("SYNTHESIA_WATCHD_CONFIG", raising=False)
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
-    monkeypatch.setattr(cli, "DEFAULT_CONFIG_PATHS", ())
+    monkeypatch.setattr(locate, "DEFAULT_CONFIG_PATHS", ())
     state_home = tmp_path / "xdg-state"
     monkeypatch.setenv("XDG_STATE_HOME", str(state_home))
     return state_home / "synthesia-watchd"

@@ -12,7 +12,7 @@ import pytest
 from enginefixtures import Engine
 
 from synthesia_watchd.domain.states import JobState, OutputState
-from synthesia_watchd.service import cli
+from synthesia_watchd.service import cli, ledgerviews
 from synthesia_watchd.service.daemon import Daemon
 
 
@@ -71,7 +71,7 @@ def test_auto_language_detected_recorded_and_submitted(
 
     def status(daemon: Daemon) -> None:
         if not shown:  # status_data is exactly what `status --json` prints
-            active = cli.status_data(daemon.ledger)["active"]
+            active = ledgerviews.status_data(daemon.ledger)["active"]
             shown.extend(a for a in active if a["detected_language"])
 
     engine.run(source_language="auto", on_tick=status)

@@ -14,7 +14,7 @@ from synthesia_watchd.domain.media import sample_video
 from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.engine.jobspec import job_settings
 from synthesia_watchd.engine.pipeline import Pipeline
-from synthesia_watchd.service import cli
+from synthesia_watchd.service import ledgerviews
 from synthesia_watchd.service.daemon import Daemon
 
 
@@ -124,7 +124,7 @@ def test_daily_job_limit_holds_the_rest_back(engine: Engine) -> None:
         if "status" in seen or not daemon.pauses.get("budget"):
             return
         daemon.beat(force=True)
-        seen["status"] = cli.status_data(daemon.ledger)  # what `status --json` prints
+        seen["status"] = ledgerviews.status_data(daemon.ledger)  # what `status --json` prints
 
     result = engine.run(on_tick=watch_status, speed=1)  # daily limits count wall-clock days
     assert result.exit_code == 0

@@ -13,14 +13,12 @@ MODULE_LINES, FUNCTION_LINES, CLASS_LINES = 400, 60, 300
 DATA_TABLES = {
     "domain/contract.py": "vocabularies read from the OpenAPI document (no functions)",
     "config/schema.py": "the config key table: one row per key with its check and docs",
-    "service/cli.py:build_parser": "the argparse declarations of every command and option",
+    "service/cli/parser.py:build_parser": "the argparse declarations of every command and option",
 }
 
 #: Code over the limits that is not split yet, with its size today: it may shrink, never
 #: grow, and an entry must go once its code fits (the test says so).
 NOT_YET_SPLIT = {
-    "service/cli.py:cmd_status": 82,
-    "service/cli.py": 847,
     "service/daemon.py": 616,
     "service/daemon.py:Daemon": 548,
     "telemetry/logsetup.py:configure_logging": 62,

@@ -188,6 +188,7 @@ def _config(
         max_uploads=get("workers.max_uploads"),
         max_active_jobs=get("workers.max_active_jobs"),
         max_downloads=get("workers.max_downloads"),
+        upload_max_bandwidth=get("upload.max_bandwidth"),
         rate_limits=_rate_limits(top),
         connect_timeout=get("api.connect_timeout"),
         read_timeout=get("api.read_timeout"),

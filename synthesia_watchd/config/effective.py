@@ -50,6 +50,7 @@ def effective_config(cfg: Config) -> dict[str, Any]:
             "max_active_jobs": cfg.max_active_jobs,
             "max_downloads": cfg.max_downloads,
         },
+        "upload": {"max_bandwidth": cfg.upload_max_bandwidth},
         "api": _api(cfg),
         "limits": {
             "max_jobs_per_day": cfg.max_jobs_per_day,

@@ -154,6 +154,8 @@ class Config:
     node_name: str = field(default_factory=socket.gethostname)
     #: Seconds a claimed job stays this node's without a renewing heartbeat.
     lease_duration: float = 60.0
+    #: This node's upload cap in bytes per second (upload.max_bandwidth); None: no cap.
+    upload_max_bandwidth: int | None = None
 
     @property
     def ledger_location(self) -> Path | str:

@@ -119,6 +119,22 @@ def _yaml_value(value: Any) -> str:
 
 _DURATION_T = "duration (seconds, or '10s', '5m', '1h')"
 
+
+def _per_second(value: Any, path: KeyPath, ctx: Context) -> int:
+    """Bytes per second: a byte size as ``bytesize`` reads it, with an optional ``/s``."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.lower().endswith("/s"):
+        text = text[:-2]
+    try:
+        return bytesize(text, path, ctx)
+    except Invalid:
+        shown = repr(value) if isinstance(value, str) else kind_of(value)
+        raise Invalid(
+            "expected bytes per second (a whole number or a string like '20MB/s', "
+            f"'2MiB/s'; null for no cap), got {shown}"
+        ) from None
+
+
 TOP_KEYS: tuple[_Key, ...] = (
     _Key("synthesia.api_url", "URL", contract.DEFAULT_API_URL, url).about(
         "Base URL of the Synthesia API. https, or http only for loopback hosts (a local "
@@ -169,6 +185,17 @@ TOP_KEYS: tuple[_Key, ...] = (
     ),
     _Key("workers.max_downloads", "integer >= 1", 4, integer(1)).about(
         "Downloads of dubbed files running at once."
+    ),
+    _Key(
+        "upload.max_bandwidth",
+        "bytes per second or null ('20MB/s', '2MiB/s')",
+        None,
+        nullable(_per_second),
+    ).about(
+        "Cap on this node's upload bandwidth to S3, shared evenly by its "
+        "workers.max_uploads upload slots (each upload is throttled to its share); null for "
+        "no cap. Per node: several hosts on one shared ledger each get their own.",
+        "20MB/s",
     ),
     _Key("api.tier", "creator | tier2 | tier1", "creator", one_of(*TIERS)).about(
         "Your Synthesia API tier; selects the preset for api.rate_limits. Explicit "
@@ -424,6 +451,7 @@ _SECTIONS: dict[str, tuple[str, str]] = {
     "synthesia": ("`synthesia`", "Where the API is and how the key is found."),
     "daemon": ("Daemon", "The daemon's own state and its behaviour around a job."),
     "workers": ("`workers`", "How much runs at once."),
+    "upload": ("`upload`", "The upload of each source to S3."),
     "api": ("`api`", "Talking to the API: pacing, timeouts, download hosts."),
     "limits": ("`limits`", "Spending guards."),
     "metrics": ("`metrics`", "The Prometheus listener."),

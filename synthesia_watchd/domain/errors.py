@@ -47,6 +47,11 @@ class LedgerError(WatchdError):
     """Raised when the job ledger cannot be opened or used safely."""
 
 
+class LedgerUnreachable(LedgerError):
+    """Raised when the ledger's server cannot be reached (down, restarting, a lost connection):
+    nothing is wrong with the work, which waits for the ledger to come back."""
+
+
 class NetworkFilesystemError(LedgerError):
     """Raised when the ledger would live on NFS/SMB/CIFS, where SQLite locking is unsafe."""
 

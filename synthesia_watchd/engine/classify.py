@@ -9,6 +9,7 @@ from synthesia_watchd.domain.errors import (
     ApiError,
     AuthError,
     ContentError,
+    LedgerUnreachable,
     NoSpaceLeft,
     OutputConflict,
     PermanentError,
@@ -41,6 +42,11 @@ def classify(ctx: StageContext, job: Job, exc: BaseException) -> o.Outcome:
     now = ctx.now()
     msg = str(exc)
     delay = backoff_delay(job.attempts, base=RETRY_BASE, cap=RETRY_CAP)
+    if isinstance(exc, LedgerUnreachable):
+        # The step stopped because the ledger did; the job is fine. Nothing may be sent
+        # without a durable record, so it just runs again once the ledger is back.
+        log.warning("ledger unreachable; the step runs again later", reason=msg)
+        return o.Wait(now + RETRY_BASE)
     if isinstance(exc, AuthError):
         return _auth_refused(ctx, exc, now)
     if isinstance(exc, RateLimited):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ from synthesia_watchd.domain.errors import LedgerError
 from synthesia_watchd.domain.ratelimit import RateLimiter
 from synthesia_watchd.domain.readbudget import ReadBudget
 from synthesia_watchd.domain.retry import RetryPolicy
-from synthesia_watchd.engine.pipeline import Pauses, Pipeline
+from synthesia_watchd.engine.pipeline import Pauses, Pipeline, Uploader
 from synthesia_watchd.engine.pollplan import Poller
 from synthesia_watchd.engine.scheduler import ExecutorFactory, Scheduler, threaded
 from synthesia_watchd.stores.claims import Claims
@@ -98,6 +99,15 @@ def upload_with_redaction(path: Path, credentials: UploadCredentials, **kw: Any)
     add_secret(credentials.secret_access_key)
     add_secret(credentials.session_token)
     upload_file(path, credentials, **kw)
+
+
+def node_uploader(config: Config) -> Uploader:
+    """The uploader at this node's share of ``upload.max_bandwidth``: boto3's transfer
+    manager throttles one upload, so the node's cap is split evenly among its
+    ``workers.max_uploads`` slots and all uploads together stay under it."""
+    cap = config.upload_max_bandwidth
+    share = None if cap is None else max(1, cap // config.max_uploads)
+    return functools.partial(upload_with_redaction, max_bandwidth=share)
 
 
 class InstanceLock:
@@ -257,7 +267,7 @@ def engine(
         ledger=ledger,
         config=config,
         client=client,
-        uploader=upload_with_redaction,
+        uploader=node_uploader(config),
         stop=stop or threading.Event(),
         pauses=pauses,
         metrics=metrics,

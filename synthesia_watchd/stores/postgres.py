@@ -24,7 +24,7 @@ from psycopg import conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from synthesia_watchd.domain.errors import DuplicateKey, LedgerError
+from synthesia_watchd.domain.errors import DuplicateKey, LedgerError, LedgerUnreachable
 
 from .pgschema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
 from .sqlbase import SqlConn
@@ -58,7 +58,15 @@ def redacted(url: str) -> str:
 def _error(where: str, exc: BaseException) -> LedgerError:
     # The first line only: server messages may carry a DETAIL with row values.
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return LedgerError(f"ledger {where}: {first}")
+    return (LedgerUnreachable if _lost(exc) else LedgerError)(f"ledger {where}: {first}")
+
+
+def _lost(exc: BaseException) -> bool:
+    """A connection that broke or a server going away (no SQLSTATE: the client saw the
+    connection die; 08: connection exception; 57P: shutdown, crash, not accepting yet)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))
 
 
 #: How a path that is not UTF-8 (bytes from ``names.to_db``) is kept in a TEXT column:
@@ -218,7 +226,7 @@ class PostgresLedger(SqlLedgerStore):
             with self._pool.connection(timeout=self._timeout) as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise LedgerError(f"ledger {self.location} is unreachable: {exc}") from exc
+            raise LedgerUnreachable(f"ledger {self.location} is unreachable: {exc}") from exc
         except psycopg.Error as exc:
             raise _error(self.location, exc) from exc
 

@@ -186,6 +186,22 @@ def _map_error(
     )
 
 
+def _finish(future: TransferFuture, watch: _Watch, path: Path) -> None:
+    """Wait for the transfer (cancelling it once ``stop`` is set); map how it ended."""
+    while not watch.done.wait(_STOP_POLL):
+        if watch.check_stop():
+            break
+    try:
+        future.result()
+    except CancelledError:
+        raise ShutdownRequested(f"stopping during the upload of {path.name}") from None
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        if watch.cancelled:
+            raise ShutdownRequested(f"stopping during the upload of {path.name}") from None
+        raise _map_error(path, exc) from None
+    # A cancel that came too late leaves a finished upload: report success, it is stored.
+
+
 def upload_file(
     path: Path,
     credentials: UploadCredentials,
@@ -197,14 +213,16 @@ def upload_file(
     multipart_chunksize: int = 16 * 1024 * 1024,
     max_concurrency: int = 4,
     content_type: str | None = None,
+    max_bandwidth: int | None = None,
 ) -> None:
     """Upload ``path`` to ``credentials.bucket``/``credentials.key``; return when it is stored.
 
     ``progress`` receives byte deltas (negative when a part is retried, so the sum is always
     what S3 holds). ``content_type`` is stored as the object's Content-Type (the asset's
-    contentType, as the official guide sets it). Setting ``stop`` cancels the transfer (an
-    unfinished multipart upload is aborted) and raises ShutdownRequested once in-flight parts
-    have returned.
+    contentType, as the official guide sets it). ``max_bandwidth`` (bytes per second; None: no
+    cap) is handed to the transfer manager, which throttles its reads of the file. Setting
+    ``stop`` cancels the transfer (an unfinished multipart upload is aborted) and raises
+    ShutdownRequested once in-flight parts have returned.
 
     Raises UploadCredentialsExpired, TransientError or PermanentError; OSError if the local
     file cannot be read.
@@ -214,6 +232,7 @@ def upload_file(
         multipart_threshold=multipart_threshold,
         multipart_chunksize=multipart_chunksize,
         max_concurrency=max_concurrency,
+        max_bandwidth=max_bandwidth,  # the transfer manager throttles (a leaky bucket)
         preferred_transfer_client="classic",
     )
     if stop is not None and stop.is_set():
@@ -230,18 +249,7 @@ def upload_file(
         watch.future = manager.upload(
             source, credentials.bucket, credentials.key, extra_args=extra, subscribers=[watch]
         )
-        while not watch.done.wait(_STOP_POLL):
-            if watch.check_stop():
-                break
-        try:
-            watch.future.result()
-        except CancelledError:
-            raise ShutdownRequested(f"stopping during the upload of {path.name}") from None
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if watch.cancelled:
-                raise ShutdownRequested(f"stopping during the upload of {path.name}") from None
-            raise _map_error(path, exc) from None
-        # A cancel that came too late leaves a finished upload: report success, it is stored.
+        _finish(watch.future, watch, path)
     finally:
         manager.shutdown(cancel=watch.cancelled)
         client.close()

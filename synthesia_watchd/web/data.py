@@ -18,7 +18,7 @@ from synthesia_watchd.domain.estimate import expected_dub_seconds
 from synthesia_watchd.domain.states import ACTIVE, JobState, OutputState
 from synthesia_watchd.engine import lifecycle
 from synthesia_watchd.engine.jobspec import local_midnight
-from synthesia_watchd.service.cli import _job_dict, show_data, status_data
+from synthesia_watchd.service.ledgerviews import job_dict, show_data, status_data
 from synthesia_watchd.stores.ledger import Job, LedgerStore, Output
 
 _WINDOW_NAMES = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
@@ -285,7 +285,7 @@ def api_jobs(
     console: Console, *, states: Sequence[JobState] | None, watch: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """What ``jobs --json`` prints."""
-    return [_job_dict(j) for j in console.ledger.list_jobs(states=states, watch=watch, limit=limit)]
+    return [job_dict(j) for j in console.ledger.list_jobs(states=states, watch=watch, limit=limit)]
 
 
 def api_show(console: Console, job_id: int) -> dict[str, Any]:
