@@ -138,6 +138,24 @@ def test_dubbing_polls_do_not_query_the_dub_history_each_time(tmp_path: Path) ->
     ledger.close()
 
 
+def test_status_reads_the_dub_history_once_for_every_dubbing_job(tmp_path: Path) -> None:
+    """`status` with several dubs running shows each one's estimate from one history read."""
+    from synthesia_watchd.service.ledgerviews import status_data
+
+    ledger = HistoryCountingLedger(tmp_path / "ledger.sqlite3")
+    for n in range(5):
+        job = ledger.add_job(
+            watch="drop", source_path=str(tmp_path / f"{n}.mp4"), size=1, mtime_ns=1,
+            sha256=str(n), source_language="en", targets=["fr-FR"], output_dir=str(tmp_path),
+        )  # fmt: skip
+        for old, new in itertools.pairwise(JOURNEY):
+            ledger.transition(job.id, old, new, why="test")
+    active = status_data(ledger)["active"]
+    assert len(active) == 5 and all(a["progress"]["estimate"] for a in active)
+    assert ledger.reads == 1
+    ledger.close()
+
+
 #: The states a job passes through to be dubbing.
 JOURNEY = (JobState.QUEUED, JobState.ASSET_CREATED, JobState.UPLOADED, JobState.DUBBING)
 
