@@ -220,12 +220,17 @@ def error_is_current(ledger: LedgerStore, job: Job) -> bool:
 
 
 def job_progress(
-    ledger: LedgerStore, job: Job, live: dict[str, Any] | None, now: float
+    ledger: LedgerStore,
+    job: Job,
+    live: dict[str, Any] | None,
+    now: float,
+    history: History | None = None,
 ) -> dict[str, Any] | None:
     """What an active job is doing: the daemon's latest figures for its current step, or
-    for a dub (no daemon needed) the time so far and the estimate from earlier dubs."""
+    for a dub (no daemon needed) the time so far and the estimate from earlier dubs
+    (``history``: the dub history read once for every job shown)."""
     if job.state is JobState.DUBBING:
-        return dubbing_figures(ledger, job, now)
+        return dubbing_figures(ledger, job, now, history)
     if live and live.get("step") == {
         JobState.ASSET_CREATED: "uploading",
         JobState.DOWNLOADING: "downloading",
