@@ -57,7 +57,7 @@ class LiveDaemon:
 
     def reload(self) -> None:
         """What SIGHUP does: the loop re-reads the config file on its next pass."""
-        self.daemon._signals.append(signal.SIGHUP)
+        self.daemon.signals.on_signal(signal.SIGHUP, None)
         self.daemon.wake.set()
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from synthesia_watchd.simulator import Simulator
+from synthesia_watchd.stores.noderecords import freshest, records
 
 
 @pytest.fixture
@@ -632,7 +633,7 @@ def test_wrong_key_pauses_at_start_before_any_file(engine_factory: Callable[...,
     checks = [r for r in engine.sim.requests if r.endpoint == "GET /v2/videos"]
     assert [r.status for r in checks] == [403]
     with engine.ledger() as ledger:
-        record = json.loads(ledger.get_meta("daemon") or "{}")
+        record = freshest(records(ledger))
     assert "API key" in record["paused"]["auth"]
     assert "GET /v2/videos?limit=1 answered 403" in record["paused"]["auth"]
     errors = [e for e in logs if e["log_level"] == "error" and "API key" in e["event"]]

@@ -17,6 +17,7 @@ from helpers import wait_until
 
 from synthesia_watchd.domain.states import JobState, OutputState
 from synthesia_watchd.simulator import Recorded, Simulator
+from synthesia_watchd.stores.noderecords import freshest, records
 
 pytestmark = pytest.mark.slow
 
@@ -222,7 +223,7 @@ def test_wrong_api_key_pauses_everything_then_the_right_key_finishes(
 
     def paused() -> bool:
         # The key check at start pauses at once; the dropped files are queued after it.
-        record = json.loads(daemon.ledger().get_meta("daemon") or "{}")
+        record = freshest(records(daemon.ledger()))
         queued = [j for j in daemon.jobs() if j.state is JobState.QUEUED]
         return "auth" in record.get("paused", {}) and len(queued) == 3
 

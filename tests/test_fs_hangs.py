@@ -9,7 +9,6 @@ RENAME_EXCHANGE), or blocks like a dead mount until the test lets it go.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from helpers import wait_until
 
 from synthesia_watchd.config.load import build_config
 from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.stores.noderecords import freshest, records
 from synthesia_watchd.watching.watcher import WatchSet
 
 
@@ -119,7 +119,7 @@ def test_a_hung_stat_does_not_stop_the_main_loop(engine: Engine) -> None:
             one_pass()
         assert in_thread(lambda: daemon.beat(force=True), 5), "heartbeat blocked"
         assert in_thread(daemon.watchset.status, 5), "status blocked"
-        record = json.loads(daemon.ledger.get_meta("daemon") or "{}")
+        record = freshest(records(daemon.ledger))
         assert record["fs_stuck_seconds"] > 0  # `status` says scanning is stalled
     finally:
         release.set()

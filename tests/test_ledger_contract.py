@@ -586,21 +586,6 @@ def test_names_that_are_not_utf8_round_trip(ledger: LedgerStore) -> None:
     assert failed.last_error == "cannot read /in/caf\\xe9.mp4"
 
 
-def test_api_reads_add_up_per_period_across_nodes(ledger: LedgerStore) -> None:
-    """Reads per ten-minute period add up per node and sum over nodes; old periods go."""
-    ep = "GET /v2/dubbing/{id}"
-    bucket = 1_750_000_200
-    ledger.add_api_reads("a", ep, bucket, 3)
-    ledger.add_api_reads("a", ep, bucket, 2)
-    ledger.add_api_reads("b", ep, bucket, 4)
-    ledger.add_api_reads("a", ep, bucket + 600, 1)
-    ledger.add_api_reads("a", "GET /v2/videos", bucket, 9)
-    assert ledger.api_reads_since(ep, bucket) == {bucket: 9, bucket + 600: 1}
-    assert ledger.api_reads_since(ep, bucket + 1) == {bucket + 600: 1}
-    ledger.add_api_reads("a", ep, bucket + 3 * 86_400, 1)  # two days on: the first ones go
-    assert ledger.api_reads_since(ep, 0) == {bucket + 3 * 86_400: 1}
-
-
 def test_next_due_at_after_a_time(ledger: LedgerStore) -> None:
     """next_due_at gives the earliest due time, or with ``after`` the earliest later one."""
     a, b = add(ledger, "a.mp4"), add(ledger, "b.mp4")
@@ -609,3 +594,81 @@ def test_next_due_at_after_a_time(ledger: LedgerStore) -> None:
     assert ledger.next_due_at([S.QUEUED]) == T0 + 10
     assert ledger.next_due_at([S.QUEUED], after=T0 + 10) == T0 + 20
     assert ledger.next_due_at([S.QUEUED], after=T0 + 20) is None
+
+
+# --- single-runner work, one status record per node, reads from the request log ---------------
+
+
+def test_a_runner_lease_is_held_by_one_node_at_a_time(ledger: LedgerStore) -> None:
+    """take_runner: free or expired or already ours -> taken; else the holder's name."""
+    assert ledger.take_runner("backfill", "a", T0, T0 + 60) is None
+    assert ledger.take_runner("backfill", "b", T0 + 1, T0 + 61) == "a"
+    assert ledger.take_runner("backfill", "a", T0 + 2, T0 + 62) is None  # ours: renewed
+    assert ledger.take_runner("spending", "b", T0 + 2, T0 + 62) is None  # another name
+    ledger.renew_runners("a", T0 + 100)
+    assert ledger.take_runner("backfill", "b", T0 + 70, T0 + 130) == "a"  # renewed past 62
+    ledger.drop_runner("backfill", "b")  # not b's: nothing happens
+    assert ledger.take_runner("backfill", "b", T0 + 71, T0 + 131) == "a"
+    ledger.drop_runner("backfill", "a")
+    assert ledger.take_runner("backfill", "b", T0 + 72, T0 + 132) is None
+    assert ledger.take_runner("backfill", "a", T0 + 200, T0 + 260) is None  # b's expired
+
+
+def test_runner_lease_taken_by_one_of_many_at_once(backend: Backend) -> None:
+    """Nodes asking for the same free runner lease at once: exactly one gets it."""
+    stores = [backend.open() for _ in range(4)]
+    got: list[int] = []
+
+    def ask(i: int) -> None:
+        if stores[i % len(stores)].take_runner("backfill", f"n{i}", T0, T0 + 60) is None:
+            got.append(i)
+
+    run_threads(ask, 8)
+    assert len(got) == 1
+
+
+def test_each_node_keeps_its_own_status_record(ledger: LedgerStore) -> None:
+    """set_node_status writes one record per node name; node_statuses gives all of them."""
+    ledger.set_node_status("a", T0, '{"pid": 1}')
+    ledger.set_node_status("b", T0, '{"pid": 2}')
+    ledger.set_node_status("a", T0 + 5, '{"pid": 3}')
+    assert ledger.node_statuses() == {"a": '{"pid": 3}', "b": '{"pid": 2}'}
+    ledger.beat("a", T0 + 6, pid=3, version="x")  # a heartbeat keeps the record
+    assert ledger.node_statuses()["a"] == '{"pid": 3}'
+    assert [n.name for n in ledger.nodes(T0 + 6)] == ["a", "b"]
+
+
+def test_read_counts_come_from_the_request_log(ledger: LedgerStore) -> None:
+    """api_reads_since counts the recorded read requests per ten-minute period, all nodes,
+    one endpoint; writes and other endpoints do not count."""
+    ep = "GET /v2/dubbing/{id}"
+    bucket = 1_750_000_200.0
+    day = [(20_000, 86_400.0)]
+    for at, node in (
+        (bucket + 1, "a"),
+        (bucket + 2, "b"),
+        (bucket + 599, "a"),
+        (bucket + 600, "a"),
+    ):
+        assert ledger.reserve_request("read", ep, at, day, node=node) == 0.0
+    ledger.reserve_request("read", "GET /v2/videos", bucket + 3, day, node="a")
+    ledger.reserve_request("write", ep, bucket + 3, [(60, 60.0)], node="a")
+    assert ledger.api_reads_since(ep, bucket) == {int(bucket): 3, int(bucket) + 600: 1}
+    assert ledger.api_reads_since(ep, bucket + 600) == {int(bucket) + 600: 1}
+
+
+def test_submits_whose_answer_was_not_recorded_are_counted(ledger: LedgerStore) -> None:
+    """A submit marker without a project id (under way, or lost to a crash) since a time
+    counts, with its bytes; one recorded or older does not; ``exclude_ids`` leaves out."""
+    a, b, c = add(ledger, "a.mp4", size=10), add(ledger, "b.mp4", size=20), add(ledger, "c.mp4")
+    for job in (a, b, c):
+        walk(ledger, job.id, S.ASSET_CREATED, S.UPLOADED)
+    ledger.update(a.id, expected=S.UPLOADED, submit_started_at=T0 + 5)
+    ledger.update(b.id, expected=S.UPLOADED, submit_started_at=T0 - 5)  # before ``since``
+    ledger.update(c.id, expected=S.UPLOADED, submit_started_at=T0 + 6)
+    ledger.transition(c.id, S.UPLOADED, S.DUBBING, why="started", project_id="p")
+    assert ledger.unrecorded_submits_since(T0) == (1, 10)
+    assert ledger.unrecorded_submits_since(T0 - 10) == (2, 30)
+    assert ledger.unrecorded_submits_since(T0 - 10, exclude_ids=[a.id]) == (1, 20)
+    walk(ledger, a.id, S.NEEDS_ATTENTION)  # an ambiguous submit keeps counting
+    assert ledger.unrecorded_submits_since(T0) == (1, 10)

@@ -321,3 +321,25 @@ def _age(*paths: Path) -> None:
     old = time.time() - 60
     for p in paths:
         os.utime(p, (old, old))
+
+
+def test_backfill_command_waits_for_a_node_backfilling_now(
+    done_in_french: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """backfill while a daemon holds the backfill lease (its start-up backfill): refused,
+    naming that node, nothing sent; once free it runs and gives the lease back."""
+    engine = done_in_french
+    cfg = engine.write_config(targets=["fr-FR", "es-ES"])
+    now = time.time()
+    with engine.ledger() as ledger:
+        assert ledger.take_runner("backfill", "nas-9", now, now + 600) is None
+    capsys.readouterr()
+    assert cli.main(["backfill", "--watch", "drop", "-c", str(cfg)]) == 1
+    assert "nas-9" in capsys.readouterr().err
+    assert engine.sim.count("PUT /v2/dubbing/{id}") == 0
+    with engine.ledger() as ledger:
+        ledger.drop_runner("backfill", "nas-9")
+    assert cli.main(["backfill", "--watch", "drop", "-c", str(cfg)]) == 0
+    assert engine.sim.count("PUT /v2/dubbing/{id}") == 1
+    with engine.ledger() as ledger:
+        assert ledger.take_runner("backfill", "nas-9", now, now + 600) is None

@@ -256,12 +256,12 @@ def test_status_shows_a_running_upload_from_the_daemon_record(
     board = Board()
     Transfer(ledger.get(job_id), "uploading", board, total=1000)(550)
     record = {"pid": 1, "time": time.time(), "stopping": False, "progress": board.snapshot()}
-    ledger.set_meta("daemon", json.dumps(record))
+    ledger.set_node_status("nas", time.time(), json.dumps(record))
     code, out, _ = run_cli(capsys, "status", "--ledger", str(ledger.path))
     assert code == 0
     (line,) = [x for x in out.splitlines() if x.strip().startswith(f"#{job_id} ")]
     assert "asset_created" in line and "55%" in line and "MB/s" in line
-    ledger.set_meta("daemon", json.dumps({**record, "stopping": True}))
+    ledger.set_node_status("nas", time.time(), json.dumps({**record, "stopping": True}))
     code, out, _ = run_cli(capsys, "status", "--ledger", str(ledger.path))
     assert "55%" not in out
     ledger.close()

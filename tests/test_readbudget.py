@@ -104,27 +104,34 @@ def test_the_day_rate_spaces_polls_once_half_the_day_is_spent() -> None:
     assert b.poll_gap(polling=2, other_rate=0.005) == pytest.approx(0.5 * 2 / rate)
 
 
-def test_counts_survive_a_restart_and_sum_over_nodes(tmp_path: Path) -> None:
-    """Flushed counts are in the ledger: a new budget (a restart, another node) sees them."""
+def test_counts_come_from_the_request_log_across_restarts_and_nodes(tmp_path: Path) -> None:
+    """The reads the rate limiter records in the ledger are the budget's count: counted
+    once (not again at the flush), every node's, and still there for a restarted budget."""
     clock = FakeClock(T0)
+    day = [(20_000, DAY)]
+
+    def send(ledger: Ledger, node: str, n: int, counted: ReadBudget | None = None) -> None:
+        for _ in range(n):
+            assert ledger.reserve_request("read", STATUS_ENDPOINT, clock(), day, node=node) == 0
+            if counted is not None:
+                counted.record(STATUS_ENDPOINT)
+
     with Ledger(tmp_path / "ledger.db", now=clock) as ledger:
-        one = budget(clock, store=ledger, node="nas-1")
-        one.record(STATUS_ENDPOINT, 700)
-        clock.advance(BUCKET)
-        one.record(STATUS_ENDPOINT, 300)
+        one = budget(clock, store=ledger)
+        send(ledger, "nas-1", 7, one)
+        assert one.used() == 7  # counted here until the next look at the log
         one.flush()
-        two = budget(clock, store=ledger, node="nas-2")
-        two.record(STATUS_ENDPOINT, 50)
-        two.flush()
+        assert one.used() == 7  # not twice
+        clock.advance(BUCKET)
+        send(ledger, "nas-2", 3)  # another node's reads: seen at the next look
+        one.flush()
+        assert one.used() == 10
     with Ledger(tmp_path / "ledger.db", now=clock) as ledger:
-        restarted = budget(clock, store=ledger, node="nas-1")
-        assert restarted.used() == 1_050
-        assert ledger.api_reads_since(STATUS_ENDPOINT, 0) == {
-            int(T0): 700,
-            int(T0) + BUCKET: 350,
-        }
+        restarted = budget(clock, store=ledger)
+        assert restarted.used() == 10
+        assert ledger.api_reads_since(STATUS_ENDPOINT, 0) == {int(T0): 7, int(T0) + BUCKET: 3}
         clock.advance(DAY)
-        assert restarted.used() == 350  # the first period has left the window
+        assert restarted.used() == 3  # the first period has left the window
 
 
 def test_status_shows_the_day_reads_of_a_running_daemon(
@@ -134,6 +141,6 @@ def test_status_shows_the_day_reads_of_a_running_daemon(
     path = tmp_path / "ledger.db"
     with Ledger(path) as ledger:
         record = {"pid": 1, "time": time.time(), "reads": {"last_24h": 1234, "per_day": 20_000}}
-        ledger.set_meta("daemon", json.dumps(record))
+        ledger.set_node_status("nas-1", time.time(), json.dumps(record))
     assert cli.main(["status", "--ledger", str(path)]) == 0
     assert "status reads in the last 24 h: 1,234 of 20,000 a day" in capsys.readouterr().out

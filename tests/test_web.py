@@ -451,3 +451,16 @@ def test_overview_lists_the_nodes_sharing_the_ledger(live: LiveDaemon) -> None:
     live.daemon.ledger.beat("nas-west", time.time(), pid=4242, version="0.1.0")
     page = live.get("/").text
     assert 'id="nodes"' in page and "nas-west" in page
+
+
+def test_overview_shows_each_node_s_own_status_record(live: LiveDaemon) -> None:
+    """Each node's row says whether it runs and what it has paused, from its own record."""
+    record = {"pid": 4242, "time": time.time(), "paused": {"space": "disk full on nas-west"}}
+    live.daemon.ledger.beat("nas-west", time.time(), pid=4242, version="0.1.0")
+    live.daemon.ledger.set_node_status("nas-west", time.time(), json.dumps(record))
+    live.daemon.beat(force=True)
+    page = live.get("/").text
+    row = page.split('id="nodes"', 1)[1].split("</table>", 1)[0]
+    assert "nas-west</td><td>running" in row
+    assert "disk full on nas-west" in row
+    assert row.count("running") == 2  # this daemon's node too

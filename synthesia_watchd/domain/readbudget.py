@@ -6,9 +6,10 @@ CONTRACT.md A10). Pacing alone (ratelimit.py) keeps under the per-minute limit, 
 day would poll at that pace for six hours, spend the day's reads, and then stall every
 download until the window moves on. This module plans instead:
 
-- Reads are counted per ten minutes and kept in the ledger (``ReadStore``), so a restart remembers
-  the day's reads; rows are per node, and the budget sums every node's rows, so daemons
-  sharing one ledger share one budget.
+- Reads are counted from the ledger's request log (``ReadStore``): the rate limiter records
+  every request there before it goes (ratelimit.py), so one table counts reads for both, a
+  restart remembers the day's reads, and daemons sharing one ledger share one budget. Here
+  they are summed per ten minutes; reads counted since the last look stand in until the next.
 - ``poll_rate`` is the fastest steady rate that keeps every 24-hour window under the day's
   limit, given the reads still inside the window and when they leave it: after a quiet night
   it allows a burst, after a busy day it settles at limit / 86,400 s. ``poll_gap`` turns it
@@ -51,9 +52,7 @@ MIN_HOLD = 1.0
 
 
 class ReadStore(Protocol):
-    """Where counts live (the ledger's ``api_reads`` table)."""
-
-    def add_api_reads(self, node: str, endpoint: str, bucket: int, count: int) -> None: ...
+    """Where reads are recorded (the ledger's request log, written by the rate limiter)."""
 
     def api_reads_since(self, endpoint: str, since: float) -> dict[int, int]: ...
 
@@ -70,7 +69,6 @@ class ReadBudget:
         per_minute: int | None,
         per_day: int | None,
         store: ReadStore | None = None,
-        node: str = "local",
         clock: Callable[[], float] = time.time,
         endpoint: str = STATUS_ENDPOINT,
     ) -> None:
@@ -78,7 +76,6 @@ class ReadBudget:
         self.per_day = per_day
         self.endpoint = endpoint
         self._store = store
-        self._node = node
         self._clock = clock
         self._lock = threading.Lock()
         #: Counted here and not yet written to the store, per period start.
@@ -102,8 +99,10 @@ class ReadBudget:
                 self._recent.popleft()
 
     def flush(self) -> None:
-        """Write pending counts to the store and read every node's counts back (the daemon
-        calls this with its heartbeat; a crash loses at most that many seconds of counts)."""
+        """Read every node's counts back from the store (the daemon calls this with its
+        heartbeat). The store already holds the reads counted here since the last look (the
+        rate limiter recorded each before it went): they stop standing in. Reads counted
+        while the store answers stay too, counted twice until the next look: the safe side."""
         now = self._clock()
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -114,11 +113,9 @@ class ReadBudget:
                 self._stored = {h: n for h, n in self._stored.items() if h >= now - DAY - BUCKET}
             return
         try:
-            for bucket, n in pending.items():
-                self._store.add_api_reads(self._node, self.endpoint, bucket, n)
             stored = self._store.api_reads_since(self.endpoint, now - DAY - BUCKET)
         except Exception:
-            with self._lock:  # keep the counts for the next flush; never lose a read
+            with self._lock:  # keep the counts for the next look; never forget a read
                 for bucket, n in pending.items():
                     self._pending[bucket] = self._pending.get(bucket, 0) + n
             raise

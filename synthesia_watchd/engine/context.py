@@ -15,6 +15,7 @@ from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.engine.jobspec import local_midnight
 from synthesia_watchd.engine.pollplan import Poller
 from synthesia_watchd.engine.progress import Progress
+from synthesia_watchd.engine.singlerun import Runners
 from synthesia_watchd.files import diskspace
 from synthesia_watchd.stores.ledger import Job, LedgerStore
 from synthesia_watchd.synthesia.api import SynthesiaClient
@@ -74,6 +75,9 @@ class SubmitSlots:
         self.lock = threading.Lock()
         #: Jobs whose submit is under way (job id -> source bytes), guarded by ``lock``.
         self.submitting: dict[int, int] = {}
+        #: Of those, the ones inside the spending runner lease (daily limits set), which
+        #: keeps other nodes' checks out until they are recorded; guarded by ``lock``.
+        self.in_turn: set[int] = set()
 
     def allowed(self, ledger: LedgerStore, config: Config) -> bool:
         """Whether a slot is free. Call with ``lock`` held."""
@@ -86,6 +90,11 @@ class SubmitSlots:
         jobs, nbytes = ledger.usage_since(local_midnight(now))
         jobs += len(self.submitting)  # submits under way count against today's budget
         nbytes += sum(self.submitting.values())
+        # So do other submits sent today whose answer is not recorded (it may have been paid).
+        more_jobs, more_bytes = ledger.unrecorded_submits_since(
+            local_midnight(now), self.submitting
+        )
+        jobs, nbytes = jobs + more_jobs, nbytes + more_bytes
         if config.max_jobs_per_day is not None and jobs >= config.max_jobs_per_day:
             return (
                 f"daily job limit reached ({jobs}/{config.max_jobs_per_day}); resumes at midnight"
@@ -126,6 +135,8 @@ class StageContext:
     #: missing waits instead of being cancelled.
     root_available: Callable[[str], bool] = lambda watch: True
     watches: dict[str, WatchConfig] = field(default_factory=dict)
+    #: Work one node at a time does on a shared ledger (the spending check, the backfill).
+    runners: Runners = field(default_factory=Runners)
 
     def require_client(self) -> SynthesiaClient:
         if self.client is None:

@@ -22,6 +22,7 @@ from .asset import WAIT_SECONDS
 from .context import StageContext
 from .poll import poll_args
 from .settings import JobSettings
+from .singlerun import Runners
 
 log = get_logger(component="pipeline")
 
@@ -85,24 +86,60 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
     finally:
         with ctx.slots.lock:
             ctx.slots.submitting.pop(job.id, None)
+            _leave_turn(ctx, job.id)
     log.info("dubbing started", project_id=project_id, targets=list(job.targets))
     return None
 
 
 def _reserve(ctx: StageContext, job: Job) -> o.Outcome:
     """Check the daily limits and take a project slot, as one step for all workers (two
-    never both take the last slot); returns why the job must wait, or None once reserved."""
+    never both take the last slot); returns why the job must wait, or None once reserved.
+
+    With daily limits set, the check and the submits it lets through are one node's at a
+    time (a runner lease): another node's submits, not yet recorded, would be invisible to
+    its count. The lease is held until this node's last submit under way is recorded.
+    """
+    config = ctx.config
     with ctx.slots.lock:
-        block = ctx.slots.budget_block(ctx.ledger, ctx.config, job, ctx.now())
-        if block is not None:
-            if ctx.pauses.set("budget", block):
-                log.warning("daily limit reached: jobs wait", reason=block)
-            return o.Hold(ctx.now() + BUDGET_WAIT_SECONDS, Reason.DAILY_LIMIT, block)
-        ctx.pauses.clear("budget")
-        if not ctx.slots.allowed(ctx.ledger, ctx.config):
-            return o.Wait(ctx.now() + WAIT_SECONDS)
-        ctx.slots.submitting[job.id] = job.size
-    return None
+        if config.max_jobs_per_day is not None or config.max_bytes_per_day is not None:
+            holder = ctx.runners.get(Runners.SPENDING).enter(
+                ctx.ledger, config.node_name, ctx.now(), config.lease_duration
+            )
+            if holder is not None:
+                return o.Hold(
+                    ctx.now() + WAIT_SECONDS,
+                    Reason.DAILY_LIMIT,
+                    f"waiting for node {holder}'s submits: the daily limits are checked "
+                    "one node at a time",
+                )
+            ctx.slots.in_turn.add(job.id)
+        try:
+            block = ctx.slots.budget_block(ctx.ledger, config, job, ctx.now())
+            if block is not None:
+                if ctx.pauses.set("budget", block):
+                    log.warning("daily limit reached: jobs wait", reason=block)
+                outcome: o.Outcome = o.Hold(
+                    ctx.now() + BUDGET_WAIT_SECONDS, Reason.DAILY_LIMIT, block
+                )
+            elif not ctx.slots.allowed(ctx.ledger, config):
+                ctx.pauses.clear("budget")
+                outcome = o.Wait(ctx.now() + WAIT_SECONDS)
+            else:
+                ctx.pauses.clear("budget")
+                ctx.slots.submitting[job.id] = job.size
+                return None
+        except BaseException:
+            _leave_turn(ctx, job.id)
+            raise
+        _leave_turn(ctx, job.id)
+    return outcome
+
+
+def _leave_turn(ctx: StageContext, job_id: int) -> None:
+    """The job is out of the spending check's lease (call with the slots' lock held)."""
+    if job_id in ctx.slots.in_turn:
+        ctx.slots.in_turn.discard(job_id)
+        ctx.runners.get(Runners.SPENDING).leave(ctx.ledger, ctx.config.node_name)
 
 
 def _indistinct(job: Job, clash: list[str]) -> o.NeedsAttention:

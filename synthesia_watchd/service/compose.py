@@ -89,7 +89,6 @@ def read_budget(config: Config, ledger: LedgerStore, now: Clock) -> ReadBudget:
         per_minute=spec.per_minute if spec is not None else None,
         per_day=spec.per_day if spec is not None else None,
         store=ledger,
-        node=config.node_name,
         clock=now,
     )
 
@@ -142,7 +141,11 @@ class InstanceLock:
 
 @dataclass
 class Parts:
-    """Everything a daemon runs with, built by ``build`` (or by a test, part by part)."""
+    """Everything a daemon runs with, built by ``build`` (or by a test, part by part).
+
+    A reload replaces ``config`` and ``client`` here, so every part of the daemon that reads
+    them from ``Parts`` sees the running ones.
+    """
 
     config: Config
     now: Clock

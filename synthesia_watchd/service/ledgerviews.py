@@ -7,7 +7,6 @@ never disagree about a job or the daemon.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 from synthesia_watchd.domain.states import ACTIVE, JobState
 from synthesia_watchd.engine import lifecycle
 from synthesia_watchd.engine.progress import error_is_current, job_progress
-from synthesia_watchd.stores.ledger import Event, Job, LedgerStore, Output, is_shared
+from synthesia_watchd.stores import noderecords
+from synthesia_watchd.stores.ledger import Event, Job, LedgerStore, Output
 
 
 def job_dict(job: Job) -> dict[str, Any]:
@@ -42,54 +42,25 @@ def job_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def _daemon_record(ledger: LedgerStore) -> dict[str, Any] | None:
-    """The daemon's last status record (heartbeat, pauses, watches), if readable."""
-    raw = ledger.get_meta("daemon")
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def _minutes(duration_s: float | None) -> float | None:
     """Video minutes, as billed, from a parsed duration (None when it is not known)."""
     return None if duration_s is None else round(duration_s / 60, 1)
 
 
-def _nodes_data(ledger: LedgerStore, now: float) -> dict[str, Any]:
-    """The nodes that share the ledger (heartbeats, claimed jobs), and whether it is shared."""
-    nodes = [
-        {
-            "name": n.name,
-            "heartbeat_age_seconds": round(now - n.heartbeat_at, 1),
-            "claimed": n.claimed,
-            "pid": n.pid,
-            "version": n.version,
-        }
-        for n in ledger.nodes(now)
-    ]
-    return {"nodes": nodes, "shared": is_shared(ledger.location)}
-
-
 def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (also the `--json` output)."""
     now = time.time() if now is None else now
-    record = _daemon_record(ledger) or {}
-    beat_age = now - record["time"] if "time" in record else None
-    running = beat_age is not None and beat_age < 60 and not record.get("stopping")
+    found = noderecords.records(ledger)
+    record = noderecords.freshest(found)
+    running = noderecords.is_running(record, now)
     live = record.get("progress", {}) if running else {}
     active = _active_jobs(ledger, live, now)
     unhappy = _unhappy_jobs(ledger, now)
     attention = _attention_jobs(ledger)
     oldest = ledger.oldest_queued_at()
     return {
-        "daemon": {
-            "running": running,
-            "pid": record.get("pid"),
-            "heartbeat_age_seconds": round(beat_age, 1) if beat_age is not None else None,
-            "stopped_cleanly": bool(record.get("stopping")),
-        },
-        "paused": record.get("paused", {}) if running else {},
+        "daemon": noderecords.summary(record, now, paused=False),
+        "paused": noderecords.pauses(found, now),
         "reads": record.get("reads") if running else None,
         "holds": lifecycle.holds_data(ledger),
         "watches": record.get("watches", []) if running else [],
@@ -99,7 +70,7 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
         "active": active,
         "needs_attention": attention,
         "failed": unhappy,
-        **_nodes_data(ledger, now),
+        **noderecords.nodes_data(ledger, now, found),
     }
 
 

@@ -130,6 +130,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (endpoint, bucket, node)
         )""",
     ),
+    # 7: runner leases, a status record per node, the request log as the one count of reads
+    # (SQLite's migration 9).
+    (
+        """CREATE TABLE runners (
+            name TEXT PRIMARY KEY,
+            node TEXT NOT NULL,
+            until DOUBLE PRECISION NOT NULL
+        )""",
+        "ALTER TABLE nodes ADD COLUMN status TEXT",
+        "UPDATE nodes SET status = (SELECT value FROM meta WHERE key = 'daemon')"
+        " WHERE (SELECT COUNT(*) FROM nodes) = 1",
+        "DELETE FROM meta WHERE key = 'daemon'",
+        "INSERT INTO api_requests (limit_class, endpoint, at, node)"
+        " SELECT 'read', r.endpoint, LEAST(r.bucket + 599, extract(epoch FROM now())), r.node"
+        " FROM api_reads r CROSS JOIN LATERAL generate_series(1, r.count) AS g(i)"
+        " WHERE r.bucket >= extract(epoch FROM now()) - 87000"
+        " AND r.bucket + 600 <= COALESCE((SELECT MIN(q.at) FROM api_requests q"
+        "  WHERE q.limit_class = 'read' AND q.endpoint = r.endpoint), 'infinity')",
+        "DROP TABLE api_reads",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -132,6 +132,7 @@ class PostgresLedger(SqlLedgerStore):
     """The job ledger in a PostgreSQL database; safe to share between threads and nodes."""
 
     _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    _BUCKET_OF = "CAST(FLOOR(at / 600) * 600 AS BIGINT)"
 
     def __init__(
         self,

@@ -1,7 +1,10 @@
 """Runtime files: which daemons run now, and on which ledger.
 
 A running daemon writes ``<pid>.json`` (its ledger, state folder and config) into a runtime
-folder at start and removes it at a clean stop. Commands given no config read these files,
+folder at start and removes it at a clean stop. A PostgreSQL ledger is named by its URL
+without any password: a command takes the password from the daemon's config when it may read
+it (its ``ledger_password_file``, a credential), else libpq finds it (PGPASSWORD, ~/.pgpass);
+the runtime file itself never holds a secret. Commands given no config read these files,
 so `status` typed without ``-c`` answers for the daemon that really runs instead of a
 default ledger nobody uses. A file left by a killed daemon names a dead pid and is ignored.
 
@@ -20,8 +23,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from synthesia_watchd.domain.errors import UsageError
+from synthesia_watchd.config.load import load_config
+from synthesia_watchd.domain.errors import ConfigError, UsageError
 
 ENV_DIR = "SYNTHESIA_WATCHD_RUNTIME_DIR"
 SYSTEM_DIR = Path("/run/synthesia-watchd")
@@ -32,12 +37,29 @@ class RunningDaemon:
     """What a runtime file says about one running daemon."""
 
     pid: int
-    ledger: Path
+    #: The SQLite file, or the PostgreSQL URL without its password.
+    ledger: Path | str
     state_dir: Path
     config: str | None
     started: float
     file: Path
     start_ticks: int | None = None
+
+
+def is_url(ledger: str) -> bool:
+    """Whether a runtime file's ledger is a PostgreSQL URL rather than a file."""
+    return ledger.startswith(("postgresql://", "postgres://"))
+
+
+def without_password(url: str) -> str:
+    """A libpq URL with any password left out (in the user part or as a parameter)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def _candidates(environ: Mapping[str, str]) -> list[Path]:
@@ -74,7 +96,7 @@ def _writable_dir(path: Path) -> bool:
 
 
 def register(
-    ledger: Path,
+    ledger: Path | str,
     state_dir: Path,
     config: Path | None,
     environ: Mapping[str, str] | None = None,
@@ -83,7 +105,7 @@ def register(
     env = os.environ if environ is None else environ
     record = {
         "pid": os.getpid(),
-        "ledger": str(ledger),
+        "ledger": without_password(ledger) if isinstance(ledger, str) else str(ledger),
         "state_dir": str(state_dir),
         "config": str(config) if config is not None else None,
         "started": time.time(),
@@ -127,9 +149,10 @@ def _alive(pid: int, start_ticks: int | None) -> bool:
 def _read(path: Path) -> RunningDaemon | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        ledger = str(doc["ledger"])
         return RunningDaemon(
             pid=int(doc["pid"]),
-            ledger=Path(doc["ledger"]),
+            ledger=ledger if is_url(ledger) else Path(ledger),
             state_dir=Path(doc["state_dir"]),
             config=doc.get("config"),
             started=float(doc.get("started", 0)),
@@ -147,7 +170,7 @@ def running(environ: Mapping[str, str] | None = None) -> list[RunningDaemon]:
     if ENV_DIR not in env or not env.get(ENV_DIR):
         # Daemons of other users fall back to their own temp folder: look there too.
         folders += sorted(Path(tempfile.gettempdir()).glob("synthesia-watchd-*"))
-    seen: dict[Path, RunningDaemon] = {}
+    seen: dict[Path | str, RunningDaemon] = {}
     for folder in dict.fromkeys(folders):
         with contextlib.suppress(OSError):
             for path in sorted(folder.glob("*.json")):
@@ -181,15 +204,29 @@ def the_running_daemon(environ: Mapping[str, str] | None = None) -> RunningDaemo
 class FoundLedger:
     """The ledger a command given no config works on, and whether a daemon runs on it."""
 
-    ledger: Path
+    ledger: Path | str
     running: bool
+    #: The running daemon's config file, if it named one.
+    config: str | None = None
+
+    def password(self) -> str | None:
+        """A PostgreSQL ledger's password as the daemon's config finds it (its password file,
+        a credential) when this user may read them; None: libpq's own sources (PGPASSWORD,
+        ~/.pgpass)."""
+        if isinstance(self.ledger, Path) or self.config is None:
+            return None
+        try:
+            return load_config(Path(self.config)).ledger_password_text()
+        except (ConfigError, OSError):
+            return None
 
 
 def ledger_without_config(default: Path, environ: Mapping[str, str] | None = None) -> FoundLedger:
     """The running daemon's ledger; with none running, ``default`` (the default state
     folder's, where `dub` without -c keeps its jobs) if it exists; else UsageError."""
     try:
-        return FoundLedger(the_running_daemon(environ).ledger, True)
+        found = the_running_daemon(environ)
+        return FoundLedger(found.ledger, True, found.config)
     except UsageError:
         if not running(environ) and default.exists():
             return FoundLedger(default, False)

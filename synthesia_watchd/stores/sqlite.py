@@ -111,7 +111,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 4: the ledger's identity, recorded beside it too, so a lost ledger is noticed at start.
     ("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",),
     # 5: API reads per ten minutes, so the day's read budget survives a restart (readbudget.py).
-    # One row per node and period: daemons sharing a ledger each add theirs, plan with the sum.
+    # One row per node and period (replaced by the request log in step 9).
     (
         """CREATE TABLE api_reads (
             node TEXT NOT NULL,
@@ -164,6 +164,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             node TEXT
         )""",
         "CREATE INDEX api_requests_window ON api_requests (limit_class, endpoint, at)",
+    ),
+    # 9: work one node at a time does (runner leases), a status record per node, and the
+    # request log as the one count of reads: the day's reads still inside the window move
+    # from the per-period counts into it (those before its first read; the rest it holds),
+    # each as of its period's last second (never later than now).
+    (
+        "CREATE TABLE runners (name TEXT PRIMARY KEY, node TEXT NOT NULL, until REAL NOT NULL)",
+        "ALTER TABLE nodes ADD COLUMN status TEXT",
+        "UPDATE nodes SET status = (SELECT value FROM meta WHERE key = 'daemon')"
+        " WHERE (SELECT COUNT(*) FROM nodes) = 1",
+        "DELETE FROM meta WHERE key = 'daemon'",
+        "INSERT INTO api_requests (limit_class, endpoint, at, node)"
+        " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+        "  WHERE i < (SELECT COALESCE(MAX(count), 0) FROM api_reads))"
+        " SELECT 'read', r.endpoint, MIN(r.bucket + 599, CAST(strftime('%s', 'now') AS REAL)),"
+        " r.node"
+        " FROM api_reads r JOIN n ON n.i <= r.count"
+        " WHERE r.bucket >= CAST(strftime('%s', 'now') AS INTEGER) - 87000"
+        " AND r.bucket + 600 <= COALESCE((SELECT MIN(q.at) FROM api_requests q"
+        "  WHERE q.limit_class = 'read' AND q.endpoint = r.endpoint), 1e18)",
+        "DROP TABLE api_reads",
     ),
 )
 

@@ -251,6 +251,25 @@ class SqlReads(SqlCore):
             )
         return (0, 0) if row is None else (int(row["n"]), int(row["b"]))
 
+    def unrecorded_submits_since(
+        self, since: float, exclude_ids: Collection[int] = ()
+    ) -> tuple[int, int]:
+        """(jobs whose submit marker is set since ``since`` with no project recorded, their
+        source bytes): POST /v2/dubbing may have gone out (a submit under way on some node,
+        or one whose answer a crash lost) and is not among ``usage_since``'s submits."""
+        where = "submit_started_at IS NOT NULL AND submit_started_at >= ? AND project_id IS NULL"
+        params: list[Any] = [since]
+        if exclude_ids:
+            where += f" AND id NOT IN ({marks(list(exclude_ids))})"
+            params += list(exclude_ids)
+        with self._read() as c:
+            row = one(
+                c,
+                f"SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM jobs WHERE {where}",  # noqa: S608
+                params,
+            )
+        return (0, 0) if row is None else (int(row["n"]), int(row["b"]))
+
     def dub_history(self, limit: int = 200) -> list[tuple[float | None, float]]:
         """(video seconds, seconds spent dubbing) of the newest finished dubs, newest first.
 

@@ -1,10 +1,13 @@
 """The SQL of nodes working together on one ledger, shared by both backends.
 
 Leases: due work is claimed for a node until a time, renewed by its heartbeat, given back
-when a step ends; a dead node's jobs are free again once its leases expire. Request windows:
+when a step ends; a dead node's jobs are free again once its leases expire. Runner leases do
+the same for work one node at a time may do (the start-up backfill, the daily spending check),
+and each node keeps its own status record. Request windows:
 every node's API requests are recorded, so all of them together stay inside the account's
 per-minute, hour and day limits, and a restart no longer forgets the hour and day; a 429
-seen by one node holds every node's requests.
+seen by one node holds every node's requests. The same log is the one count of reads the
+day's read budget plans with.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from .sqlcommon import SqlStore
 
 #: The meta key of the shared 429 gate (unix time until which no request goes).
 _GATE_KEY = "api_hold_until"
+#: Requests stay in the log at least this long (the day's read budget counts them).
+DAY = 86_400.0
 
 
 class SqlLedgerStore(SqlStore):
@@ -27,6 +32,8 @@ class SqlLedgerStore(SqlStore):
     #: How a claim's SELECT locks the rows it picks (PostgreSQL: skip rows another node is
     #: claiming); empty where a write transaction already excludes every other writer.
     _CLAIM_LOCK = ""
+    #: The start of a request's ten-minute period (whole unix seconds), in the backend's SQL.
+    _BUCKET_OF = "CAST(at / 600 AS INTEGER) * 600"
 
     # --- several nodes -------------------------------------------------------------------------
 
@@ -152,12 +159,12 @@ class SqlLedgerStore(SqlStore):
             self._serialize(c, f"api_requests {limit_class} {endpoint}")
             row = one(c, "SELECT value FROM meta WHERE key = ?", (_GATE_KEY,))
             wait = max(0.0, float(row["value"]) - now) if row else 0.0
-            if windows:
-                longest = max(seconds for _, seconds in windows)
-                c.run(
-                    "DELETE FROM api_requests WHERE limit_class = ? AND endpoint = ? AND at <= ?",
-                    (limit_class, endpoint, now - longest),
-                )
+            # Kept a day at least: the day's read budget counts reads from here too.
+            longest = max([DAY, *(seconds for _, seconds in windows)])
+            c.run(
+                "DELETE FROM api_requests WHERE limit_class = ? AND endpoint = ? AND at <= ?",
+                (limit_class, endpoint, now - longest),
+            )
             for limit, seconds in windows:
                 inside = one(
                     c,
@@ -179,12 +186,10 @@ class SqlLedgerStore(SqlStore):
                         wait = max(wait, float(leaving["at"]) + seconds - now + margin)
             if wait > 0:
                 return wait
-            if windows:
-                c.run(
-                    "INSERT INTO api_requests (limit_class, endpoint, at, node)"
-                    " VALUES (?, ?, ?, ?)",
-                    (limit_class, endpoint, now, node),
-                )
+            c.run(
+                "INSERT INTO api_requests (limit_class, endpoint, at, node) VALUES (?, ?, ?, ?)",
+                (limit_class, endpoint, now, node),
+            )
             return 0.0
 
     def hold_requests_until(self, until: float) -> None:
@@ -207,24 +212,57 @@ class SqlLedgerStore(SqlStore):
 
     # --- the day's read budget ----------------------------------------------------------------
 
-    def add_api_reads(self, node: str, endpoint: str, bucket: int, count: int) -> None:
-        """Add ``count`` reads of ``endpoint`` by ``node`` in the period starting at ``bucket``
-        (unix seconds); rows older than two days go (only the last 24 hours are ever read)."""
-        with self._tx() as c:
-            c.run(
-                "INSERT INTO api_reads (node, endpoint, bucket, count) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (endpoint, bucket, node)"
-                " DO UPDATE SET count = api_reads.count + excluded.count",
-                (node, endpoint, bucket, count),
-            )
-            c.run("DELETE FROM api_reads WHERE bucket < ?", (bucket - 2 * 86_400,))
-
     def api_reads_since(self, endpoint: str, since: float) -> dict[int, int]:
-        """Reads of ``endpoint`` per period (start, unix seconds) from ``since`` on, all nodes."""
+        """Reads of ``endpoint`` recorded in the request log from ``since`` on, all nodes, per
+        ten-minute period (its start, unix seconds): the day's read budget counts these."""
         with self._read() as c:
             rows = c.rows(
-                "SELECT bucket, SUM(count) AS n FROM api_reads WHERE endpoint = ? AND bucket >= ?"
-                " GROUP BY bucket",
+                f"SELECT {self._BUCKET_OF} AS bucket, COUNT(*) AS n FROM api_requests"  # noqa: S608
+                " WHERE limit_class = 'read' AND endpoint = ? AND at >= ? GROUP BY 1",
                 (endpoint, since),
             )
         return {int(r["bucket"]): int(r["n"]) for r in rows}
+
+    # --- work one node at a time does ---------------------------------------------------------
+
+    def take_runner(self, name: str, node: str, now: float, until: float) -> str | None:
+        """Hold the runner lease ``name`` for ``node`` until ``until`` when it is free,
+        expired or ``node``'s already; None when held now, else the node that holds it."""
+        with self._tx() as c:
+            got = c.rows(
+                "INSERT INTO runners (name, node, until) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET node = excluded.node, until = excluded.until"
+                " WHERE runners.until < ? OR runners.node = excluded.node RETURNING node",
+                (name, node, until, now),
+            )
+            if got:
+                return None
+            row = one(c, "SELECT node FROM runners WHERE name = ?", (name,))
+        return "?" if row is None else str(row["node"])
+
+    def renew_runners(self, node: str, until: float) -> None:
+        """Extend every runner lease ``node`` holds to ``until`` (its heartbeat)."""
+        with self._tx() as c:
+            c.run("UPDATE runners SET until = ? WHERE node = ?", (until, node))
+
+    def drop_runner(self, name: str, node: str) -> None:
+        """Give up the runner lease ``name`` if ``node`` holds it."""
+        with self._tx() as c:
+            c.run("DELETE FROM runners WHERE name = ? AND node = ?", (name, node))
+
+    # --- each node's status record ------------------------------------------------------------
+
+    def set_node_status(self, node: str, now: float, status: str) -> None:
+        """Write ``node``'s status record (the daemon's JSON), beside its heartbeat."""
+        with self._tx() as c:
+            c.run(
+                "INSERT INTO nodes (name, started_at, heartbeat_at, status) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET status = excluded.status",
+                (node, now, now, status),
+            )
+
+    def node_statuses(self) -> dict[str, str]:
+        """Every node's status record by node name (nodes that never wrote one: left out)."""
+        with self._read() as c:
+            rows = c.rows("SELECT name, status FROM nodes WHERE status IS NOT NULL ORDER BY name")
+        return {str(r["name"]): str(r["status"]) for r in rows}

@@ -251,13 +251,31 @@ def configure_logging(
     for secret in secrets:
         add_secret(secret)
     out = stream if stream is not None else sys.stdout
-    tty = _is_tty(out)
-    renderer: Processor
-    if fmt == "json" or (fmt == "auto" and not tty):
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = ShortConsoleRenderer(colors=tty)
+    _install_handler(out, _renderer(fmt, _is_tty(out)), level)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: loggers made at import time follow a later (re)configuration.
+        cache_logger_on_first_use=False,
+    )
 
+
+def _renderer(fmt: str, tty: bool) -> Processor:
+    """JSON lines for journald and Docker; short, coloured lines on a terminal."""
+    if fmt == "json" or (fmt == "auto" and not tty):
+        return structlog.processors.JSONRenderer()
+    return ShortConsoleRenderer(colors=tty)
+
+
+def _install_handler(out: TextIO, renderer: Processor, level: str) -> None:
+    """The one root handler (replacing ours from an earlier call): every record, ours and the
+    libraries', is formatted, redacted and rendered there."""
     global _HANDLER
     root = logging.getLogger()
     if _HANDLER is not None:
@@ -280,19 +298,6 @@ def configure_logging(
     _HANDLER = handler
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached: loggers made at import time follow a later (re)configuration.
-        cache_logger_on_first_use=False,
-    )
 
 
 def reset_logging() -> None:

@@ -19,6 +19,7 @@ from synthesia_watchd.domain.states import ACTIVE, JobState, OutputState
 from synthesia_watchd.engine import lifecycle
 from synthesia_watchd.engine.jobspec import local_midnight
 from synthesia_watchd.service.ledgerviews import job_dict, show_data, status_data
+from synthesia_watchd.stores import noderecords
 from synthesia_watchd.stores.ledger import Job, LedgerStore, Output
 
 _WINDOW_NAMES = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
@@ -101,15 +102,23 @@ def overview(console: Console) -> dict[str, Any]:
         ],
         "tier": cfg.api_tier,
         "node": {"ledger": cfg.ledger.name},
-        "nodes": [
-            {
-                "name": n.name,
-                "heartbeat_age": round(console.now() - n.heartbeat_at),
-                "claimed": n.claimed,
-            }
-            for n in console.ledger.nodes(console.now())
-        ],
+        "nodes": _nodes(console),
     }
+
+
+def _nodes(console: Console) -> list[dict[str, Any]]:
+    """The nodes sharing the ledger: heartbeat, claims, and each one's own status record."""
+    now = console.now()
+    found = noderecords.records(console.ledger)
+    return [
+        {
+            **noderecords.summary(found.get(n.name, {}), now),
+            "name": n.name,
+            "heartbeat_age": round(now - n.heartbeat_at),
+            "claimed": n.claimed,
+        }
+        for n in console.ledger.nodes(now)
+    ]
 
 
 def _hold_mode(holds: Mapping[str, Any], watch: str) -> str | None:

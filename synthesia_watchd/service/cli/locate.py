@@ -61,7 +61,7 @@ def ledger_path(args: argparse.Namespace) -> tuple[Path | str, str | None]:
     found = runtime.ledger_without_config(default=build_config({}).ledger)
     if not found.running:
         sys.stderr.write(f"(no config and no running daemon: using {found.ledger})\n")
-    return found.ledger, None
+    return found.ledger, found.password()
 
 
 def open_existing_ledger(args: argparse.Namespace) -> LedgerStore:

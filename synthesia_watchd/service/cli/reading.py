@@ -50,14 +50,23 @@ def _show_daemon(data: dict[str, Any]) -> None:
                 else ""
             )
         )
-    if data["shared"] or len(data["nodes"]) > 1:
-        for n in data["nodes"]:
-            echo(
-                f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
-                f"{n['claimed']} job(s) claimed"
-            )
-    for kind, reason in data["paused"].items():
-        echo(f"PAUSED ({kind}): {reason}")
+    for line in _node_lines(data):
+        echo(line)
+
+
+def _node_lines(data: dict[str, Any]) -> list[str]:
+    """Each node sharing the ledger and its pauses (one node: its pauses only)."""
+    if not data["shared"] and len(data["nodes"]) < 2:
+        return [f"PAUSED ({kind}): {reason}" for kind, reason in data["paused"].items()]
+    lines = []
+    for n in data["nodes"]:
+        state = f"running (pid {n['pid']})" if n["running"] else "not running"
+        lines.append(
+            f"node {n['name']}: heartbeat {_age(n['heartbeat_age_seconds'])} ago, "
+            f"{n['claimed']} job(s) claimed, {state}"
+        )
+        lines += [f"PAUSED ({k}) on {n['name']}: {why}" for k, why in n["paused"].items()]
+    return lines
 
 
 def _show_alerts(data: dict[str, Any]) -> None:

@@ -4,14 +4,17 @@ init`, `languages`, `backfill` (a watch's new targets for done jobs) and `backup
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from synthesia_watchd.config.load import Config, dump_effective
 from synthesia_watchd.domain.errors import AuthError, UsageError, WatchdError
+from synthesia_watchd.engine.backfill import Turn
 from synthesia_watchd.stores.ledger import Ledger, open_ledger
 
 from .common import ExitStatus, echo
@@ -82,13 +85,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             raise AuthError("no API key configured: set SYNTHESIA_API_KEY or api_key_file")
     with open_ledger(config.ledger_location, password=config.ledger_password_text()) as ledger:
         pipeline = compose.engine(config, ledger, client)
-        todo = pipeline.backfill_candidates(watch)
-        langs = sum(len(m) for _, m in todo)
-        for job, missing in todo:
-            line = f"#{job.id} {Path(job.source_path).name}: + {', '.join(missing)}"
-            if not args.dry_run:
-                line += f"  -> {pipeline.backfill(job, missing)}"
-            echo(line)
+        # Never beside a daemon's start-up backfill (any node's, this host's too).
+        turn: AbstractContextManager[Turn | None] = (
+            contextlib.nullcontext() if args.dry_run else Turn(pipeline.ctx, "backfill command")
+        )
+        with turn as held:
+            todo = pipeline.backfill_candidates(watch)
+            langs = sum(len(m) for _, m in todo)
+            for job, missing in todo:
+                line = f"#{job.id} {Path(job.source_path).name}: + {', '.join(missing)}"
+                if held is not None:
+                    held.renew()
+                    line += f"  -> {pipeline.backfill(job, missing)}"
+                echo(line)
     verb = "would add" if args.dry_run else "added"
     echo(
         f"{verb} {langs} dubbed language(s) to {len(todo)} existing project(s); "
