@@ -16,7 +16,8 @@ from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.files.completeness import Structure, inspect
 from synthesia_watchd.files.incomplete import Decision, IncompleteFiles
 from synthesia_watchd.service import cli
-from synthesia_watchd.watching.watcher import StableFile, WatchSet
+from synthesia_watchd.watching.model import StableFile
+from synthesia_watchd.watching.watcher import WatchSet
 
 Capsys = pytest.CaptureFixture[str]
 

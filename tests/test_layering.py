@@ -15,7 +15,7 @@ OWNERS = {
     "requests": {"synthesia.transport"},
     "boto3": {"synthesia.upload", "simulator"},
     "botocore": {"synthesia.upload", "simulator"},
-    "watchdog": {"watching.watcher"},
+    "watchdog": {"watching.observers"},
     "yaml": {"config.yamlmarks"},
     "prometheus_client": {"telemetry.metrics"},
     "moto": {"simulator"},

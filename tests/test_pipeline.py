@@ -11,7 +11,9 @@ from typing import Any
 from enginefixtures import SOURCE_SIZE, TARGETS, Engine
 
 from synthesia_watchd.domain.media import sample_video
+from synthesia_watchd.domain.reasons import Reason
 from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.engine import lifecycle
 from synthesia_watchd.engine.jobspec import job_settings
 from synthesia_watchd.engine.pipeline import Pipeline
 from synthesia_watchd.service import ledgerviews
@@ -234,3 +236,31 @@ def test_outputs_beside_sources_are_not_new_jobs(engine: Engine) -> None:
     engine.run(output=str(engine.input))
     assert [j.source_path for j in engine.jobs()] == [str(src)]
     assert len(engine.work_requests()) == before
+
+
+def test_a_twin_of_a_job_that_may_be_paid_waits_for_a_human(engine: Engine) -> None:
+    """An identical file while the first job's submit is ambiguous (maybe paid): the twin
+    never pays again; it needs attention, names the job, and reuses once that one is done."""
+    engine.sim.faults.add("POST /v2/dubbing", "drop_after", count=1)
+    first = engine.put("a.mp4", seed="same")
+    engine.run()
+    a_job = engine.job_for(first)
+    assert a_job.state is JobState.NEEDS_ATTENTION, a_job.last_error
+    second = engine.put("b.mp4", seed="same")
+    engine.run()
+    assert engine.dub_posts() == 1
+    b_job = engine.job_for(second)
+    assert (b_job.state, b_job.reason_code) == (
+        JobState.NEEDS_ATTENTION,
+        Reason.TWIN_NEEDS_ATTENTION.value,
+    )
+    assert f"job #{a_job.id}" in (b_job.last_error or "")
+    with engine.ledger() as ledger:
+        lifecycle.resubmit(ledger, ledger.get(a_job.id))
+    engine.run()
+    assert engine.job_for(first).state is JobState.DONE
+    with engine.ledger() as ledger:
+        lifecycle.retry(ledger, ledger.get(b_job.id))
+    engine.run()
+    assert engine.job_for(second).state is JobState.DONE
+    assert engine.dub_posts() == 2  # the confirmed resubmit; the twin reused its outputs

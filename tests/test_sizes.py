@@ -18,10 +18,7 @@ DATA_TABLES = {
 
 #: Code over the limits that is not split yet, with its size today: it may shrink, never
 #: grow, and an entry must go once its code fits (the test says so).
-NOT_YET_SPLIT = {
-    "watching/watcher.py": 803,
-    "watching/watcher.py:WatchSet": 512,
-}
+NOT_YET_SPLIT: dict[str, int] = {}
 
 
 def _sizes() -> dict[str, tuple[int, int]]:

@@ -18,7 +18,8 @@ from structlog.testing import capture_logs
 
 from synthesia_watchd.domain.media import sample_video
 from synthesia_watchd.files import fsinfo
-from synthesia_watchd.watching.watcher import StableFile, Vanished, WatchSet, WatchStatus
+from synthesia_watchd.watching.model import StableFile, Vanished, WatchStatus
+from synthesia_watchd.watching.watcher import WatchSet
 
 QUIET = 0.15
 SCAN = 0.05

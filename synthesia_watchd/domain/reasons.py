@@ -45,6 +45,7 @@ class Reason(StrEnum):
     ORPHAN_PROJECT = "orphan_project"
     LANGUAGES_FAILED = "languages_failed"
     AMBIGUOUS_LANGUAGE = "ambiguous_language"
+    TWIN_NEEDS_ATTENTION = "twin_needs_attention"
     # operator operations
     RETRY = "retry"
     RESUBMIT = "resubmit"

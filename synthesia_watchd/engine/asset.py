@@ -27,7 +27,15 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
         return settled
     if not ctx.source_unchanged(job):
         return _source_gone(ctx, job)
-    if active_twin(ctx, job) is not None:
+    twin = active_twin(ctx, job)
+    if twin is not None and twin.state is JobState.NEEDS_ATTENTION:
+        why = (
+            f"identical content to job #{twin.id}, which needs attention and may already be "
+            f"paid for: resolve job #{twin.id} first, then retry this one (it reuses that "
+            "job's outputs once it is done, at no charge)"
+        )
+        return o.NeedsAttention(Reason.TWIN_NEEDS_ATTENTION, why)
+    if twin is not None:
         return o.Wait(ctx.now() + WAIT_SECONDS)
     asset = ctx.require_client().create_asset(
         content_type=settings.content_type or media.content_type_for(Path(job.source_path)),
@@ -61,15 +69,22 @@ def _source_gone(ctx: StageContext, job: Job) -> o.Outcome:
 
 
 def active_twin(ctx: StageContext, job: Job) -> Job | None:
-    """An older unfinished job for the same content: wait for it instead of paying twice."""
+    """An older job for the same content that is unfinished, or waits for a human after its
+    dub may have been paid (a submit marker or a project): wait for it, never pay twice."""
     if job.sha256 is None:
         return None
     for other in ctx.ledger.jobs_with_hash(job.sha256):
         if (
             other.id < job.id
-            and other.state not in TERMINAL
+            and _unsettled(other)
             and other.source_language == job.source_language
             and sorted(other.targets) == sorted(job.targets)
         ):
             return other
     return None
+
+
+def _unsettled(job: Job) -> bool:
+    if job.state is JobState.NEEDS_ATTENTION:
+        return job.project_id is not None or job.submit_started_at is not None
+    return job.state not in TERMINAL

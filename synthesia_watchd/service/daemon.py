@@ -33,7 +33,7 @@ from synthesia_watchd.engine.spending import spending, spending_text
 from synthesia_watchd.stores import runtime
 from synthesia_watchd.synthesia.api import SynthesiaClient
 from synthesia_watchd.telemetry.logsetup import get_logger
-from synthesia_watchd.watching.watcher import StableFile, Vanished
+from synthesia_watchd.watching.model import StableFile, Vanished
 
 from . import drain, reconfigure, recovery
 from .compose import Parts

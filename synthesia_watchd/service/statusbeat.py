@@ -18,7 +18,7 @@ from typing import Any
 from synthesia_watchd import __version__
 from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.telemetry.metrics import Heartbeat
-from synthesia_watchd.watching.watcher import WatchStatus
+from synthesia_watchd.watching.model import WatchStatus
 
 from .compose import Parts
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 from synthesia_watchd.files.offload import Offloaded
 
-from .watcher import LogLike, StableFile, Vanished, WatchLike, WatchSet
+from .model import LogLike, StableFile, Vanished, WatchLike
+from .watcher import WatchSet
 
 #: The longest one pass of the loop waits for a turn of the watchers.
 TURN_WAIT = 0.5
