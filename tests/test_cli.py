@@ -284,3 +284,19 @@ def test_help_lists_every_command(capsys: Capsys) -> None:
     for name in commands.split():
         assert name in out, name
     assert "Exit codes" in out
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    """`status`, `--version` and the other quick commands start fast: importing the CLI loads
+    neither the HTTP client, the AWS SDK nor a database driver (each command loads its own)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import synthesia_watchd.service.cli; "
+        "print(sorted(m for m in ('requests', 'boto3', 'psycopg', 'watchdog') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

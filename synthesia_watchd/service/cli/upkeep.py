@@ -14,7 +14,6 @@ from pathlib import Path
 
 from synthesia_watchd.config.load import Config, dump_effective
 from synthesia_watchd.domain.errors import AuthError, UsageError, WatchdError
-from synthesia_watchd.engine.backfill import Turn
 from synthesia_watchd.stores.ledger import Ledger, open_ledger
 
 from .common import ExitStatus, echo
@@ -68,6 +67,7 @@ def _spending_line(config: Config) -> str:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Show (``--dry-run``) or add a watch's new targets to its done jobs' projects."""
+    from synthesia_watchd.engine.backfill import Turn
     from synthesia_watchd.service import compose
 
     config = load(args)
