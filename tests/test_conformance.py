@@ -379,6 +379,75 @@ def test_daemon_dubs_against_a_bare_code_server(engine_factory: Callable[..., An
         assert out.read_bytes() == engine.sim.expected_output(job.project_id, lang)
 
 
+def test_bare_codes_shared_by_two_targets_need_attention(
+    engine_factory: Callable[..., Any],
+) -> None:
+    """Bare "es" items cannot tell es-ES from es-MX: nothing written for them, no new charge."""
+    from enginefixtures import ManualClock
+
+    from synthesia_watchd.domain.reasons import Reason
+    from synthesia_watchd.domain.states import JobState, OutputState
+    from synthesia_watchd.engine import lifecycle
+
+    engine = engine_factory(
+        **STRICT, bare_language_codes=True, clock=ManualClock(), dub_seconds=20.0
+    )
+    source = engine.put("talk.mp4")
+    targets = ["es-ES", "es-MX", "fr-FR"]
+    engine.step(targets=targets)
+    job = engine.job_for(source)
+    assert job.state is JobState.NEEDS_ATTENTION, (job.state, job.last_error)
+    assert job.reason_code == Reason.AMBIGUOUS_LANGUAGE.value
+    said = f"{job.last_error} {job.last_error_context}"
+    for words in ("es-ES", "es-MX", "bare", "'es'", f"retry {job.id}"):
+        assert words in said, said
+    # Only the language the answer names without doubt is written.
+    assert sorted(p.name for p in engine.output.iterdir()) == ["talk.dubbed-fr-FR.mp4"]
+    outs = {o.language: o for o in engine.outputs(job)}
+    assert outs["fr-FR"].state is OutputState.DONE
+    for lang in ("es-ES", "es-MX"):
+        assert (outs[lang].state, outs[lang].error_code) == (
+            OutputState.FAILED,
+            "ambiguous_language",
+        )
+    # `retry` polls the paid project again: still ambiguous, still not paid twice.
+    with engine.ledger() as ledger:
+        said = lifecycle.retry(ledger, job)
+    assert "no new charge" in said
+    engine.step(targets=targets)
+    again = engine.job_for(source)
+    assert (again.id, again.state) == (job.id, JobState.NEEDS_ATTENTION)
+    assert sorted(p.name for p in engine.output.iterdir()) == ["talk.dubbed-fr-FR.mp4"]
+    assert engine.dub_posts() == 1
+
+
+def test_bare_codes_seen_stop_a_shared_locale_job_before_it_pays(
+    engine_factory: Callable[..., Any],
+) -> None:
+    """Once the API has answered bare codes, the next job dubbing es-ES and es-MX is not
+    submitted (its dubs could not be told apart): it waits for a person, nothing paid."""
+    from enginefixtures import ManualClock
+
+    from synthesia_watchd.domain.reasons import Reason
+    from synthesia_watchd.domain.states import JobState
+
+    engine = engine_factory(
+        **STRICT, bare_language_codes=True, clock=ManualClock(), dub_seconds=20.0
+    )
+    engine.settings["workers"] = {"max_active_jobs": 1}  # the second submit waits for the first
+    engine.put("a.mp4")
+    engine.put("b.mp4")
+    engine.step(targets=["es-ES", "es-MX"])
+    jobs = engine.jobs()
+    assert [j.state for j in jobs] == [JobState.NEEDS_ATTENTION] * 2, engine.states()
+    assert all(j.reason_code == Reason.AMBIGUOUS_LANGUAGE.value for j in jobs)
+    assert engine.dub_posts() == 1
+    (unpaid,) = [j for j in jobs if j.project_id is None]
+    said = f"{unpaid.last_error} {unpaid.last_error_context}"
+    for words in ("not sent", "es-ES", "es-MX", "bare", "own watch"):
+        assert words in said, said
+
+
 # --- item 4: error bodies in other shapes keep their reason -------------------------------------
 
 

@@ -17,20 +17,35 @@ def test_no_space_errnos_are_recognised() -> None:
 
 
 def test_hold_names_folder_and_free_space_and_resumes_when_the_file_fits(tmp_path: Path) -> None:
-    """A held root stays held until the failed file's size plus the margin is free."""
+    """A held root waits until the failed file's size plus the margin is free; its writes then
+    try, and the hold ends with the first that succeeds."""
     free = {"now": 512 * 1024}
     holds = SpaceHolds(free=lambda folder: free["now"])
     reason, new = holds.hold(tmp_path, tmp_path / "sub", 4 * MARGIN)
     assert new
     assert f"no space left on {tmp_path / 'sub'}" in reason
     assert "512.0 KiB free" in reason and "4.0 MiB needed" in reason
-    assert holds.blocked(tmp_path) == (reason, False)
+    assert holds.blocked(tmp_path) == reason
     free["now"] = 4 * MARGIN  # the file alone, without the margin, is not enough
-    assert holds.blocked(tmp_path) == (reason, False)
+    assert holds.blocked(tmp_path) == reason
     free["now"] = 6 * MARGIN
-    assert holds.blocked(tmp_path) == (None, True)
-    assert holds.blocked(tmp_path) == (None, False)
+    assert holds.blocked(tmp_path) is None
+    assert holds.held() == [str(tmp_path)]  # trying, not over yet
+    assert holds.written(tmp_path)
+    assert holds.blocked(tmp_path) is None
+    assert not holds.written(tmp_path)
     assert holds.held() == []
+
+
+def test_a_refusal_while_trying_is_the_same_episode(tmp_path: Path) -> None:
+    """Room by statvfs but the write refused again (a quota): one episode, the hint says so."""
+    holds = SpaceHolds(free=lambda folder: 100 * MARGIN)
+    reason, new = holds.hold(tmp_path, tmp_path, MARGIN)
+    assert new and "a quota is likely the limit" in reason
+    assert holds.blocked(tmp_path) is None
+    assert holds.hold(tmp_path, tmp_path, MARGIN) == (reason, False)
+    assert holds.written(tmp_path)
+    assert holds.hold(tmp_path, tmp_path, MARGIN)[1]
 
 
 def test_unknown_size_waits_for_more_room_than_there_was(tmp_path: Path) -> None:
@@ -38,9 +53,9 @@ def test_unknown_size_waits_for_more_room_than_there_was(tmp_path: Path) -> None
     free = {"now": 10 * MARGIN}
     holds = SpaceHolds(free=lambda folder: free["now"])
     holds.hold(tmp_path, tmp_path, None)
-    assert holds.blocked(tmp_path)[0] is not None
+    assert holds.blocked(tmp_path) is not None
     free["now"] = 12 * MARGIN
-    assert holds.blocked(tmp_path) == (None, True)
+    assert holds.blocked(tmp_path) is None
 
 
 def test_describe_sizes() -> None:

@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from enginefixtures import Engine
 
 from synthesia_watchd.domain.states import JobState, OutputState
+from synthesia_watchd.files.diskspace import SpaceHolds
 from synthesia_watchd.service import cli
 from synthesia_watchd.service.daemon import Daemon
 from synthesia_watchd.stores.ledger import Job
@@ -105,6 +107,50 @@ def test_full_disk_holds_downloads_until_space_returns(
     assert job.attempts == 0
     assert (out / "talk.dubbed-fr-FR.mp4").stat().st_size == MIB
     assert (out / "talk.dubbed-es-ES.mp4").stat().st_size == MIB
+
+
+def test_quota_hold_is_logged_once_per_episode_and_stays_in_status(
+    engine_factory: Callable[..., Engine], tiny_fs: Path
+) -> None:
+    """A write refused for space that statvfs cannot see (a quota: free space looks fine) logs
+    the hold once, however many re-checks pass, keeps the hold in `status` throughout, and
+    logs once that it cleared."""
+    engine = engine_factory(dub_size=MIB)
+    out = tiny_fs / "out"
+    out.mkdir()
+    filler = tiny_fs / "filler"
+    filler.write_bytes(b"\0" * (3 * MIB + MIB // 2))  # writes fail: ENOSPC, as a quota's EDQUOT
+    engine.put("talk.mp4")
+    rechecks: set[float] = set()
+    shown: list[bool] = []
+
+    def quota(d: Daemon) -> None:
+        # statvfs under a quota: plenty free, whatever the writes say.
+        if not isinstance(d.pipeline.ctx.space, QuotaBlind):
+            d.pipeline.ctx.space = QuotaBlind(free=lambda folder: 1 << 40)
+        if not filler.exists():
+            return
+        jobs = d.ledger.list_jobs(limit=10)
+        if jobs and "no space left on" in (jobs[0].last_error or ""):
+            rechecks.add(jobs[0].next_attempt_at)
+            shown.append(any(k.startswith("space:") for k in d.pipeline.pauses.snapshot()))
+            if len(rechecks) >= 4:
+                filler.unlink()
+
+    with structlog.testing.capture_logs() as logs:
+        engine.run(on_tick=quota, output=str(out), targets=["fr-FR", "es-ES"])
+    assert len(rechecks) >= 4, "the job was never held for space"
+    events = [e["event"] for e in logs]
+    held = [e for e in events if e.startswith("no space left on device")]
+    back = [e for e in events if e.startswith("space is back")]
+    assert (len(held), len(back)) == (1, 1), events
+    assert shown and all(shown), f"status lost the hold between re-checks: {shown}"
+    engine.assert_all_done()
+    assert (out / "talk.dubbed-fr-FR.mp4").stat().st_size == MIB
+
+
+class QuotaBlind(SpaceHolds):
+    """The engine's space holds over a ``free`` that, like statvfs under a quota, sees room."""
 
 
 def test_retry_of_refused_downloads_polls_the_project_again(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +83,81 @@ def test_dubbing_estimate_follows_the_video_length(tmp_path: Path) -> None:
     figures = dubbing_figures(ledger, job, job.state_changed_at + 90)
     assert figures["estimate"] == "60s" and figures["left"] == "due any time now"
     ledger.close()
+
+
+class HistoryCountingLedger(Ledger):
+    """The real SQLite ledger, counting how often the dub history is queried."""
+
+    reads = 0
+
+    def dub_history(self, limit: int = 200) -> list[tuple[float | None, float]]:
+        self.reads += 1
+        return super().dub_history(limit)
+
+
+def test_dubbing_polls_do_not_query_the_dub_history_each_time(tmp_path: Path) -> None:
+    """A thousand polls of a running dub (line and next poll) read the history once a minute
+    or so, and a dub that finishes is learnt at once."""
+    from enginefixtures import ManualClock
+
+    from synthesia_watchd.config.load import build_config
+    from synthesia_watchd.engine.pipeline import Pipeline
+    from synthesia_watchd.engine.pollplan import HISTORY_TTL
+
+    clock = ManualClock()
+    ledger = HistoryCountingLedger(tmp_path / "ledger.sqlite3", now=clock)
+    watch = {"name": "drop", "input": str(tmp_path), "targets": ["fr-FR"], "source_language": "en"}
+    config = build_config({"watches": [watch]}, filename="<test>", environ={})
+    pipeline = Pipeline(
+        ledger=ledger, config=config, client=None, uploader=None, stop=threading.Event(), now=clock
+    )
+
+    def dubbing(name: str) -> int:
+        job = ledger.add_job(
+            watch="drop", source_path=str(tmp_path / name), size=1, mtime_ns=1, sha256=name,
+            source_language="en", targets=["fr-FR"], output_dir=str(tmp_path), duration_s=60.0,
+        )  # fmt: skip
+        for old, new in itertools.pairwise(JOURNEY):
+            ledger.transition(job.id, old, new, why="test")
+        return job.id
+
+    running, other = dubbing("running.mp4"), dubbing("other.mp4")
+    polls = 1000
+    for _ in range(polls):
+        clock.advance(1.0)
+        job = ledger.get(running)
+        pipeline.progress.dubbing(job)
+        pipeline.polls.next_poll_at(job, clock(), poll_interval=10, poll_max=60)
+    assert ledger.reads <= polls / HISTORY_TTL + 2, ledger.reads
+    assert pipeline.progress.board.snapshot()[str(running)]["estimate"] == "60s"
+    # The other dub finishes (its 60 s of video took 1000 s): the next line learns from it.
+    ledger.transition(other, JobState.DUBBING, JobState.DOWNLOADING, why="test")
+    pipeline.polls.finished(other, clock(), poll_max=60)
+    pipeline.progress.dubbing(ledger.get(running))
+    assert pipeline.progress.board.snapshot()[str(running)]["estimate"] != "60s"
+    ledger.close()
+
+
+def test_status_reads_the_dub_history_once_for_every_dubbing_job(tmp_path: Path) -> None:
+    """`status` with several dubs running shows each one's estimate from one history read."""
+    from synthesia_watchd.service.ledgerviews import status_data
+
+    ledger = HistoryCountingLedger(tmp_path / "ledger.sqlite3")
+    for n in range(5):
+        job = ledger.add_job(
+            watch="drop", source_path=str(tmp_path / f"{n}.mp4"), size=1, mtime_ns=1,
+            sha256=str(n), source_language="en", targets=["fr-FR"], output_dir=str(tmp_path),
+        )  # fmt: skip
+        for old, new in itertools.pairwise(JOURNEY):
+            ledger.transition(job.id, old, new, why="test")
+    active = status_data(ledger)["active"]
+    assert len(active) == 5 and all(a["progress"]["estimate"] for a in active)
+    assert ledger.reads == 1
+    ledger.close()
+
+
+#: The states a job passes through to be dubbing.
+JOURNEY = (JobState.QUEUED, JobState.ASSET_CREATED, JobState.UPLOADED, JobState.DUBBING)
 
 
 def test_console_lines_start_with_time_level_event_job_file() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +69,115 @@ def test_needs_attention_view_explains_and_warns(live: LiveDaemon) -> None:
     assert "may have started, and billed" in page and "you pay twice" in page
     assert f'data-action="resubmit-{job.id}"' in page
     assert f'data-action="retry-{job.id}"' not in page
+
+
+@pytest.mark.parametrize(
+    ("path", "state"), [("/failures", JobState.FAILED), ("/attention", JobState.NEEDS_ATTENTION)]
+)
+def test_long_lists_page_to_the_oldest_job(live: LiveDaemon, path: str, state: JobState) -> None:
+    """More failed (or waiting) jobs than one page holds: "older" links reach every one."""
+    engine = live.engine
+    with Ledger(engine.ledger_path) as ledger:
+        ids = {
+            ledger.add_job(
+                watch="elsewhere", source_path=str(engine.input / f"f{n}.mp4"), size=1,
+                mtime_ns=1, sha256=None, source_language="en", targets=["fr-FR"],
+                output_dir=str(engine.output), state=state, why="set up by the test",
+            ).id
+            for n in range(530)
+        }  # fmt: skip
+    seen: list[int] = []
+    url: str | None = path
+    for _ in range(50):
+        assert url is not None
+        page = live.get(url).text
+        shown = [int(i) for i in re.findall(r'data-job="(\d+)"', page)]
+        assert shown and not set(shown) & set(seen), url
+        seen += shown
+        older = re.search(r'<a href="([^"]+)"[^>]*>older</a>', page)
+        url = html.unescape(older.group(1)) if older else None
+        if url is None:
+            break
+    assert set(seen) == ids and len(seen) == len(ids)
+    assert seen == sorted(seen, reverse=True)  # newest first, page after page
+
+
+def test_reload_moves_the_console_to_a_new_listen_address(
+    live_factory: Callable[..., LiveDaemon],
+) -> None:
+    """SIGHUP with a new web.listen: the console answers there, not on the old port; a port
+    already taken leaves it where it was, with the reason in the log."""
+    import socket
+
+    import requests
+    import structlog
+
+    live = live_factory()
+    old = live.daemon.web.port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        new = probe.getsockname()[1]
+    live.engine.settings["web"] = {"listen": f"127.0.0.1:{new}"}
+    live.engine.write_config()
+    live.reload()
+    wait_until(lambda: live.daemon.web.port == new, what="the console on its new port")
+    assert live.get("/").status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{old}/", timeout=5)
+    with socket.socket() as taken, structlog.testing.capture_logs() as logs:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        live.engine.settings["web"] = {"listen": f"127.0.0.1:{taken.getsockname()[1]}"}
+        live.engine.write_config()
+        live.reload()
+        found = wait_until(
+            lambda: [e for e in logs if e["event"].startswith("console not moved")],
+            what="the refused move logged",
+        )
+    assert "cannot listen on" in found[0]["error"], found
+    assert live.daemon.web.port == new and live.get("/").status_code == 200
+
+
+def test_reload_applies_a_new_console_token_on_the_same_port(
+    live_factory: Callable[..., LiveDaemon], tmp_path: Path
+) -> None:
+    """A new web.token_file on the same address: the console restarts there and asks for it;
+    web.listen removed: the console stops."""
+    import requests
+
+    live = live_factory()
+    port = live.daemon.web.port
+    token = "a-long-enough-console-token"
+    web = {"listen": f"127.0.0.1:{port}", "token_file": str(token_file(tmp_path, token))}
+    live.engine.settings["web"] = web
+    live.engine.write_config()
+    live.reload()
+    wait_until(lambda: live.daemon.web.token_file is not None, what="the token applied")
+    assert live.daemon.web.port == port
+    assert live.get("/").status_code == 401
+    assert live.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    del live.engine.settings["web"]
+    live.engine.write_config()
+    live.reload()
+    wait_until(lambda: live.daemon.web is None, what="the console stopped")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_reload_says_a_new_metrics_listen_needs_a_restart(
+    live_factory: Callable[..., LiveDaemon],
+) -> None:
+    """metrics.listen is read at start: a reload that changes it says so in the log."""
+    import structlog
+
+    live = live_factory(settings={"metrics": {"listen": "127.0.0.1:0"}})
+    live.engine.settings["metrics"] = {"listen": "127.0.0.1:1"}
+    live.engine.write_config()
+    with structlog.testing.capture_logs() as logs:
+        live.reload()
+        wait_until(lambda: any(e["event"] == "config reloaded" for e in logs), what="reload")
+    said = [e for e in logs if e["event"].startswith("metrics.listen changed")]
+    assert said and said[0]["listen"] == "127.0.0.1:1", [e["event"] for e in logs]
 
 
 # --- changes go through lifecycle, with CSRF --------------------------------------------------

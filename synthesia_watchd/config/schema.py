@@ -266,13 +266,14 @@ TOP_KEYS: tuple[_Key, ...] = (
     ),
     _Key("metrics.listen", "host:port or null", None, nullable(listen_address)).about(
         "Address of the Prometheus /metrics and /healthz listener; null disables it. An "
-        "explicit address is required (a bare port is refused).",
+        "explicit address is required (a bare port is refused). Read at start: a change "
+        "takes effect at the next restart, not on reload.",
         "127.0.0.1:9464",
     ),
     _Key("web.listen", "host:port or null", None, nullable(listen_address)).about(
         "Address of the operator console and push API (/, /api/v1/...); null disables it. "
         "An address other than loopback requires web.token_file, or the daemon refuses to "
-        "start.",
+        "start. A reload (SIGHUP) moves the console to a changed address.",
         "127.0.0.1:8080",
     ),
     _Key("web.token_file", "path or null", None, nullable(filepath)).about(

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     AUTO_RESUBMIT = "auto_resubmit"
     ORPHAN_PROJECT = "orphan_project"
     LANGUAGES_FAILED = "languages_failed"
+    AMBIGUOUS_LANGUAGE = "ambiguous_language"
     TWIN_NEEDS_ATTENTION = "twin_needs_attention"
     # operator operations
     RETRY = "retry"

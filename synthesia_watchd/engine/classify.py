@@ -106,7 +106,8 @@ def hold_for_space(ctx: StageContext, job: Job, exc: OSError | NoSpaceLeft) -> o
         folder = Path(exc.filename).parent if isinstance(exc.filename, str) else root
         needed = None
     reason, new = ctx.space.hold(root, folder, needed)
-    if ctx.pauses.set(f"space:{root}", reason) or new:
+    ctx.pauses.set(f"space:{root}", reason)
+    if new:  # once per episode: a quota refusing every re-try is not news each time
         log.error(
             "no space left on device: downloads held until space returns",
             folder=str(folder),

@@ -15,7 +15,14 @@ from synthesia_watchd.domain.errors import (
 )
 from synthesia_watchd.domain.reasons import Reason
 from synthesia_watchd.domain.states import JobState, OutputState
-from synthesia_watchd.engine.jobspec import asset_url, match_assets, output_file, output_root
+from synthesia_watchd.engine.jobspec import (
+    AMBIGUOUS_LANGUAGE_CODE,
+    asset_url,
+    match_assets,
+    missing_code,
+    output_file,
+    output_root,
+)
 from synthesia_watchd.engine.lifecycle import UNSAFE_URL_CODE
 from synthesia_watchd.files import atomic, diskspace
 from synthesia_watchd.stores.ledger import Job, Output
@@ -43,10 +50,11 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
         if ctx.stop.is_set():
             raise ShutdownRequested
         assert project is not None
-        asset = match_assets(project, [out.language]).get(out.language)
+        asset = match_assets(project, [out.language], job.targets).get(out.language)
         url = asset_url(asset, out.kind) if asset else None
         if asset is None or asset.status != "complete" or url is None:
-            write_outputs(ctx, job.id, (_unavailable(out, asset),))
+            missing = missing_code(project, out.language, job.targets)
+            write_outputs(ctx, job.id, (_unavailable(out, asset, missing),))
             continue
         try:
             try:
@@ -57,7 +65,7 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
                 # Signed URLs are time-limited: fetch fresh ones once per stage and retry.
                 refreshed = True
                 project = client.get_project(job.project_id or "", languages)
-                asset = match_assets(project, [out.language]).get(out.language)
+                asset = match_assets(project, [out.language], job.targets).get(out.language)
                 url = asset_url(asset, out.kind) if asset else None
                 if asset is None or url is None:
                     raise
@@ -67,13 +75,15 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
             _refuse(ctx, job, out, str(exc))
             continue
         write_outputs(ctx, job.id, (row,))
+        space_back(ctx, job)
     return finish(ctx, ctx.ledger.get(job.id))
 
 
-def _unavailable(out: Output, asset: DubbedAsset | None) -> o.OutputRow:
-    """The failed row of an output Synthesia did not deliver (or gave no URL for)."""
+def _unavailable(out: Output, asset: DubbedAsset | None, missing: str) -> o.OutputRow:
+    """The failed row of an output Synthesia did not deliver (or gave no URL for);
+    ``missing``: the code when the answer holds no item for it (``jobspec.missing_code``)."""
     if asset is None or asset.status != "complete":
-        code = (asset.error_code if asset else None) or "missing_from_project"
+        code = (asset.error_code if asset else None) or missing
         return o.OutputRow(out.language, out.kind, OutputState.FAILED, {"error_code": code})
     fields = {"error_code": f"no_{out.kind}_url", "dubbed_asset_id": asset.id}
     return o.OutputRow(out.language, out.kind, OutputState.FAILED, fields)
@@ -139,6 +149,8 @@ def finish(ctx: StageContext, job: Job) -> o.Outcome:
         log.info("job done", outputs=len(done))
         return o.Finished(f"{len(done)} output(s) written and verified")
     reasons = ", ".join(f"{out.language}/{out.kind}: {out.error_code}" for out in failed)
+    if any(out.error_code == AMBIGUOUS_LANGUAGE_CODE for out in failed):
+        return ambiguous(job, failed, done)
     if not done and all(out.error_code == UNSAFE_URL_CODE for out in failed):
         # Nothing usable came back, through no fault of the dub: `retry` re-polls the
         # project (no new charge) once allowed_download_hosts or the API is fixed.
@@ -153,13 +165,41 @@ def finish(ctx: StageContext, job: Job) -> o.Outcome:
     )
 
 
+def ambiguous(job: Job, failed: list[Output], done: list[Output]) -> o.NeedsAttention:
+    """Some dubs came back under a bare code two targets share: which is which is unknown, so
+    none of them was written; the job waits for a person (no new dub is paid for by itself)."""
+    langs = sorted({out.language for out in failed if out.error_code == AMBIGUOUS_LANGUAGE_CODE})
+    bases = ", ".join(sorted({f"'{lang.split('-')[0].lower()}'" for lang in langs}))
+    others = sorted(
+        {f"{out.language}: {out.error_code}" for out in failed if out.language not in langs}
+    )
+    message = (
+        f"the API answered bare language codes ({bases}) that cannot tell "
+        f"{' from '.join(langs)}: nothing was written for them"
+        + (f" ({len(done)} other output(s) written)" if done else "")
+        + (f"; also failed: {', '.join(others)}" if others else "")
+    )
+    context = (
+        f"they are dubbed and paid for in project {job.project_id}. To get each locale, give "
+        "every locale of one language its own watch (one dub each, paid for again), or ask "
+        f"Synthesia to answer full locales; `retry {job.id}` polls this project again at no "
+        "new charge and writes them once the API names the locales"
+    )
+    log.warning("ambiguous language codes", languages=langs, codes=bases)
+    return o.NeedsAttention(Reason.AMBIGUOUS_LANGUAGE, message, context)
+
+
 def space_held(ctx: StageContext, job: Job) -> o.Hold | None:
     """Whether the job's output root is still full (then the job waits, spending nothing)."""
-    root = output_root(job)
-    reason, resumed = ctx.space.blocked(root)
-    if resumed:
-        ctx.pauses.clear(f"space:{root}")
-        log.info("space is back: downloads resume", output_root=str(root))
+    reason = ctx.space.blocked(output_root(job))
     if reason is None:
         return None
     return o.Hold(ctx.now() + diskspace.RECHECK_SECONDS, Reason.NO_SPACE, reason)
+
+
+def space_back(ctx: StageContext, job: Job) -> None:
+    """An output was written: a hold on its root ends (logged once, gone from `status`)."""
+    root = output_root(job)
+    if ctx.space.written(root):
+        ctx.pauses.clear(f"space:{root}")
+        log.info("space is back: downloads resume", output_root=str(root))

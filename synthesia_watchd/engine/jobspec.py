@@ -92,19 +92,43 @@ def output_name_problem(stem: str, targets: Sequence[str], kinds: Sequence[str])
     )
 
 
-def match_assets(project: Project, targets: Sequence[str]) -> dict[str, DubbedAsset]:
+#: The error code of an output the API answered only under a bare code ("es") that another
+#: target shares (es-ES and es-MX): it cannot be told which dub is which, so none is written.
+AMBIGUOUS_LANGUAGE_CODE = "ambiguous_language"
+
+
+def shared_locales(targets: Sequence[str]) -> list[str]:
+    """The targets that share their base language with another (es-ES and es-MX)."""
+    bases = [t.split("-")[0].lower() for t in targets]
+    return [t for t, base in zip(targets, bases, strict=True) if bases.count(base) > 1]
+
+
+def missing_code(project: Project, language: str, targets: Sequence[str]) -> str:
+    """Why ``match_assets`` found nothing for ``language``: an item under its bare base code
+    that another of ``targets`` shares (ambiguous), or no item at all."""
+    base = language.split("-")[0].lower()
+    bare = any(a.language.lower() == base for a in project.assets if a.language)
+    shared = language in shared_locales(targets)
+    return AMBIGUOUS_LANGUAGE_CODE if bare and shared else "missing_from_project"
+
+
+def match_assets(
+    project: Project, targets: Sequence[str], among: Sequence[str] = ()
+) -> dict[str, DubbedAsset]:
     """Map each language we asked for to the dubbed asset the API returned for it.
 
     Anything else the API returns is ignored: only languages we asked for are written. An
     exact (case-insensitive) match wins; otherwise a unique base-language match (``fr`` for
-    ``fr-FR``) is accepted, since the contract leaves the item language format open.
+    ``fr-FR``) is accepted, since the contract leaves the item language format open, unless
+    another of ``targets`` or ``among`` (the job's other languages) shares the base.
     """
     by_lang: dict[str, DubbedAsset] = {}
     lowered = {a.language.lower(): a for a in project.assets if a.language}
+    rivals = {*targets, *among}
     for t in targets:
         hit = lowered.get(t.lower())
         base = t.split("-")[0].lower()
-        shared = sum(1 for u in targets if u.split("-")[0].lower() == base)
+        shared = sum(1 for u in rivals if u.split("-")[0].lower() == base)
         if hit is None and shared == 1:
             # Only when no other target shares the base: one "fr" item is never written
             # as both fr-FR and fr-CA.

@@ -13,12 +13,15 @@ from synthesia_watchd.domain.states import ACTIVE, TERMINAL, JobState, OutputSta
 from synthesia_watchd.stores.ledger import Job, LedgerStore, Output
 
 from .holds import NotAllowed
+from .jobspec import AMBIGUOUS_LANGUAGE_CODE
 from .restore import bring_back
 
 Clock = Callable[[], float]
 
 #: The error code of an output whose download URL was refused as unsafe.
 UNSAFE_URL_CODE = "unsafe_download_url"
+#: Output errors a retry fetches again from the paid project (no new charge).
+REFETCHABLE = frozenset({UNSAFE_URL_CODE, AMBIGUOUS_LANGUAGE_CODE})
 
 
 class NeedsConfirmation(NotAllowed):
@@ -47,7 +50,8 @@ def retry(
     """
     t = now()
     failed_outputs = [o for o in ledger.outputs(job.id) if o.state is OutputState.FAILED]
-    refused = [o for o in failed_outputs if o.error_code == UNSAFE_URL_CODE]
+    # Outputs in the paid project that were not written: refused URLs, ambiguous languages.
+    refused = [o for o in failed_outputs if o.error_code in REFETCHABLE]
     if job.state is JobState.PARTIAL and job.project_id and refused:
         # Refused downloads (unsafe URLs) are in the project, already paid for: fetch them
         # again first. Languages Synthesia failed wait until this job settles (one active job

@@ -93,7 +93,8 @@ class Pipeline:
         self.stop = stop
         self.metrics = metrics
         self.now = now
-        self.progress = Progress(ledger, metrics, now)
+        polls = poller or Poller(ledger, now=now)
+        self.progress = Progress(ledger, metrics, now, history=polls.past)
         self.ctx = StageContext(
             ledger=ledger,
             config=config,
@@ -103,7 +104,7 @@ class Pipeline:
             pauses=pauses or Pauses(),
             progress=self.progress,
             now=now,
-            polls=poller or Poller(ledger, now=now),
+            polls=polls,
             metrics=metrics,
             watches={w.name: w for w in config.watches},
         )

@@ -6,7 +6,7 @@ import contextlib
 
 from synthesia_watchd.domain.errors import ProjectFailed, WatchdError
 from synthesia_watchd.domain.states import JobState, OutputState
-from synthesia_watchd.engine.jobspec import match_assets
+from synthesia_watchd.engine.jobspec import match_assets, missing_code
 from synthesia_watchd.stores.ledger import Job
 from synthesia_watchd.telemetry.logsetup import get_logger
 
@@ -47,7 +47,7 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
             error=project.error_code or "error",
             context=f"project {project.id}",
         )
-    found = match_assets(project, targets)
+    found = match_assets(project, targets, job.targets)
     settled = all(t in found and found[t].status in ("complete", "error") for t in targets)
     if project.status != "complete" and not settled:
         ctx.progress.dubbing(job)
@@ -57,7 +57,7 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
         asset = found.get(t)
         if asset is None or asset.status == "error":
             fields = {
-                "error_code": asset.error_code if asset else "missing_from_project",
+                "error_code": asset.error_code if asset else missing_code(project, t, job.targets),
                 "dubbed_asset_id": asset.id if asset else None,
             }
             failed += [

@@ -98,7 +98,10 @@ class Poller:
 
     # --- what is known -----------------------------------------------------------------------
 
-    def _past(self) -> Sequence[tuple[float | None, float]]:
+    def past(self) -> Sequence[tuple[float | None, float]]:
+        """The ledger's dub history, read at most every HISTORY_TTL seconds and again once a
+        dub finishes (``finished``): polls and progress lines of thousands of dubbing jobs
+        share one query a minute, not one each."""
         now = self.now()
         with self._lock:
             if now - self._history_at < HISTORY_TTL:
@@ -110,7 +113,7 @@ class Poller:
 
     def prediction(self, job: Job) -> Prediction | None:
         """How long this job's dub will probably take (None: nothing known yet)."""
-        return predict(self._past(), job.duration_s)
+        return predict(self.past(), job.duration_s)
 
     # --- the budget --------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from synthesia_watchd.domain.estimate import expected_dub_seconds
@@ -70,6 +70,14 @@ class Board:
                 del self._jobs[job_id]
             return {str(j): dict(f) for j, (_, f) in self._jobs.items()}
 
+    def uploads(self) -> dict[int, float]:
+        """Uploads under way (job id -> share sent), for the console's jobs page."""
+        return {
+            int(job_id): fields["percent"] / 100
+            for job_id, fields in self.snapshot().items()
+            if fields.get("step") == "uploading" and "percent" in fields
+        }
+
 
 class Transfer:
     """Byte progress of one upload or download, as a callable taking byte deltas."""
@@ -125,10 +133,17 @@ class Transfer:
         return rate_text(self.done, self.clock() - self.started)
 
 
-def dubbing_figures(ledger: LedgerStore, job: Job, now: float) -> dict[str, Any]:
-    """Time dubbing so far and the expected total from earlier dubs of similar length."""
+History = Callable[[], Sequence[tuple[float | None, float]]]
+
+
+def dubbing_figures(
+    ledger: LedgerStore, job: Job, now: float, history: History | None = None
+) -> dict[str, Any]:
+    """Time dubbing so far and the expected total from earlier dubs of similar length
+    (``history``: where the daemon keeps the ledger's dub history; None: read it now)."""
     elapsed = max(0.0, now - job.state_changed_at)
-    expected = expected_dub_seconds(ledger.dub_history(), job.duration_s)
+    past = ledger.dub_history() if history is None else history()
+    expected = expected_dub_seconds(past, job.duration_s)
     left = expected - elapsed
     return {
         "elapsed": duration_text(elapsed),
@@ -146,8 +161,11 @@ class Progress:
         metrics: Any = None,
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        history: History | None = None,
     ) -> None:
         self.ledger = ledger
+        #: The dub history, cached by the poll plan (one query a minute, not one per poll).
+        self.history = history
         self.metrics = metrics
         self.now = now
         self.clock = clock
@@ -176,7 +194,7 @@ class Progress:
 
     def dubbing(self, job: Job) -> None:
         """A poll found the project still running: board always, a log line when due."""
-        figures = dubbing_figures(self.ledger, job, self.now())
+        figures = dubbing_figures(self.ledger, job, self.now(), self.history)
         self.board.set(job.id, step="dubbing", **figures)
         mono = self.clock()
         with self._lock:
@@ -202,12 +220,17 @@ def error_is_current(ledger: LedgerStore, job: Job) -> bool:
 
 
 def job_progress(
-    ledger: LedgerStore, job: Job, live: dict[str, Any] | None, now: float
+    ledger: LedgerStore,
+    job: Job,
+    live: dict[str, Any] | None,
+    now: float,
+    history: History | None = None,
 ) -> dict[str, Any] | None:
     """What an active job is doing: the daemon's latest figures for its current step, or
-    for a dub (no daemon needed) the time so far and the estimate from earlier dubs."""
+    for a dub (no daemon needed) the time so far and the estimate from earlier dubs
+    (``history``: the dub history read once for every job shown)."""
     if job.state is JobState.DUBBING:
-        return dubbing_figures(ledger, job, now)
+        return dubbing_figures(ledger, job, now, history)
     if live and live.get("step") == {
         JobState.ASSET_CREATED: "uploading",
         JobState.DOWNLOADING: "downloading",

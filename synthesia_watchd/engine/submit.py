@@ -13,7 +13,7 @@ from synthesia_watchd.domain.errors import AmbiguousSubmit, PermanentError, Stal
 from synthesia_watchd.domain.reasons import Reason
 from synthesia_watchd.domain.states import JobState
 from synthesia_watchd.engine import lifecycle
-from synthesia_watchd.engine.jobspec import job_title
+from synthesia_watchd.engine.jobspec import job_title, shared_locales
 from synthesia_watchd.stores.ledger import Job, until_recorded
 from synthesia_watchd.telemetry.logsetup import get_logger
 
@@ -42,6 +42,9 @@ def run(ctx: StageContext, job: Job, settings: JobSettings) -> o.Outcome:
             return o.Wait(ctx.now() + WAIT_SECONDS)
         job = ctx.ledger.get(job.id)
     client = ctx.require_client()
+    clash = shared_locales(job.targets)
+    if clash and client.answers_bare_codes:
+        return _indistinct(job, clash)
     blocked = _reserve(ctx, job)
     if blocked is not None:
         return blocked
@@ -137,6 +140,21 @@ def _leave_turn(ctx: StageContext, job_id: int) -> None:
     if job_id in ctx.slots.in_turn:
         ctx.slots.in_turn.discard(job_id)
         ctx.runners.get(Runners.SPENDING).leave(ctx.ledger, ctx.config.node_name)
+
+
+def _indistinct(job: Job, clash: list[str]) -> o.NeedsAttention:
+    """The API answers bare codes: dubs of ``clash`` (es-ES, es-MX) could not be told apart,
+    so the job is not submitted (not paid for) and waits for a person."""
+    message = (
+        f"not sent: the API answers bare language codes, so {' and '.join(clash)} could not "
+        "be told apart in its answer; nothing was paid for this file"
+    )
+    context = (
+        "give each locale of one language its own watch (one target per language in a "
+        f"watch), then `retry {job.id}`; the daemon learns this anew after a restart or reload"
+    )
+    log.warning("not submitted: ambiguous language codes", languages=clash)
+    return o.NeedsAttention(Reason.AMBIGUOUS_LANGUAGE, message, context)
 
 
 def _keep_orphan_project(ctx: StageContext, job_id: int, project_id: str) -> None:

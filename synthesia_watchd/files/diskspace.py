@@ -3,7 +3,11 @@
 A download that finds its filesystem full is not the job's fault, and retrying at once only
 downloads into the same full disk again and spends the job's retries. The output root is
 held instead: every job that would write there re-checks the free space (one ``statvfs``,
-cheap) at its next attempt, and the first that finds room enough resumes the root for all.
+cheap) at its next attempt, and once there is room enough its writes are tried again.
+
+A hold is one episode from the first refused write to the first write that succeeds there:
+``statvfs`` cannot see a quota (EDQUOT with plenty "free"), so room by its count only lets the
+writes try; a refusal again stays in the same episode (logged once, still shown by `status`).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class _Hold:
     folder: Path
     needed: int
     reason: str
+    #: statvfs counted room enough: writes may try again (the episode ends when one succeeds).
+    trying: bool = False
 
 
 class SpaceHolds:
@@ -84,9 +90,11 @@ class SpaceHolds:
         want = (needed or 0) + MARGIN
         if needed is None and free is not None:
             want = max(want, free + MARGIN)  # unknown size: at least some room must appear
+        unseen = free is not None and needed is not None and free >= want
         reason = (
             f"no space left on {folder} ({describe(free)} free"
             + (f", {describe(needed)} needed" if needed is not None else "")
+            + ("; the free space suffices, so a quota is likely the limit" if unseen else "")
             + f"); downloads to {root} are held until space returns"
         )
         key = os.path.abspath(root)
@@ -95,22 +103,29 @@ class SpaceHolds:
             self._holds[key] = _Hold(Path(folder), want, reason)
         return reason, new
 
-    def blocked(self, root: Path) -> tuple[str | None, bool]:
-        """(why ``root`` is still held or None, whether this call just resumed it).
+    def blocked(self, root: Path) -> str | None:
+        """Why ``root``'s writes must wait (None: they may try).
 
-        Re-checks the free space of a held root; enough room releases it.
+        Re-checks the free space of a held root; with enough room its writes try again, but
+        the hold (and its episode) lasts until one succeeds (``written``).
         """
         key = os.path.abspath(root)
         with self._lock:
             held = self._holds.get(key)
-        if held is None:
-            return None, False
+        if held is None or held.trying:
+            return None
         free = self._free(held.folder)
         if free is not None and free < held.needed:
-            return held.reason, False
+            return held.reason
         with self._lock:
-            self._holds.pop(key, None)
-        return None, True
+            held.trying = True
+        return None
+
+    def written(self, root: Path) -> bool:
+        """A write into ``root`` succeeded: its hold ends; returns whether there was one."""
+        key = os.path.abspath(root)
+        with self._lock:
+            return self._holds.pop(key, None) is not None
 
     def held(self) -> list[str]:
         """The output roots on hold now."""

@@ -150,9 +150,11 @@ class Daemon:
         loaded = reconfigure.read_new(self.parts, self.config.source)
         if loaded is not None:
             new, client = loaded
+            old = self.config
             reconfigure.apply(self.parts, new, client)
             self.keys.reloaded()
             self.notify.reload(new)
+            self.listeners.reload(old, new)
             log.info("config reloaded", watches=[w.name for w in new.watches])
             self.auto_backfill()
         self.notifier.ready(self.status_line())

@@ -6,6 +6,7 @@ never disagree about a job or the daemon.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,7 @@ def status_data(ledger: LedgerStore, now: float | None = None) -> dict[str, Any]
 
 def _active_jobs(ledger: LedgerStore, live: dict[str, Any], now: float) -> list[dict[str, Any]]:
     """The jobs in progress: step, age, current error, progress (live from the daemon's record)."""
+    history = functools.cache(ledger.dub_history)  # one read for every dub shown, if any
     return [
         {
             "id": j.id,
@@ -85,7 +87,7 @@ def _active_jobs(ledger: LedgerStore, live: dict[str, Any], now: float) -> list[
             "last_error": j.last_error if error_is_current(ledger, j) else None,
             "detected_language": j.detected_language,
             "video_minutes": _minutes(j.duration_s),
-            "progress": job_progress(ledger, j, live.get(str(j.id)), now),
+            "progress": job_progress(ledger, j, live.get(str(j.id)), now, history),
         }
         for j in ledger.list_jobs(states=ACTIVE, limit=50)
     ]

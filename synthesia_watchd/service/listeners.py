@@ -3,6 +3,8 @@ web console.
 
 The console comes with the optional ``web`` extra: this is the one module that imports it,
 and only when ``web.listen`` is set, so a daemon installed without the extra never needs it.
+A reload moves the console to a changed ``web.listen`` (``web.server.serve``); the metrics
+listener is read at start only, and a reload that changes it says so.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from synthesia_watchd.config.load import Config
 from synthesia_watchd.telemetry.logsetup import get_logger
 from synthesia_watchd.telemetry.metrics import HealthCheck, MetricsServer
 
@@ -31,16 +34,28 @@ class Listeners:
     def start(self) -> None:
         config = self.parts.config
         if config.web_listen:
-            from synthesia_watchd.web.server import WebServer
+            from synthesia_watchd.web.server import serve
 
-            self.web = WebServer(self.console(), config.web_listen, config.web_token_file)
-            self.web.start()
-            log.info("console listening", listen=config.web_listen, port=self.web.port)
+            self.web = serve(None, config, self.console)
         if config.metrics_listen:
             self.metrics_server = MetricsServer(
                 self.parts.metrics, config.metrics_listen, health=self.health
             )
             self.metrics_server.start()
+
+    def reload(self, old: Config, new: Config) -> None:
+        """A reload: the console follows ``web.listen`` (and its token file); a changed
+        ``metrics.listen`` waits for a restart, and the log says so."""
+        if new.metrics_listen != old.metrics_listen:
+            log.warning("metrics.listen changed: applies at restart", listen=new.metrics_listen)
+        if self.web is None and not new.web_listen:
+            return
+        try:
+            from synthesia_watchd.web.server import serve  # the web extra, only when used
+        except ImportError as exc:
+            log.error("web.listen not applied: the web extra is not installed", error=str(exc))
+            return
+        self.web = serve(self.web, new, self.console, reload=True)
 
     def stop(self) -> None:
         if self.metrics_server is not None:
@@ -62,14 +77,6 @@ class Listeners:
             offer=p.watchset.offer,
             wake=p.watchset.wakeup.set,
             now=p.now,
-            progress=self._upload_progress,
+            progress=p.pipeline.progress.board.uploads,
             rate_usage=p.limiter.usage,
         )
-
-    def _upload_progress(self) -> dict[int, float]:
-        """Uploads under way (job id -> share sent), from the pipeline's progress board."""
-        return {
-            int(job_id): fields["percent"] / 100
-            for job_id, fields in self.parts.pipeline.progress.board.snapshot().items()
-            if fields.get("step") == "uploading" and "percent" in fields
-        }

@@ -227,9 +227,9 @@ def dubbed_asset(op: str, item: Any) -> DubbedAsset:
 def language_matches(language: str, targets: Sequence[str]) -> bool:
     """Case-insensitive match; a bare target ('es') also matches its locales ('es-ES').
 
-    A bare answer ('es', the document's own filter example) matches a requested locale
-    ('es-ES') when exactly one requested language has that base, so one item is never taken
-    for two languages.
+    A bare answer ('es', the document's own filter example) is kept when a requested locale
+    ('es-ES') has that base; which language it is taken for (none when two requested locales
+    share the base) is ``jobspec.match_assets``' decision, and ``missing_code`` says why.
     """
     lang = language.lower()
     base = lang.split("-", 1)[0]
@@ -238,8 +238,14 @@ def language_matches(language: str, targets: Sequence[str]) -> bool:
         if lang == t or ("-" not in t and base == t):
             return True
     if "-" not in lang:
-        return sum(1 for t in targets if t.lower().split("-", 1)[0] == lang) == 1
+        return any(t.lower().split("-", 1)[0] == lang for t in targets)
     return False
+
+
+def bare_for_locale(assets: Sequence[DubbedAsset], targets: Sequence[str]) -> bool:
+    """Whether the answer names a requested locale ('es-ES') by its bare code ('es')."""
+    locales = {t.lower().split("-", 1)[0] for t in targets if "-" in t}
+    return any(a.language and a.language.lower() in locales for a in assets)
 
 
 def covers(assets: Sequence[DubbedAsset], targets: Sequence[str]) -> bool:

@@ -81,6 +81,9 @@ class SynthesiaClient:
         #: Set once the API refused the targetLanguages filter (400) and the unfiltered read
         #: worked: later polls go unfiltered, instead of two reads each.
         self._filter_refused = False
+        #: Set once an answer named a requested locale by its bare code ("es" for "es-ES"):
+        #: two targets of one language could not be told apart, so they are not submitted.
+        self.answers_bare_codes = False
 
     def __repr__(self) -> str:
         return f"SynthesiaClient(api_url={self._http.base!r})"
@@ -244,6 +247,7 @@ class SynthesiaClient:
         if targets:
             kept = tuple(a for a in project.assets if language_matches(a.language, targets))
             project = Project(project.id, project.status, project.error_code, kept)
+            self.answers_bare_codes |= answers.bare_for_locale(kept, targets)
         return project
 
     def add_locales(

@@ -116,10 +116,7 @@ class ConsoleApp:
     async def jobs(self, request: Request) -> Response:
         states = _states(request.query_params.getlist("state"))
         watch = request.query_params.get("watch") or None
-        try:
-            page = max(int(request.query_params.get("page", "0")), 0)
-        except ValueError:
-            page = 0
+        page = _page(request)
         view = data.jobs_page(self.console, states=states, watch=watch, page=page)
         return self.render(
             request,
@@ -128,8 +125,7 @@ class ConsoleApp:
             selected_states=[s.value for s in states or ()],
             selected_watch=watch or "",
             all_states=[s.value for s in JobState],
-            query=str(request.url.query),
-            more_url=str(request.url.include_query_params(page=page + 1)),
+            **_page_links(request, page),
         )
 
     async def job(self, request: Request) -> Response:
@@ -140,10 +136,14 @@ class ConsoleApp:
         return self.render(request, "job.html", job=view)
 
     async def failures(self, request: Request) -> Response:
-        return self.render(request, "failures.html", rows=data.failures(self.console))
+        page = _page(request)
+        view = data.failures(self.console, page)
+        return self.render(request, "failures.html", view=view, **_page_links(request, page))
 
     async def attention(self, request: Request) -> Response:
-        return self.render(request, "attention.html", rows=data.attention(self.console))
+        page = _page(request)
+        view = data.attention(self.console, page)
+        return self.render(request, "attention.html", view=view, **_page_links(request, page))
 
     # --- changes -----------------------------------------------------------------------------
 
@@ -268,6 +268,21 @@ class ConsoleApp:
             },
             status_code=202,
         )
+
+
+def _page(request: Request) -> int:
+    """The list page asked for (``?page=``, 0 the newest); anything odd is the first."""
+    try:
+        return max(int(request.query_params.get("page", "0")), 0)
+    except ValueError:
+        return 0
+
+
+def _page_links(request: Request, page: int) -> dict[str, Any]:
+    """Links to a list's newest page and to the next older one, keeping its filters."""
+    here = request.url.remove_query_params(["live", "page"])
+    path = here.path + ("?" + here.query if here.query else "")
+    return {"newest_url": path, "more_url": str(URL(path).include_query_params(page=page + 1))}
 
 
 def _fragment(request: Request) -> bool:

@@ -25,6 +25,8 @@ from synthesia_watchd.stores.ledger import Job, LedgerStore, Output
 _WINDOW_NAMES = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
 #: Jobs per page of the jobs list.
 PAGE_SIZE = 50
+#: Rows per page of the failures and needs-attention lists ("older" links reach the rest).
+LIST_PAGE_SIZE = 100
 
 
 @dataclass
@@ -191,6 +193,25 @@ def jobs_page(
     return {"rows": rows, "page": page, "more": len(jobs) > PAGE_SIZE}
 
 
+def _page_of(
+    console: Console, states: Sequence[JobState], page: int
+) -> tuple[list[Job], dict[str, Any]]:
+    """One page (newest first) of the jobs in ``states``, and where it sits among them all."""
+    jobs = console.ledger.list_jobs(
+        states=states, limit=LIST_PAGE_SIZE + 1, offset=page * LIST_PAGE_SIZE
+    )
+    first = page * LIST_PAGE_SIZE
+    shown = jobs[:LIST_PAGE_SIZE]
+    where = {
+        "page": page,
+        "more": len(jobs) > LIST_PAGE_SIZE,
+        "total": console.ledger.count_in(states),
+        "first": first + 1 if shown else first,
+        "last": first + len(shown),
+    }
+    return shown, where
+
+
 def explain(job: Job) -> dict[str, Any]:
     """Why a job waits for a human and what each button would do (the needs_attention view)."""
     if job.submit_started_at is not None and not job.project_id:
@@ -233,18 +254,19 @@ def job_detail(console: Console, job_id: int) -> dict[str, Any]:
     return data
 
 
-def attention(console: Console) -> list[dict[str, Any]]:
-    """Every job waiting for a human, with the explanation of its decision."""
-    jobs = console.ledger.list_jobs(states=(JobState.NEEDS_ATTENTION,), limit=500)
-    return [
+def attention(console: Console, page: int = 0) -> dict[str, Any]:
+    """A page of the jobs waiting for a human, with the explanation of each decision."""
+    jobs, view = _page_of(console, (JobState.NEEDS_ATTENTION,), page)
+    view["rows"] = [
         {**job_row(console, j, console.ledger.outputs(j.id)), "explain": explain(j)} for j in jobs
     ]
+    return view
 
 
-def failures(console: Console) -> list[dict[str, Any]]:
-    """Failed and partial jobs, newest first, with their errors."""
+def failures(console: Console, page: int = 0) -> dict[str, Any]:
+    """A page of the failed and partial jobs, newest first, with their errors."""
     ledger = console.ledger
-    jobs = ledger.list_jobs(states=(JobState.FAILED, JobState.PARTIAL), limit=500)
+    jobs, view = _page_of(console, (JobState.FAILED, JobState.PARTIAL), page)
     out = []
     for j in jobs:
         outs = ledger.outputs(j.id)
@@ -256,7 +278,8 @@ def failures(console: Console) -> list[dict[str, Any]]:
         ]
         row["context"] = j.last_error_context
         out.append(row)
-    return out
+    view["rows"] = out
+    return view
 
 
 # --- the API's JSON, the same as the CLI's --json ----------------------------------------------

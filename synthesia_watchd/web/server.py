@@ -2,22 +2,29 @@
 
 The socket is bound in ``start()``, on the daemon's thread, so a taken port or a bad address
 stops the daemon at start with a clear error instead of failing later in the background.
-uvicorn installs no signal handlers here: the daemon owns signals.
+uvicorn installs no signal handlers here: the daemon owns signals. A reload that changes
+``web.listen`` or ``web.token_file`` moves the console (``serve``); one that cannot keeps the
+running console and logs why.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
+from synthesia_watchd.config.load import Config
 from synthesia_watchd.domain.errors import ConfigError, ConfigIssue
+from synthesia_watchd.telemetry.logsetup import get_logger
 
 from .app import ConsoleApp
 from .data import Console
 from .security import new_csrf_token
+
+log = get_logger(component="web")
 
 
 def read_token(path: Path | None) -> str | None:
@@ -63,20 +70,23 @@ class WebServer:
 
     def __init__(self, console: Console, listen: str, token_file: Path | None) -> None:
         self.listen = listen
+        self.token_file = token_file
         token = read_token(token_file)
         self.app = ConsoleApp(console, csrf=new_csrf_token(), listen=listen, token=token)
         self._sock: socket.socket | None = None
+        self._port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        """The bound port (the one the OS chose when listen says port 0)."""
-        assert self._sock is not None
-        return int(self._sock.getsockname()[1])
+        """The bound port (the one the OS chose when listen says port 0), kept after stop."""
+        assert self._port is not None, "not started"
+        return self._port
 
     def start(self) -> None:
         self._sock = _bind(self.listen)
+        self._port = int(self._sock.getsockname()[1])
         config = uvicorn.Config(
             self.app.app,
             log_config=None,
@@ -97,3 +107,56 @@ class WebServer:
             self._thread.join(timeout)
         if self._sock is not None:
             self._sock.close()
+
+
+def serve(
+    current: WebServer | None,
+    config: Config,
+    console: Callable[[], Console],
+    *,
+    reload: bool = False,
+) -> WebServer | None:
+    """The console as ``config`` says: started, moved to a new address or token, or stopped.
+
+    The new server is bound before the old one stops, so a move loses no request; only when
+    the old one holds the very port (a new token, the same address) does it stop first. At
+    start a failure is fatal (ConfigError); on reload the running console stays as it was and
+    the log says why.
+    """
+    listen, token_file = config.web_listen, config.web_token_file
+    if current is not None and (current.listen, current.token_file) == (listen, token_file):
+        return current
+    if not listen:
+        if current is not None:
+            current.stop()
+            log.info("console stopped: web.listen is no longer set", was=current.listen)
+        return None
+    try:
+        fresh = WebServer(console(), listen, token_file)
+        try:
+            fresh.start()
+        except ConfigError:
+            if current is None or _port(listen) != current.port:
+                raise
+            current.stop()  # it holds the port: free it, and take it back if that fails too
+            try:
+                fresh.start()
+            except ConfigError:
+                current.start()
+                raise
+    except ConfigError as exc:
+        if not reload:
+            raise
+        log.error("console not moved; it stays where it was", listen=listen, error=str(exc))
+        return current
+    if current is not None:
+        current.stop()
+        log.info("console moved", listen=listen, port=fresh.port, was=current.listen)
+    else:
+        log.info("console listening", listen=listen, port=fresh.port)
+    return fresh
+
+
+def _port(listen: str) -> int:
+    """The port of a ``host:port`` listen address."""
+    return int(listen.rpartition(":")[2])
