@@ -6,6 +6,7 @@ Run unchanged against every backend (a real SQLite file, a real PostgreSQL datab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -356,3 +357,24 @@ def test_a_node_on_a_shared_ledger_leaves_jobs_of_watches_it_lacks(
     assert jobs.pop(foreign.id).state is S.QUEUED
     assert [j.state for j in jobs.values()] == [S.DONE]
     assert engine.dub_posts() == 1
+
+
+@pytest.mark.parametrize(
+    "also", ["", " AND size = 1 AND mtime_ns = 2", " AND state IN ('queued', 'dubbing')"]
+)
+def test_a_lookup_by_file_never_scans_a_watchs_jobs(tmp_path: Path, also: str) -> None:
+    """Intake looks every file up by watch and relative path: each branch of the lookup goes
+    through the (watch, path) indexes, so intake stays flat as a watch gathers jobs."""
+    from synthesia_watchd.stores.nodepaths import source_where
+    from synthesia_watchd.stores.sqlite import SqliteLedger
+
+    SqliteLedger(tmp_path / "l.sqlite3").close()
+    where, params = source_where("w", "/in/a.mp4", "a.mp4", also)
+    with contextlib.closing(sqlite3.connect(tmp_path / "l.sqlite3")) as c:
+        plan = [
+            row[3]
+            for row in c.execute(f"EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE {where}", params)  # noqa: S608
+        ]
+    searches = [p for p in plan if p.startswith("SEARCH jobs USING")]
+    assert not [p for p in plan if p.startswith("SCAN")], plan
+    assert sum("(watch=? AND rel_path=?)" in p for p in searches) == 2, plan

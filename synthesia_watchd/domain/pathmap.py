@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -49,25 +49,27 @@ class WatchFolders:
 
 def relative(root: str | os.PathLike[str] | None, path: str | os.PathLike[str]) -> str | None:
     """``path`` relative to ``root`` as ``a/b.mp4``; None when either is not absolute or
-    ``path`` is not strictly inside ``root`` (lexically: no symlink is followed)."""
+    ``path`` is not strictly inside ``root`` (lexically: no symlink is followed).
+
+    Plain string work on normalised POSIX paths: intake resolves every job through here, so
+    it stays off pathlib's object building."""
     if root is None or not os.path.isabs(root) or not os.path.isabs(path):
         return None
     base, full = os.path.normpath(root), os.path.normpath(path)
-    rel = os.path.relpath(full, base)
-    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+    prefix = base if base.endswith("/") else base + "/"
+    if not full.startswith(prefix) or len(full) == len(prefix):
         return None
-    return PurePosixPath(*Path(rel).parts).as_posix()
+    return full[len(prefix) :]
 
 
-def under(root: str | os.PathLike[str], rel: str) -> Path:
+def under_text(root: str | os.PathLike[str], rel: str) -> str:
     """The absolute path of ``rel`` (as ``relative`` gave it) under ``root``."""
-    return Path(root).joinpath(*PurePosixPath(rel).parts)
+    return os.path.normpath(os.path.join(os.fspath(root), rel))
 
 
 def rel_parent(rel: str) -> str:
     """The folder part of a relative path (``""`` for a file at the top)."""
-    parent = PurePosixPath(rel).parent.as_posix()
-    return "" if parent == "." else parent
+    return rel.rpartition("/")[0]
 
 
 class PathMap:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from synthesia_watchd.domain.names import from_db, to_db
-from synthesia_watchd.domain.pathmap import PathMap, rel_parent, relative, under
+from synthesia_watchd.domain.pathmap import PathMap, rel_parent, relative, under_text
 from synthesia_watchd.domain.states import ACTIVE
 
 from .base import Job
@@ -52,14 +52,25 @@ def source_key(
     return key
 
 
-def source_where(watch: str, source_path: str, key: str | None) -> tuple[str, list[Any]]:
+def source_where(
+    watch: str,
+    source_path: str,
+    key: str | None,
+    also: str = "",
+    also_params: Sequence[Any] = (),
+) -> tuple[str, list[Any]]:
     """WHERE clause for the jobs of one file: by relative path (or, for jobs recorded without
-    one, the absolute path); without a key, by the absolute path as recorded."""
+    one, the absolute path); without a key, by the absolute path as recorded. ``also``
+    (`` AND ...``) narrows each branch, so both use the (watch, path) indexes: a lookup by
+    file never scans a watch's jobs, however many it has."""
     if key is None:
-        return "watch = ? AND source_path = ?", [watch, to_db(source_path)]
+        return f"watch = ? AND source_path = ?{also}", [watch, to_db(source_path), *also_params]
     return (
-        "watch = ? AND (rel_path = ? OR (rel_path IS NULL AND source_path = ?))",
-        [watch, to_db(key), to_db(source_path)],
+        # ``also`` is built by this package from fixed text and ``?`` marks, never from input.
+        f"id IN (SELECT id FROM jobs WHERE watch = ? AND rel_path = ?{also}"  # noqa: S608
+        f" UNION ALL SELECT id FROM jobs WHERE watch = ? AND rel_path IS NULL"
+        f" AND source_path = ?{also})",
+        [watch, to_db(key), *also_params, watch, to_db(source_path), *also_params],
     )
 
 
@@ -72,8 +83,8 @@ def localize(job: Job, paths: PathMap) -> Job:
     assert settings is not None
     return dataclasses.replace(
         job,
-        source_path=str(under(folders.input, job.rel_path)),
-        output_dir=str(under(folders.output_root, rel_parent(job.rel_path))),
+        source_path=under_text(folders.input, job.rel_path),
+        output_dir=under_text(folders.output_root, rel_parent(job.rel_path)),
         settings=MappingProxyType(settings),
     )
 
@@ -84,7 +95,7 @@ def output_path(paths: PathMap, watch: str, rel: str | None, recorded: str | Non
     folders = paths.folders(watch)
     if rel is None or folders is None:
         return recorded
-    return str(under(folders.output_root, rel))
+    return under_text(folders.output_root, rel)
 
 
 def output_key(

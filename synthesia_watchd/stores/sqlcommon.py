@@ -167,12 +167,14 @@ class SqlStore(SqlReads):
     ) -> int | None:
         """The active job of this watch, file (its relative path) and content, if any."""
         values = sorted(s.value for s in ACTIVE)
-        where, found = source_where(watch, source_path, key)
-        sql = (
-            f"SELECT id FROM jobs WHERE {where} AND sha256 = ?"  # noqa: S608
-            f" AND state IN ({marks(values)}) ORDER BY id LIMIT 1"
+        where, params = source_where(
+            watch,
+            source_path,
+            key,
+            f" AND sha256 = ? AND state IN ({marks(values)})",
+            (sha256, *values),
         )
-        params = (*found, sha256, *values)
+        sql = f"SELECT id FROM jobs WHERE {where} ORDER BY id LIMIT 1"  # noqa: S608
         if c is not None:
             row = one(c, sql, params)
         else:

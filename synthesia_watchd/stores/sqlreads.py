@@ -34,23 +34,21 @@ class SqlReads(SqlCore):
     def find_job(self, watch: str, source_path: str, size: int, mtime_ns: int) -> Job | None:
         """The newest job for exactly this file version (path, size and mtime_ns); the path
         is this node's, matched through its watch folder's relative path."""
-        where, params = source_where(watch, source_path, self._paths.source_key(watch, source_path))
-        jobs = self._jobs(
-            f"{where} AND size = ? AND mtime_ns = ?",
-            (*params, size, mtime_ns),
-            "ORDER BY id DESC LIMIT 1",
+        key = self._paths.source_key(watch, source_path)
+        where, params = source_where(
+            watch, source_path, key, " AND size = ? AND mtime_ns = ?", (size, mtime_ns)
         )
+        jobs = self._jobs(where, params, "ORDER BY id DESC LIMIT 1")
         return jobs[0] if jobs else None
 
     def jobs_for_path(
         self, watch: str, source_path: str, states: Iterable[JobState] | None = None
     ) -> list[Job]:
         """Every job for this path (any file version), newest first, optionally by state."""
-        where, params = source_where(watch, source_path, self._paths.source_key(watch, source_path))
-        if states is not None:
-            values = [s.value for s in states_of(states)]
-            where += f" AND state IN ({marks(values)})"
-            params += values
+        key = self._paths.source_key(watch, source_path)
+        values = [] if states is None else [s.value for s in states_of(states)]
+        also = f" AND state IN ({marks(values)})" if states is not None else ""
+        where, params = source_where(watch, source_path, key, also, values)
         return self._jobs(where, params, "ORDER BY id DESC")
 
     def jobs_with_hash(self, sha256: str, states: Iterable[JobState] | None = None) -> list[Job]:
